@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from optsweep.config import conf_dir, register_configs
+from tests import fakes
+
+register_configs()
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# The smallest run that still exercises everything: 1 epoch on a few dozen images, no weights.
+QUICK = ["data=digits", "model.weights=null", "trainer.epochs=1", "data.train_limit=60",
+         "data.test_limit=30", "data.batch_size=16", "trainer.progress=false"]
+
+
+def make_cfg(overrides: list[str] | None = None) -> DictConfig:
+    """Compose the real config tree, as `python -m optsweep OVERRIDES` would."""
+    with initialize_config_dir(version_base="1.3", config_dir=conf_dir()):
+        return compose(config_name="config", overrides=list(overrides or []))
+
+
+@pytest.fixture
+def cfg_factory():
+    return make_cfg
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    fakes.write_cifar100(root)
+    fakes.write_cifar10(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def hub_dir(tmp_path_factory) -> Path:
+    hub = tmp_path_factory.mktemp("hub")
+    fakes.write_resnet18_weights(hub)
+    return hub
+
+
+@pytest.fixture
+def cached_weights(hub_dir, monkeypatch) -> Path:
+    """Point torch hub at a cache holding a fabricated IMAGENET1K_V1 state dict."""
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(hub_dir))
+    return hub_dir
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any download fails as it does offline."""
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("network is unreachable (test)")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(torch.hub, "urlopen", refuse)
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", refuse)

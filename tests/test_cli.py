@@ -1,0 +1,55 @@
+"""`python -m optsweep` as a user runs it: exit codes, one-line errors, files on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def optsweep(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "optsweep", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_the_readme_rmsprop_command_writes_both_files(tmp_path):
+    result = optsweep("optimizer=rmsprop", "optimizer.alpha=0.9", "data=digits",
+                      "model.weights=null", "trainer.epochs=1", "data.train_limit=200",
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = [p for p in (tmp_path / "multirun" / "runs").iterdir()]
+    assert (run_dir / "metrics.csv").is_file()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert "alpha: 0.9" in (run_dir / ".hydra" / "config.yaml").read_text()
+    assert "epoch 1/1" in (run_dir / "optsweep.log").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["optimizer=adamax"], "Could not find 'optimizer/adamax'"),
+    (["data=mnist"], "Could not find 'data/mnist'"),
+    (["optimizer.lrr=0.1"], "Could not override 'optimizer.lrr'"),
+    (["optimizer.lr=abc"], "optimizer.lr"),
+    (["optimizer.lr=-1"], "optsweep: error: optimizer.lr=-1.0 is invalid"),
+    (["optimizer.beta1=1.5"], "optsweep: error: optimizer.beta1=1.5 is invalid"),
+    (["trainer.epochs=0"], "optsweep: error: trainer.epochs=0 is invalid"),
+    (["data.root=NOWHERE", "data.download=false"], "cifar100 not found under data.root=NOWHERE"),
+])
+def test_bad_input_is_one_clear_error_and_a_nonzero_exit(tmp_path, args, message):
+    result = optsweep("model.weights=null", *args, cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("multirun/runs/*/metrics.csv"))
+
+
+def test_weights_not_cached_offline(tmp_path):
+    result = optsweep("data=digits", cwd=tmp_path, env={"TORCH_HOME": str(tmp_path / "torch")})
+    assert result.returncode == 2
+    assert "model.weights=null" in result.stderr and str(tmp_path / "torch") in result.stderr

@@ -1,0 +1,109 @@
+"""Every configuration a user can name composes, and bad values are named before training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from optsweep.config import conf_dir, validate
+from optsweep.errors import ConfigError
+from tests.conftest import make_cfg
+
+CONF = Path(conf_dir())
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_defaults_compose_to_the_study_setting():
+    cfg = make_cfg()
+    assert cfg.model.name == "resnet18" and cfg.model.weights == "IMAGENET1K_V1"
+    assert cfg.data.name == "cifar100" and cfg.data.batch_size == 128
+    assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 1e-3
+    assert cfg.trainer.epochs == 10 and cfg.trainer.objective == "auto"
+    validate(cfg)
+
+
+@pytest.mark.parametrize("group", ["optimizer", "data", "model", "trainer"])
+def test_every_group_option_composes_and_validates(group):
+    options = group_options(group)
+    assert options, f"conf/{group} is empty"
+    for option in options:
+        extra = ["data.root=/tmp/images"] if option == "imagefolder" else []
+        cfg = make_cfg([f"{group}={option}", *extra])
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        validate(cfg)
+
+
+def test_optimizer_files_write_out_torch_defaults():
+    import inspect
+
+    import torch
+
+    for option in group_options("optimizer"):
+        cfg = make_cfg([f"optimizer={option}"]).optimizer
+        cls = getattr(torch.optim, cfg._target_.rsplit(".", 1)[1])
+        params = inspect.signature(cls.__init__).parameters
+        for name, param in params.items():
+            if name in ("self", "params", "lr"):
+                continue
+            key = ("beta1", "beta2") if name == "betas" else (name,)
+            assert all(k in cfg for k in key), f"{option}: {name} not written out"
+            if name == "betas":
+                assert (cfg.beta1, cfg.beta2) == tuple(param.default)
+            else:
+                assert cfg[name] == param.default, f"{option}.{name}"
+        assert cfg.lr == 1e-3  # the study's learning rate, for every optimizer
+
+
+def test_betas_sweep_one_at_a_time_or_as_a_pair():
+    cfg = make_cfg(["optimizer.beta1=0.7"])
+    assert (cfg.optimizer.beta1, cfg.optimizer.beta2) == (0.7, 0.999)
+    cfg = make_cfg(["optimizer=adamw", "optimizer.beta2=0.8"])
+    assert (cfg.optimizer.beta1, cfg.optimizer.beta2) == (0.9, 0.8)
+    cfg = make_cfg(["optimizer.betas=[0.5,0.6]"])
+    assert list(cfg.optimizer.betas) == [0.5, 0.6]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optimizer=adamax", "Could not find 'optimizer/adamax'"),
+    ("data=mnist", "Could not find 'data/mnist'"),
+    ("optimizer.lrr=0.1", "lrr"),
+    ("trainer.epocs=3", "epocs"),
+    ("optimizer.lr=abc", "optimizer.lr"),
+    ("data.batch_size=1.5", "data.batch_size"),
+])
+def test_composition_errors_name_the_key(override, message):
+    with pytest.raises(ConfigCompositionException) as info:
+        make_cfg([override])
+    text = str(info.value) + str(info.value.__cause__)
+    assert message in text
+
+
+@pytest.mark.parametrize("override, key", [
+    ("optimizer.lr=-0.1", "optimizer.lr"),
+    ("optimizer.eps=-1e-8", "optimizer.eps"),
+    ("optimizer.weight_decay=-1", "optimizer.weight_decay"),
+    ("optimizer.beta1=1.0", "optimizer.beta1"),
+    ("optimizer.beta2=-0.1", "optimizer.beta2"),
+    ("optimizer.betas=[0.9,1.5]", "optimizer.betas"),
+    ("trainer.epochs=0", "trainer.epochs"),
+    ("data.batch_size=0", "data.batch_size"),
+    ("data.val_fraction=1.0", "data.val_fraction"),
+    ("data.val_fraction=-0.1", "data.val_fraction"),
+    ("trainer.precision=fp8", "trainer.precision"),
+    ("trainer.objective=accuracy", "trainer.objective"),
+])
+def test_bad_values_fail_validation_naming_the_key(override, key):
+    with pytest.raises(ConfigError) as info:
+        validate(make_cfg([override]))
+    assert info.value.key == key and str(info.value).startswith(key)
+
+
+def test_val_objective_without_val_split_is_rejected():
+    with pytest.raises(ConfigError, match="trainer.objective"):
+        validate(make_cfg(["data.val_fraction=0", "trainer.objective=val_acc1"]))

@@ -1,0 +1,134 @@
+"""One training run end to end on fabricated or bundled data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from optsweep.errors import ConfigError, DataError
+from optsweep.runlog import METRIC_COLUMNS
+from optsweep.train import train
+from tests.conftest import QUICK, make_cfg
+
+
+def read_rows(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_one_epoch_on_fabricated_cifar100_writes_every_file(tmp_path, cifar_root, cached_weights):
+    cfg = make_cfg([f"data.root={cifar_root}", "trainer.epochs=1", "data.batch_size=32",
+                    "trainer.progress=false"])
+    objective = train(cfg, tmp_path)
+    rows = read_rows(tmp_path)
+    assert list(rows[0].keys()) == METRIC_COLUMNS and len(rows) == 1
+    row = {k: float(v) for k, v in rows[0].items()}
+    for key in ("train_acc1", "val_acc1", "val_acc5", "test_acc1", "test_acc5"):
+        assert 0.0 <= row[key] <= 1.0
+    assert row["val_acc1"] <= row["val_acc5"] and row["test_acc1"] <= row["test_acc5"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["objective_name"] == "val_acc1"
+    assert summary["objective"] == objective == row["val_acc1"]
+    assert summary["epochs_completed"] == 1 and summary["best"]["epoch"] == 1
+    assert summary["parameters"] == sum(p.numel() for p in
+                                        __import__("torchvision").models.resnet18(num_classes=100).parameters())
+    assert set(summary["versions"]) == {"python", "torch", "torchvision", "optsweep"}
+    assert not (tmp_path / "checkpoint.pt").exists()  # removed once the run completed
+
+
+def test_objective_falls_back_to_test_without_val_split(tmp_path):
+    objective = train(make_cfg([*QUICK, "data.val_fraction=0"]), tmp_path)
+    row = read_rows(tmp_path)[0]
+    assert row["val_acc1"] == "" and objective == float(row["test_acc1"])
+
+
+def test_eval_batch_size_does_not_change_test_metrics(tmp_path):
+    results = []
+    for size in (7, 1000):
+        run_dir = tmp_path / str(size)
+        train(make_cfg([*QUICK, f"data.eval_batch_size={size}"]), run_dir)
+        results.append(read_rows(run_dir)[0])
+    small, large = results
+    for key in ("test_acc1", "test_acc5", "val_acc1", "val_acc5"):
+        assert small[key] == large[key], key
+    for key in ("test_loss", "val_loss"):  # summed in float64; convolution order may differ
+        assert math.isclose(float(small[key]), float(large[key]), rel_tol=1e-6), key
+
+
+def test_huge_lr_diverges_with_a_finite_objective(tmp_path):
+    objective = train(make_cfg([*QUICK, "trainer.epochs=2", "optimizer.lr=1e6"]), tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "diverged" and math.isfinite(objective) and objective == 0.0
+    assert summary["epochs_completed"] == len(read_rows(tmp_path)) if (
+        tmp_path / "metrics.csv").exists() else summary["epochs_completed"] == 0
+
+
+def test_same_seed_same_metrics(tmp_path):
+    timing = ("epoch_seconds", "train_images_per_s")
+    runs = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        train(make_cfg([*QUICK, "trainer.epochs=2", f"trainer.seed={seed}"]), tmp_path / name)
+        runs.append([{k: v for k, v in r.items() if k not in timing}
+                     for r in read_rows(tmp_path / name)])
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+def test_rerun_skips_a_completed_run_and_resumes_an_unfinished_one(tmp_path):
+    reference = tmp_path / "reference"
+    train(make_cfg([*QUICK, "trainer.epochs=3"]), reference)
+    expected = [{k: v for k, v in r.items() if k not in ("epoch_seconds", "train_images_per_s")}
+                for r in read_rows(reference)]
+
+    run_dir = tmp_path / "resumed"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(epoch, row):
+        if epoch == 2:
+            raise KeyboardInterrupt  # as Ctrl-C or a scheduler's SIGTERM would
+
+    with pytest.raises(KeyboardInterrupt):
+        train(make_cfg([*QUICK, "trainer.epochs=3"]), run_dir, on_epoch=stop_after_two)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and (run_dir / "checkpoint.pt").exists()
+
+    epochs_trained = []
+    train(make_cfg([*QUICK, "trainer.epochs=3"]), run_dir,
+          on_epoch=lambda epoch, row: epochs_trained.append(epoch))
+    assert epochs_trained == [3]  # epochs 1-2 came from the checkpoint
+    resumed = [{k: v for k, v in r.items() if k not in ("epoch_seconds", "train_images_per_s")}
+               for r in read_rows(run_dir)]
+    assert resumed == expected
+
+    before = (run_dir / "metrics.csv").stat().st_mtime_ns
+    train(make_cfg([*QUICK, "trainer.epochs=3"]), run_dir, on_epoch=lambda *a: epochs_trained.append(0))
+    assert epochs_trained == [3] and (run_dir / "metrics.csv").stat().st_mtime_ns == before
+
+
+def test_bad_config_is_recorded_and_raised_before_training(tmp_path):
+    with pytest.raises(ConfigError, match="optimizer.lr"):
+        train(make_cfg([*QUICK, "optimizer.lr=-1"]), tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "optimizer.lr" in summary["error"]
+    assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_missing_dataset_fails_before_training(tmp_path, no_network):
+    with pytest.raises(DataError, match="data=digits"):
+        train(make_cfg([f"data.root={tmp_path / 'nothing'}", "model.weights=null",
+                        "trainer.progress=false"]), tmp_path / "run")
+
+
+@pytest.mark.parametrize("extra", [["data.augment=true"], ["trainer.precision=bf16"],
+                                   ["trainer.channels_last=false"], ["data.image_size=48"],
+                                   ["optimizer=rmsprop", "optimizer.centered=true"]])
+def test_options_run_one_epoch(tmp_path, extra):
+    objective = train(make_cfg([*QUICK, "data.train_limit=40", *extra]), tmp_path)
+    assert math.isfinite(objective)
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
