@@ -7,7 +7,7 @@ import json
 import math
 
 import pytest
-import torch
+import torchvision
 
 from optsweep.errors import ConfigError, DataError
 from optsweep.runlog import METRIC_COLUMNS
@@ -34,8 +34,8 @@ def test_one_epoch_on_fabricated_cifar100_writes_every_file(tmp_path, cifar_root
     assert summary["status"] == "completed" and summary["objective_name"] == "val_acc1"
     assert summary["objective"] == objective == row["val_acc1"]
     assert summary["epochs_completed"] == 1 and summary["best"]["epoch"] == 1
-    assert summary["parameters"] == sum(p.numel() for p in
-                                        __import__("torchvision").models.resnet18(num_classes=100).parameters())
+    resnet18_100 = torchvision.models.resnet18(num_classes=100)
+    assert summary["parameters"] == sum(p.numel() for p in resnet18_100.parameters())
     assert set(summary["versions"]) == {"python", "torch", "torchvision", "optsweep"}
     assert not (tmp_path / "checkpoint.pt").exists()  # removed once the run completed
 
@@ -63,8 +63,8 @@ def test_huge_lr_diverges_with_a_finite_objective(tmp_path):
     objective = train(make_cfg([*QUICK, "trainer.epochs=2", "optimizer.lr=1e6"]), tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "diverged" and math.isfinite(objective) and objective == 0.0
-    assert summary["epochs_completed"] == len(read_rows(tmp_path)) if (
-        tmp_path / "metrics.csv").exists() else summary["epochs_completed"] == 0
+    rows = read_rows(tmp_path) if (tmp_path / "metrics.csv").exists() else []
+    assert summary["epochs_completed"] == len(rows) < 2  # finished epochs kept, none after
 
 
 def test_same_seed_same_metrics(tmp_path):
@@ -85,9 +85,6 @@ def test_rerun_skips_a_completed_run_and_resumes_an_unfinished_one(tmp_path):
                 for r in read_rows(reference)]
 
     run_dir = tmp_path / "resumed"
-
-    class Stop(Exception):
-        pass
 
     def stop_after_two(epoch, row):
         if epoch == 2:
