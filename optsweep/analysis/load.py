@@ -152,7 +152,8 @@ def read_run(run_dir: Path) -> dict:
     if not config_path.is_file():
         raise BadRun("no .hydra/config.yaml, so its setting is unknown")
     config = _read_yaml(config_path, want=dict)
-    hydra = _read_yaml(hydra_dir / "hydra.yaml", want=dict) if (hydra_dir / "hydra.yaml").is_file() else {}
+    has_overrides = (hydra_dir / "overrides.yaml").is_file()
+    hydra = _read_hydra(hydra_dir / "hydra.yaml", whole=not has_overrides)
     summary = _read_summary(run_dir / "summary.json")
     metrics_path = run_dir / "metrics.csv"
     body = _read_metrics_text(metrics_path) if metrics_path.is_file() else None
@@ -190,6 +191,32 @@ def _read_yaml(path: Path, want: type):
     if not isinstance(data, want):
         raise BadRun(f"{_rel(path)}: expected a YAML {want.__name__}, found {type(data).__name__}")
     return data
+
+
+def _read_hydra(path: Path, whole: bool) -> dict:
+    """hydra.yaml, or just its `hydra.runtime.choices` block where that is all we need.
+
+    hydra.yaml is ~150 lines of Hydra's own settings and parsing it whole is most of the loading
+    time; Hydra (OmegaConf.to_yaml) always writes `choices:` indented 4 spaces, its keys 6.
+    """
+    if not path.is_file():
+        return {}
+    if whole:
+        return _read_yaml(path, want=dict)
+    text = _read_text(path)
+    start = text.find("\n    choices:\n")
+    if start < 0:
+        return _read_yaml(path, want=dict)
+    lines = []
+    for line in text[start + len("\n    choices:\n"):].splitlines():
+        if not line.startswith("      "):
+            break
+        lines.append(line[6:])
+    try:
+        choices = yaml.load("\n".join(lines), Loader=_YamlLoader)
+    except yaml.YAMLError:
+        return _read_yaml(path, want=dict)
+    return {"hydra": {"runtime": {"choices": choices if isinstance(choices, dict) else {}}}}
 
 
 def _read_summary(path: Path) -> dict | None:
@@ -388,13 +415,13 @@ def _tidy(runs: pd.DataFrame, wide: pd.DataFrame, swept: dict[str, list[str]]) -
         ["run", "sweep", "optimizer", "dataset", "model", "status", "trainer.seed", "setting", *params]
     ))
     carry = [c for c in carry if c in runs.columns]
-    index = long["_run"].to_numpy()
+    index = long["_run"].to_numpy(dtype=int)
     out = pd.DataFrame({c: runs[c].to_numpy()[index] for c in carry})
-    out["epoch"] = long["epoch"].to_numpy().astype(int)
-    out["metric"] = long["metric"].to_numpy()
-    parts = out["metric"].str.partition("_")
-    is_split = parts[0].isin(["train", "val", "test"])
-    out["split"] = parts[0].where(is_split, "")
-    out["measure"] = parts[2].where(is_split, out["metric"])
-    out["value"] = long["value"].to_numpy()
+    out["epoch"] = long["epoch"].to_numpy(dtype=int)
+    out["metric"] = long["metric"].to_numpy(dtype=object)
+    prefix = out["metric"].str.split("_", n=1).str[0]
+    is_split = prefix.isin(["train", "val", "test"])
+    out["split"] = prefix.where(is_split, "")
+    out["measure"] = out["metric"].where(~is_split, out["metric"].str.split("_", n=1).str[-1])
+    out["value"] = long["value"].to_numpy(dtype=float)
     return out

@@ -93,11 +93,12 @@ def final_acc(lr: float, seed: int) -> float:
     return round(BASE_ACC[lr] + 0.01 * seed, 6)
 
 
-def metric_rows(lr: float, seed: int, epochs: int = EPOCHS, val: bool = True) -> list[dict]:
-    """Per-epoch rows; test_acc1 climbs linearly to final_acc(lr, seed) at epoch EPOCHS."""
+def metric_rows(lr: float, seed: int, epochs: int = EPOCHS, val: bool = True, acc=None) -> list[dict]:
+    """Per-epoch rows; test_acc1 climbs linearly to `acc` (default final_acc(lr, seed)) at EPOCHS."""
     rows = []
+    final = final_acc(lr, seed) if acc is None else acc
     for epoch in range(1, epochs + 1):
-        acc = round(final_acc(lr, seed) * epoch / EPOCHS, 6)
+        acc = round(final * epoch / EPOCHS, 6)
         rows.append({
             "epoch": epoch, "train_loss": round(2.0 / epoch + 0.1 * seed, 6),
             "train_acc1": round(acc + 0.02, 6),
@@ -116,7 +117,8 @@ def csv_text(rows: list[dict]) -> str:
 
 
 def write_run(run_dir: Path, *, optimizer="adam", lr=1e-3, wd=0.0, seed=0, data="digits",
-              status="completed", epochs=EPOCHS, val=True, summary=True, num=0, extra=()):
+              status="completed", epochs=EPOCHS, val=True, summary=True, num=0, extra=(), acc=None,
+              hydra_yaml=True):
     """One run directory in the contract format; `extra` adds override strings."""
     hydra = run_dir / ".hydra"
     hydra.mkdir(parents=True)
@@ -131,12 +133,13 @@ def write_run(run_dir: Path, *, optimizer="adam", lr=1e-3, wd=0.0, seed=0, data=
     )
     overrides = [f"optimizer={optimizer}", f"optimizer.lr={lr}", f"trainer.seed={seed}", *extra]
     (hydra / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    (hydra / "hydra.yaml").write_text(HYDRA_YAML % {
-        "sweep_dir": run_dir.parent, "task": "".join(f"    - {o}\n" for o in overrides),
-        "dirname": ",".join(sorted(overrides)), "num": num, "out": run_dir,
-        "optimizer": optimizer, "data": data,
-    })
-    rows = metric_rows(lr, seed, epochs, val)
+    if hydra_yaml:
+        (hydra / "hydra.yaml").write_text(HYDRA_YAML % {
+            "sweep_dir": run_dir.parent, "task": "".join(f"    - {o}\n" for o in overrides),
+            "dirname": ",".join(sorted(overrides)), "num": num, "out": run_dir,
+            "optimizer": optimizer, "data": data,
+        })
+    rows = metric_rows(lr, seed, epochs, val, acc)
     (run_dir / "metrics.csv").write_text(csv_text(rows))
     if summary:
         best = max(rows, key=lambda r: (r["val_acc1"] or 0, -r["epoch"])) if rows else None
