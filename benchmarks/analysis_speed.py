@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import shutil
 import sys
 import tempfile
@@ -159,10 +160,16 @@ def hydra_yaml(sweep: str, num: int, overrides: list[str], optimizer: str) -> st
     )
 
 
+def yaml_number(value) -> str:
+    """As OmegaConf writes it: YAML reads 1e-05 as a string, 1.0e-05 as a float."""
+    text = repr(value)
+    return text.replace("e", ".0e") if "e" in text and "." not in text else text
+
+
 def write_run(run_dir: Path, sweep: str, num: int, optimizer: str, key: str, value, seed: int):
     config = OPTIMIZER[optimizer]
     if key != "optimizer":
-        config = re.sub(rf"\b{key}: [^,}}]+", f"{key}: {value!r}", config, count=1)
+        config = re.sub(rf"\b{key}: [^,}}]+", f"{key}: {yaml_number(value)}", config, count=1)
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "config.yaml").write_text(
         "model: {name: resnet18, weights: IMAGENET1K_V1, freeze_backbone: false}\n"
@@ -234,6 +241,9 @@ def main() -> None:
         print(f"load:    {t1 - t0:6.2f} s  ({len(runset.runs)} runs, {len(runset.metrics)} tidy rows)")
         print(f"figures: {t2 - t1:6.2f} s  ({sum(len(v) for v in figures.values())} PNG files)")
         print(f"report:  {t3 - t2:6.2f} s  ({report})")
+        used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        cpu = sum(u.ru_utime + u.ru_stime for u in used)
+        print(f"cpu:     {cpu:6.2f} s  (this process and its figure workers, fabrication included)")
         print(f"analysis: runs={len(runset.runs)} load_s={t1 - t0:.2f} plot_s={t2 - t1:.2f} "
               f"total_s={t3 - t0:.2f}")
     finally:

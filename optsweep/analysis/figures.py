@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -31,6 +33,8 @@ FINAL_METRICS = ("val_acc1", "val_acc5", "test_acc1", "test_acc5")
 STATUS_MARKERS = {"diverged": "X", "interrupted": "D", "pruned": "v", "failed": "s"}
 STATUS_GLYPHS = {"diverged": "✕", "interrupted": "◆", "pruned": "▼", "failed": "■"}
 DPI = 80  # enough to read on screen; PNG encoding time grows with the pixel count
+LEGEND_CHAR_IN = 0.075  # inches per character of an 8-point legend entry (generous)
+TITLE_LINE_IN = 0.22  # inches per line of the 10-point figure title
 
 
 def t_interval(values) -> tuple[float, float]:
@@ -41,6 +45,20 @@ def t_interval(values) -> tuple[float, float]:
         return mean, mean
     half = _t975(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
     return mean - half, mean + half
+
+
+def mean_band(data: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFrame:
+    """Mean of `value` per group with its 95% t-interval (`low`, `high`) and count `n`.
+
+    Computed in one vectorised groupby: seaborn's own errorbar runs a Python function per point,
+    which is most of a figure's drawing time once a sweep has a hundred runs.
+    """
+    stats_ = data.groupby(by, dropna=False, sort=True)[value].agg(["mean", "std", "count"])
+    dof = (stats_["count"] - 1).clip(lower=1).to_numpy()
+    half = stats.t.ppf(0.975, dof) * stats_["std"].fillna(0).to_numpy() / np.sqrt(stats_["count"])
+    out = stats_.rename(columns={"mean": value, "count": "n"}).drop(columns="std")
+    out["low"], out["high"] = out[value] - half, out[value] + half
+    return out.reset_index()
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,12 +73,15 @@ def training_curves(runset: RunSet, sweep: str, metrics=CURVE_METRICS) -> sns.Fa
     labels, palette = _setting_legend(runs, runset.swept[sweep])
     data = data.assign(setting=data["setting"].map(labels))
     many_datasets = runs["dataset"].nunique() > 1
+    row = "dataset" if many_datasets else None
+    means = mean_band(data, ["dataset", "metric", "setting", "epoch"])
     grid = sns.relplot(
-        data=data, x="epoch", y="value", kind="line", hue="setting", hue_order=list(palette),
+        data=means, x="epoch", y="value", kind="line", hue="setting", hue_order=list(palette),
         palette=palette, col="metric", col_order=[m for m in metrics if m in set(data["metric"])],
-        row="dataset" if many_datasets else None, errorbar=t_interval,
-        height=3.0, aspect=1.3, facet_kws={"sharey": False},
+        row=row, estimator=None, height=3.0, aspect=1.3, facet_kws={"sharey": False}, legend=False,
     )
+    _draw_bands(grid, means, "epoch", row=row, col="metric", hue="setting", palette=palette)
+    _legend_outside(grid, palette, runs, title="setting (seeds)")
     grid.set_titles("{row_name} | {col_name}" if many_datasets else "{col_name}")
     grid.set_axis_labels("epoch", "")
     last = data.sort_values("epoch").groupby(["run", "metric"]).tail(1)
@@ -83,10 +104,16 @@ def final_metrics(runset: RunSet, sweep: str, metrics=FINAL_METRICS) -> sns.Face
     counted = long[long["status"].isin(AGGREGATED)]
     numeric = x != "optimizer" and is_numeric_param(runs[x])
     if numeric:
+        means = mean_band(counted, [c for c in (row, "metric", "others", x) if c])
+        palette = dict(zip(sorted(means["others"].unique()),
+                           sns.color_palette(n_colors=means["others"].nunique())))
         grid = sns.relplot(
-            data=counted, x=x, y="value", hue=hue, row=row, col="metric", col_order=metrics,
-            kind="line", marker="o", errorbar=t_interval, height=2.6, aspect=1.2,
+            data=means, x=x, y="value", hue=hue, palette=palette if hue else None, row=row,
+            col="metric", col_order=metrics, kind="line", marker="o", estimator=None,
+            height=2.6, aspect=1.2, legend="auto" if hue else False,  # an empty one costs a draw
         )
+        _draw_bands(grid, means, x, row=row, col="metric", hue="others",
+                    palette=palette if hue else {k: "C0" for k in palette})
         _log_x(grid, x, runs[x])
     else:
         order = setting_order(runs.assign(setting=runs[x].map(format_value)), [x])
@@ -94,7 +121,7 @@ def final_metrics(runset: RunSet, sweep: str, metrics=FINAL_METRICS) -> sns.Face
         grid = sns.catplot(
             data=counted, x=x, y="value", hue=hue, row=row, col="metric", col_order=metrics,
             order=order, kind="point", errorbar=t_interval, linestyle="none", capsize=0.15,
-            height=2.6, aspect=1.2,
+            height=2.6, aspect=1.2, legend="auto" if hue else False,
         )
         long = long.assign(**{x: long[x].map(lambda v: order.index(format_value(v)))})
     grid.set_titles("{row_name} | {col_name}" if row else "{col_name}")
@@ -152,7 +179,7 @@ def _draw_job(job, runset: RunSet | None = None):
 
 
 def save(figure, path: Path) -> Path:
-    figure.savefig(path, dpi=DPI, bbox_inches="tight")
+    figure.savefig(path, dpi=DPI)
     plt.close(figure)
     return path
 
@@ -173,6 +200,39 @@ def _setting_legend(runs: pd.DataFrame, params: list[str]):
     name = "viridis" if ordered_values else ("tab10" if len(order) <= 10 else "husl")
     colours = sns.color_palette(name, n_colors=len(order))
     return labels, dict(zip(labels.values(), colours))
+
+
+def _legend_outside(grid, palette: dict, runs: pd.DataFrame, title: str) -> None:
+    """A figure legend right of the panels: one entry per setting, one per status marker drawn.
+
+    Built by hand because seaborn's own outside legend draws the whole figure once more to measure
+    it, which is a third of a figure's drawing time.
+    """
+    handles = [Line2D([], [], color=colour, label=label) for label, colour in palette.items()]
+    present = set(runs["status"])
+    handles += [Line2D([], [], color="0.3", marker=marker, linestyle="none", label=status)
+                for status, marker in STATUS_MARKERS.items() if status in present]
+    longest = max([len(title)] + [len(h.get_label()) for h in handles])
+    old_width = grid.figure.get_figwidth()
+    _grow(grid.figure, right=0.6 + LEGEND_CHAR_IN * longest)
+    grid.figure.legend(handles=handles, title=title, loc="center left", frameon=False,
+                       bbox_to_anchor=(old_width / grid.figure.get_figwidth(), 0.5),
+                       fontsize=8, title_fontsize=9)
+
+
+def _grow(figure, right: float = 0.0, top: float = 0.0) -> None:
+    """Add `right` and `top` inches of margin, keeping the panels' size and spacing.
+
+    Margins are made by arithmetic rather than bbox_inches="tight", which draws every figure
+    one more time at save (a third of the saving time).
+    """
+    width, height = figure.get_size_inches()
+    pars = figure.subplotpars
+    new_width, new_height = width + right, height + top
+    figure.set_size_inches(new_width, new_height)
+    figure.subplots_adjust(left=pars.left * width / new_width, right=pars.right * width / new_width,
+                           bottom=pars.bottom * height / new_height,
+                           top=pars.top * height / new_height)
 
 
 def _panel_column(runs: pd.DataFrame) -> pd.DataFrame:
@@ -214,6 +274,20 @@ def _log_x(grid, param: str, values: pd.Series) -> None:
             ax.set_xscale("log")
         else:  # weight_decay 0 alongside 1e-4..1e-2: linear near zero, logarithmic above
             ax.set_xscale("symlog", linthresh=values[values > 0].min())
+        # decade ticks are enough to read; minor log ticks double the time to save a figure
+        ax.xaxis.set_minor_locator(NullLocator())
+
+
+def _draw_bands(grid, means, x, row, col, hue, palette) -> None:
+    """The 95% t-interval of each line as a shaded band, in the line's colour."""
+    for (row_name, col_name), ax in _facets(grid):
+        mask = pd.Series(True, index=means.index)
+        for key, name in ((row, row_name), (col, col_name)):
+            if key and name is not None:
+                mask &= means[key].astype(str) == str(name)
+        for name, band in means[mask].groupby(hue, sort=False):
+            ax.fill_between(band[x], band["low"], band["high"], color=palette[name], alpha=0.2,
+                            linewidth=0)
 
 
 def _mark_unfinished(grid, rows, x, row, col, color_of) -> None:
@@ -251,5 +325,6 @@ def _title(grid, text: str, runs: pd.DataFrame) -> None:
         unfinished.append(f"no epoch finished: {len(never)}")
     if unfinished:
         text += "\nmarked runs (not averaged unless diverged): " + ", ".join(unfinished)
-    # anchored above the top edge, so it never covers the panel titles (saved with bbox "tight")
-    grid.figure.suptitle(text, y=1.0, va="bottom", fontsize=10)
+    lines = text.count("\n") + 1
+    _grow(grid.figure, top=TITLE_LINE_IN * lines + 0.1)
+    grid.figure.suptitle(text, y=1 - 0.05 / grid.figure.get_figheight(), va="top", fontsize=10)

@@ -11,7 +11,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def line_by_label(ax, grid):
     """{legend label: Line2D} for one panel, matched by colour."""
-    handles = dict(zip((t.get_text() for t in grid.legend.texts), grid.legend.legend_handles))
+    legend = grid.figure.legends[0]
+    handles = dict(zip((t.get_text() for t in legend.texts), legend.legend_handles))
+    handles = {label: h for label, h in handles.items() if h.get_linestyle() != "None"}
     drawn = [line for line in ax.lines if len(line.get_xdata())]  # seaborn adds empty legend proxies
     lines = {}
     for label, handle in handles.items():
