@@ -1,0 +1,262 @@
+"""Time the analysis on 1,000 fabricated runs x 10 epochs: load, figures, full report.
+
+    MPLBACKEND=Agg python benchmarks/analysis_speed.py [--runs 1000] [--keep DIR]
+
+The runs mimic a real study: an optimizer comparison, then attribute and lr sweeps, 10 seeds per
+setting, a few diverged runs; each run directory has the full set of files the training core
+writes (a ~110-line hydra.yaml included, since YAML parsing is most of the loading cost).
+Target (issue 4): under 10 s in total on a 2-core CPU. Last line:
+`analysis: runs=N load_s=X plot_s=Y total_s=Z` (total = load + figures + tables + report).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from optsweep.analysis import load_runs  # noqa: E402
+from optsweep.analysis.figures import write_figures  # noqa: E402
+from optsweep.analysis.report import write_report  # noqa: E402
+
+HEADER = ("epoch,train_loss,train_acc1,val_loss,val_acc1,val_acc5,test_loss,test_acc1,test_acc5,"
+          "lr,epoch_seconds,train_images_per_s")
+EPOCHS = 10
+SEEDS = 10
+# (sweep name, optimizer, swept key, values); the comparison sweeps the optimizer choice itself
+SWEEPS = [
+    ("compare", None, "optimizer", ["adam", "adagrad", "rmsprop", "sgd", "adadelta", "adamw"]),
+    ("sgd_momentum", "sgd", "momentum", [0.0, 0.5, 0.9, 0.99]),
+    ("adam_beta1", "adam", "beta1", [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99]),
+    ("adam_wd", "adam", "weight_decay", [0, 1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]),
+    ("adam_eps", "adam", "eps", [1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]),
+    ("adagrad_lr_decay", "adagrad", "lr_decay", [0, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1]),
+    ("rmsprop_alpha", "rmsprop", "alpha", [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999]),
+    ("rmsprop_momentum", "rmsprop", "momentum", [0, 0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]),
+    ("adam_lr", "adam", "lr", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3]),
+    ("adagrad_lr", "adagrad", "lr", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0]),
+    ("rmsprop_lr", "rmsprop", "lr", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3]),
+]
+OPTIMIZER = {
+    "adam": "{_target_: torch.optim.Adam, _partial_: true, lr: 0.001, beta1: 0.9, beta2: 0.999, "
+            "betas: null, eps: 1.0e-08, weight_decay: 0.0, amsgrad: false, foreach: null, "
+            "maximize: false, capturable: false, differentiable: false, fused: null}",
+    "adamw": "{_target_: torch.optim.AdamW, _partial_: true, lr: 0.001, beta1: 0.9, beta2: 0.999, "
+             "betas: null, eps: 1.0e-08, weight_decay: 0.01, amsgrad: false, foreach: null}",
+    "adagrad": "{_target_: torch.optim.Adagrad, _partial_: true, lr: 0.001, lr_decay: 0.0, "
+               "weight_decay: 0.0, initial_accumulator_value: 0.0, eps: 1.0e-10, foreach: null}",
+    "rmsprop": "{_target_: torch.optim.RMSprop, _partial_: true, lr: 0.001, alpha: 0.99, "
+               "eps: 1.0e-08, weight_decay: 0.0, momentum: 0.0, centered: false, foreach: null}",
+    "sgd": "{_target_: torch.optim.SGD, _partial_: true, lr: 0.01, momentum: 0.0, dampening: 0.0, "
+           "weight_decay: 0.0, nesterov: false, maximize: false, foreach: null}",
+    "adadelta": "{_target_: torch.optim.Adadelta, _partial_: true, lr: 0.001, rho: 0.9, "
+                "eps: 1.0e-06, weight_decay: 0.0, foreach: null}",
+}
+HYDRA_HEAD = """\
+hydra:
+  run:
+    dir: multirun/runs/${now:%Y-%m-%d_%H-%M-%S_%f}
+  sweep:
+    dir: multirun/SWEEP
+    subdir: ${hydra.job.num}
+  launcher:
+    _target_: hydra._internal.core_plugins.basic_launcher.BasicLauncher
+  sweeper:
+    _target_: hydra._internal.core_plugins.basic_sweeper.BasicSweeper
+    max_batch_size: null
+    params: null
+  help:
+    app_name: ${hydra.job.name}
+    header: '${hydra.help.app_name} is powered by Hydra.'
+    footer: 'Powered by Hydra (https://hydra.cc)
+
+      Use --hydra-help to view Hydra specific help'
+    template: '${hydra.help.header}
+
+      == Configuration groups ==
+
+      Compose your configuration from those groups (group=option)
+
+
+      $APP_CONFIG_GROUPS
+
+
+      == Config ==
+
+      Override anything in the config (foo.bar=value)
+
+
+      $CONFIG
+
+
+      ${hydra.help.footer}'
+  hydra_logging:
+    version: 1
+    formatters:
+      simple:
+        format: '[%(asctime)s][HYDRA] %(message)s'
+    handlers:
+      console:
+        class: logging.StreamHandler
+        formatter: simple
+        stream: ext://sys.stdout
+    root:
+      level: INFO
+      handlers:
+      - console
+    loggers:
+      logging_example:
+        level: DEBUG
+    disable_existing_loggers: false
+  job_logging:
+    version: 1
+    formatters:
+      simple:
+        format: '[%(asctime)s][%(name)s][%(levelname)s] - %(message)s'
+    handlers:
+      console:
+        class: logging.StreamHandler
+        formatter: simple
+        stream: ext://sys.stdout
+      file:
+        class: logging.FileHandler
+        formatter: simple
+        filename: ${hydra.runtime.output_dir}/${hydra.job.name}.log
+    root:
+      level: INFO
+      handlers:
+      - console
+      - file
+    disable_existing_loggers: false
+  env: {}
+  mode: MULTIRUN
+  searchpath: []
+  callbacks: {}
+  output_subdir: .hydra
+"""
+
+
+def hydra_yaml(sweep: str, num: int, overrides: list[str], optimizer: str) -> str:
+    task = "".join(f"    - {o}\n" for o in overrides)
+    return HYDRA_HEAD.replace("SWEEP", sweep) + (
+        "  overrides:\n    hydra:\n    - hydra.mode=MULTIRUN\n    task:\n" + task
+        + f"  job:\n    name: __main__\n    chdir: false\n    override_dirname: {','.join(overrides)}\n"
+        f"    id: '{num}'\n    num: {num}\n    config_name: config\n    env_set: {{}}\n"
+        "    env_copy: []\n  runtime:\n    version: 1.3.2\n    version_base: '1.3'\n"
+        f"    cwd: /work\n    output_dir: /work/multirun/{sweep}/{num}\n    choices:\n"
+        f"      sweep: null\n      trainer: default\n      optimizer: {optimizer}\n"
+        "      data: digits\n      model: resnet18\n      hydra/env: default\n"
+        "      hydra/launcher: basic\n      hydra/sweeper: basic\n  verbose: false\n"
+    )
+
+
+def yaml_number(value) -> str:
+    """As OmegaConf writes it: YAML reads 1e-05 as a string, 1.0e-05 as a float."""
+    text = repr(value)
+    return text.replace("e", ".0e") if "e" in text and "." not in text else text
+
+
+def write_run(run_dir: Path, sweep: str, num: int, optimizer: str, key: str, value, seed: int):
+    config = OPTIMIZER[optimizer]
+    if key != "optimizer":
+        config = re.sub(rf"\b{key}: [^,}}]+", f"{key}: {yaml_number(value)}", config, count=1)
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(
+        "model: {name: resnet18, weights: IMAGENET1K_V1, freeze_backbone: false}\n"
+        "data: {name: digits, root: data, download: true, batch_size: 128, eval_batch_size: 512, "
+        "val_fraction: 0.1, augment: false, image_size: 32, train_limit: null, test_limit: null}\n"
+        f"optimizer: {config}\ntrainer: {{epochs: {EPOCHS}, seed: {seed}, device: auto, "
+        "objective: auto, progress: true}\n")
+    overrides = [f"optimizer={optimizer}", f"trainer.seed={seed}"]
+    if key != "optimizer":
+        overrides.insert(1, f"optimizer.{key}={value}")
+    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (run_dir / ".hydra" / "hydra.yaml").write_text(hydra_yaml(sweep, num, overrides, optimizer))
+    quality = 0.5 + 0.04 * (hash((sweep, str(value))) % 10) + 0.003 * seed
+    diverged = seed == 9 and num % 7 == 0
+    epochs = 4 if diverged else EPOCHS
+    rows = []
+    for epoch in range(1, epochs + 1):
+        acc = quality * (1 - 0.5 ** epoch)
+        rows.append([epoch, 2 / epoch, acc + 0.02, 1.5 / epoch, acc + 0.01, acc + 0.1, 1.6 / epoch,
+                     acc, acc + 0.1, 0.001, 3.1, 4000.0])
+    (run_dir / "metrics.csv").write_text(
+        HEADER + "\n" + "".join(",".join(f"{v:.6g}" for v in row) + "\n" for row in rows))
+    final = dict(zip(HEADER.split(","), rows[-1]))
+    (run_dir / "summary.json").write_text(json.dumps({
+        "status": "diverged" if diverged else "completed", "objective": final["val_acc1"],
+        "objective_name": "val_acc1", "epochs_completed": epochs, "epochs_planned": EPOCHS,
+        "final": final, "best": final, "wall_seconds": 31.0 * epochs, "device": "cpu",
+        "parameters": 11181642, "error": "loss is nan" if diverged else None,
+        "versions": {"python": "3.11", "torch": "2.5", "torchvision": "0.20", "optsweep": "0.1.0"},
+    }))
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (the figure workers)."""
+    used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in used)
+
+
+def fabricate(root: Path, n_runs: int) -> Path:
+    multirun = root / "multirun"
+    made = 0
+    while made < n_runs:
+        for sweep, optimizer, key, values in SWEEPS:
+            for i, value in enumerate(values):
+                for seed in range(SEEDS):
+                    if made == n_runs:
+                        return multirun
+                    num = i * SEEDS + seed
+                    opt = value if key == "optimizer" else optimizer
+                    run_dir = multirun / sweep / str(num)
+                    if run_dir.exists():  # more runs than the study holds: a second copy of it
+                        run_dir = multirun / f"{sweep}_{made // 1000}" / str(num)
+                    write_run(run_dir, sweep, num, opt, key, value, seed)
+                    made += 1
+    return multirun
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--keep", type=Path, help="fabricate here and keep the folder")
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="optsweep-bench-"))
+    try:
+        started = time.perf_counter()
+        multirun = fabricate(root, args.runs)
+        print(f"fabricated {args.runs} runs x {EPOCHS} epochs in {time.perf_counter() - started:.1f} s")
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        runset = load_runs([multirun])
+        t1, c1 = time.perf_counter(), cpu_seconds()
+        figures = write_figures(runset, root / "analysis" / "figures")
+        t2, c2 = time.perf_counter(), cpu_seconds()
+        report = write_report(runset, root / "analysis", figures=figures)
+        t3, c3 = time.perf_counter(), cpu_seconds()
+        print(f"load:    {t1 - t0:6.2f} s  ({len(runset.runs)} runs, {len(runset.metrics)} tidy rows)")
+        print(f"figures: {t2 - t1:6.2f} s  ({sum(len(v) for v in figures.values())} PNG files)")
+        print(f"report:  {t3 - t2:6.2f} s  ({report})")
+        # CPU seconds tell what the wall times would be on an idle machine when others share it
+        print(f"cpu:     load {c1 - c0:.2f} s, figures {c2 - c1:.2f} s (all workers), "
+              f"report {c3 - c2:.2f} s; load average {os.getloadavg()[0]:.2f}")
+        print(f"analysis: runs={len(runset.runs)} load_s={t1 - t0:.2f} plot_s={t2 - t1:.2f} "
+              f"total_s={t3 - t0:.2f}")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""python -m optsweep.analysis PATH [PATH ...] [--out DIR] [--metric NAME]"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import matplotlib
+
+from optsweep.analysis.load import METRIC_COLUMNS, AnalysisInputError, load_runs
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m optsweep.analysis",
+        description="Analyse optsweep runs: figures, per-setting tables, significance tests, and a "
+                    "report (report.html, report.md) for every sweep found under the given paths.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="sweep directories (multirun/<name>) or run directories, searched "
+                             "recursively")
+    parser.add_argument("--out", metavar="DIR",
+                        help="where to write the report (default: analysis/<sweep name>)")
+    parser.add_argument("--metric", default="test_acc1", metavar="NAME",
+                        help="final-epoch metric that ranks settings (default: test_acc1; one of "
+                             f"{', '.join(METRIC_COLUMNS)})")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    matplotlib.use("Agg")  # files only; never open a window
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    from optsweep.analysis.optuna_study import find_studies
+    from optsweep.analysis.report import write_report
+    from optsweep.analysis.tables import best_settings, display_table, setting_table
+
+    try:
+        runset = load_runs(args.paths)
+        if f"final_{args.metric}" not in runset.runs.columns:
+            raise AnalysisInputError(f"--metric {args.metric}: not a metric of these runs; "
+                                     f"choose one of {', '.join(METRIC_COLUMNS)}")
+        studies, bad_studies = find_studies(args.paths)
+        report = write_report(runset, args.out, metric=args.metric, studies=studies,
+                              skipped=bad_studies)
+    except AnalysisInputError as err:
+        print(f"optsweep.analysis: error: {err}", file=sys.stderr)
+        return 2
+    table = setting_table(runset, args.metric)
+    print(display_table(table, args.metric).to_string(index=False))
+    print("\nbest per sweep:")
+    print(display_table(best_settings(table, args.metric), args.metric).to_string(index=False))
+    print(f"{len(runset.runs)} runs, {len(runset.skipped)} skipped")
+    print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,427 @@
+"""Find run directories, read what each run left behind, return tidy tables.
+
+A run directory is any directory holding a `.hydra/` folder, a `summary.json` or a `metrics.csv`
+(see the run-directory contract in README.analysis.md). Reading is built for thousands of runs:
+YAML goes through libyaml (CSafeLoader) rather than OmegaConf, and every run's `metrics.csv` body
+is parsed by one `pandas.read_csv` call instead of one call per file.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from optsweep.analysis.sweeps import add_settings, find_swept
+
+log = logging.getLogger(__name__)
+
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+STATUSES = ("completed", "diverged", "interrupted", "failed", "pruned")
+METRIC_COLUMNS = (
+    "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5",
+    "test_loss", "test_acc1", "test_acc5", "lr", "epoch_seconds", "train_images_per_s",
+)
+# Columns every run row carries besides its flattened config (config keys always contain a dot).
+RUN_COLUMNS = (
+    "run", "sweep", "job", "optimizer", "dataset", "model", "status", "objective", "objective_name",
+    "epochs_completed", "epochs_planned", "best_epoch", "wall_seconds", "overrides", "error",
+)
+
+
+class AnalysisInputError(Exception):
+    """A path given to the analysis cannot be used (missing, or holds no run directory)."""
+
+
+class BadRun(Exception):
+    """One run directory cannot be read; the run is skipped and listed in the report."""
+
+
+@dataclass
+class RunSet:
+    """Everything loaded from a set of run directories.
+
+    runs: one row per run (identity, status, final_* and best_* metrics, flattened config).
+    metrics: tidy, one row per run x epoch x metric, with the run's identity, seed and swept values.
+    swept: for each sweep, the config columns that vary within it (seed excluded), in config order;
+        "optimizer" comes first where the sweep compares optimizer choices.
+    skipped: (run directory, reason) for every run directory that could not be read.
+    """
+
+    runs: pd.DataFrame
+    metrics: pd.DataFrame
+    swept: dict[str, list[str]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def sweeps(self) -> list[str]:
+        return list(dict.fromkeys(self.runs["sweep"]))
+
+    @property
+    def config_columns(self) -> list[str]:
+        return [c for c in self.runs.columns if "." in c]
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / ".hydra").is_dir() or (path / "summary.json").is_file() or (
+        path / "metrics.csv"
+    ).is_file()
+
+
+def find_run_dirs(paths) -> list[Path]:
+    """Every run directory under `paths`, in sorted order; a path with none is an input error."""
+    found: list[Path] = []
+    for raw in paths:
+        root = Path(raw)
+        if not root.exists():
+            raise AnalysisInputError(f"{raw}: no such file or directory")
+        if not root.is_dir():
+            raise AnalysisInputError(f"{raw}: not a directory (give a sweep or run directory)")
+        here = _walk_run_dirs(root)
+        if not here:
+            raise AnalysisInputError(
+                f"{raw}: holds no run directory (one with .hydra/, summary.json or metrics.csv)"
+            )
+        found.extend(here)
+    return list(dict.fromkeys(found))
+
+
+def _walk_run_dirs(root: Path) -> list[Path]:
+    found = []
+    for current, dirs, files in os.walk(root):
+        dirs.sort(key=_natural_key)  # Hydra's job folders 0, 1, ..., 10 in numeric order
+        if ".hydra" in dirs or "summary.json" in files or "metrics.csv" in files:
+            found.append(Path(current))
+            dirs[:] = []  # a run directory's own subfolders (.hydra, checkpoints) hold no runs
+    return found
+
+
+def _natural_key(name: str):
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def load_runs(paths, *, ignore: tuple[str, ...] | None = None) -> RunSet:
+    """Load every run directory under `paths` (directories, searched recursively).
+
+    Unreadable runs are skipped with one logging.warning each and listed in `RunSet.skipped`.
+    Raises AnalysisInputError if a path does not exist or no readable run is found under it.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    run_dirs = find_run_dirs(paths)
+    records, skipped = [], []
+    for run_dir in run_dirs:
+        try:
+            records.append(read_run(run_dir))
+        except BadRun as err:
+            log.warning("skipping run %s: %s", run_dir, err)
+            skipped.append((str(run_dir), str(err)))
+    if not records:
+        raise AnalysisInputError(
+            f"{', '.join(map(str, paths))}: none of its {len(run_dirs)} run directories could be"
+            " read (see the warnings above)"
+        )
+    epochs, bad = _parse_metrics(records)
+    for i in sorted(bad, reverse=True):
+        run_dir, reason = records[i]["run"], bad[i]
+        log.warning("skipping run %s: %s", run_dir, reason)
+        skipped.append((run_dir, reason))
+        del records[i]
+    if not records:
+        raise AnalysisInputError(f"{', '.join(map(str, paths))}: no readable run directory")
+    runs = _runs_table(records, epochs)
+    swept = find_swept(runs, ignore=ignore)
+    runs = add_settings(runs, swept)
+    return RunSet(runs=runs, metrics=_tidy(runs, epochs, swept), swept=swept, skipped=skipped)
+
+
+# --- one run ------------------------------------------------------------------------------------
+
+
+def read_run(run_dir: Path) -> dict:
+    """Read one run directory into a plain dict; raise BadRun naming the file that is unusable."""
+    hydra_dir = run_dir / ".hydra"
+    config_path = hydra_dir / "config.yaml"
+    if not config_path.is_file():
+        raise BadRun("no .hydra/config.yaml, so its setting is unknown")
+    config = _read_yaml(config_path, want=dict)
+    has_overrides = (hydra_dir / "overrides.yaml").is_file()
+    hydra = _read_hydra(hydra_dir / "hydra.yaml", whole=not has_overrides)
+    summary = _read_summary(run_dir / "summary.json")
+    metrics_path = run_dir / "metrics.csv"
+    body = _read_metrics_text(metrics_path) if metrics_path.is_file() else None
+    if summary is None and body is None:
+        raise BadRun("no metrics.csv and no summary.json: the run recorded nothing")
+    choices = ((hydra.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
+    return {
+        "run": str(run_dir),
+        "dir": run_dir,
+        "config": _flatten(config),
+        "optimizer": choices.get("optimizer") or _target_name(config),
+        "dataset": choices.get("data") or (config.get("data") or {}).get("name"),
+        "model": choices.get("model") or (config.get("model") or {}).get("name"),
+        "overrides": _read_overrides(hydra_dir, hydra),
+        "summary": summary or {},
+        "metrics_text": body,
+    }
+
+
+def _read_text(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise BadRun(f"{path.name}: cannot be read ({err})") from err
+    if not text.strip():
+        raise BadRun(f"{_rel(path)} is empty")
+    return text
+
+
+def _read_yaml(path: Path, want: type):
+    try:
+        data = yaml.load(_read_text(path), Loader=_YamlLoader)
+    except yaml.YAMLError as err:
+        raise BadRun(f"{_rel(path)} is not valid YAML ({str(err).splitlines()[0]})") from err
+    if not isinstance(data, want):
+        raise BadRun(f"{_rel(path)}: expected a YAML {want.__name__}, found {type(data).__name__}")
+    return data
+
+
+def _read_hydra(path: Path, whole: bool) -> dict:
+    """hydra.yaml, or just its `hydra.runtime.choices` block where that is all we need.
+
+    hydra.yaml is ~150 lines of Hydra's own settings and parsing it whole is most of the loading
+    time; Hydra (OmegaConf.to_yaml) always writes `choices:` indented 4 spaces, its keys 6.
+    """
+    if not path.is_file():
+        return {}
+    if whole:
+        return _read_yaml(path, want=dict)
+    text = _read_text(path)
+    start = text.find("\n    choices:\n")
+    if start < 0:
+        return _read_yaml(path, want=dict)
+    lines = []
+    for line in text[start + len("\n    choices:\n"):].splitlines():
+        if not line.startswith("      "):
+            break
+        lines.append(line[6:])
+    try:
+        choices = yaml.load("\n".join(lines), Loader=_YamlLoader)
+    except yaml.YAMLError:
+        return _read_yaml(path, want=dict)
+    return {"hydra": {"runtime": {"choices": choices if isinstance(choices, dict) else {}}}}
+
+
+def _read_summary(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(_read_text(path))
+    except json.JSONDecodeError as err:
+        raise BadRun(f"summary.json is not valid JSON ({err})") from err
+    if not isinstance(summary, dict):
+        raise BadRun("summary.json: expected a JSON object")
+    if summary.get("status") not in STATUSES:
+        raise BadRun(f"summary.json: status {summary.get('status')!r} is not one of {STATUSES}")
+    return summary
+
+
+def _read_overrides(hydra_dir: Path, hydra: dict) -> list[str]:
+    path = hydra_dir / "overrides.yaml"
+    if path.is_file():
+        return [str(o) for o in _read_yaml(path, want=list)]
+    task = ((hydra.get("hydra") or {}).get("overrides") or {}).get("task") or []
+    return [str(o) for o in task]
+
+
+def _read_metrics_text(path: Path) -> tuple[str, str, int]:
+    """(header, body, rows) of metrics.csv, checking every row has as many fields as the header."""
+    text = _read_text(path)
+    header, _, body = text.partition("\n")
+    header = header.strip()
+    width = header.count(",")
+    if "epoch" not in header.split(","):
+        raise BadRun(f"metrics.csv: header {header[:60]!r} has no 'epoch' column")
+    lines = [line for line in body.splitlines() if line.strip()]
+    for number, line in enumerate(lines, start=2):
+        if line.count(",") != width:
+            raise BadRun(f"metrics.csv is truncated or malformed at data row {number - 1}")
+    return header, "".join(line + "\n" for line in lines), len(lines)
+
+
+def _target_name(config: dict) -> str | None:
+    target = (config.get("optimizer") or {}).get("_target_")
+    return target.rsplit(".", 1)[-1].lower() if target else None
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            # lists (e.g. betas: [0.9, 0.99]) become strings so that they can be compared and grouped
+            flat[name] = str(value) if isinstance(value, list) else value
+    return flat
+
+
+def _rel(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}" if path.parent.name == ".hydra" else path.name
+
+
+# --- many runs ------------------------------------------------------------------------------------
+
+
+def _parse_metrics(records: list[dict]) -> tuple[pd.DataFrame, dict[int, str]]:
+    """All runs' metrics.csv rows as one wide frame with a `_run` index column.
+
+    Runs sharing a header are parsed by a single read_csv; a group that fails is reparsed run by run
+    to name the culprit. Returns (frame, {record index: reason} for unparsable runs).
+    """
+    groups: dict[str, list[int]] = {}
+    for i, rec in enumerate(records):
+        if rec["metrics_text"] is not None:
+            groups.setdefault(rec["metrics_text"][0], []).append(i)
+    frames, bad = [], {}
+    for header, members in groups.items():
+        try:
+            frames.append(_parse_group(header, members, records))
+        except (ValueError, pd.errors.ParserError):
+            for i in members:
+                try:
+                    frames.append(_parse_group(header, [i], records))
+                except (ValueError, pd.errors.ParserError) as err:
+                    bad[i] = f"metrics.csv has a value that is not a number ({str(err)[:80]})"
+    columns = ["_run", "epoch", *METRIC_COLUMNS]
+    wide = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    wide = wide[~wide["_run"].isin(list(bad))]
+    # renumber run indices to match the records that remain after dropping the bad ones
+    keep = np.array([i not in bad for i in range(len(records))])
+    new_index = np.cumsum(keep) - 1
+    wide = wide.assign(_run=new_index[wide["_run"].to_numpy(dtype=int)])
+    return wide.reindex(columns=list(dict.fromkeys([*columns, *wide.columns]))), bad
+
+
+def _parse_group(header: str, members: list[int], records: list[dict]) -> pd.DataFrame:
+    bodies = [records[i]["metrics_text"][1] for i in members]
+    rows = [records[i]["metrics_text"][2] for i in members]
+    frame = pd.read_csv(io.StringIO(header + "\n" + "".join(bodies)), dtype=float)
+    frame.insert(0, "_run", np.repeat(members, rows))
+    return frame
+
+
+def _runs_table(records: list[dict], wide: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for rec in records:
+        summary = rec["summary"]
+        row = {
+            "run": rec["run"],
+            "job": rec["dir"].name,
+            "optimizer": rec["optimizer"],
+            "dataset": rec["dataset"],
+            "model": rec["model"],
+            # no summary.json: the process stopped before writing one
+            "status": summary.get("status", "interrupted"),
+            "objective": summary.get("objective"),
+            "objective_name": summary.get("objective_name"),
+            "epochs_completed": summary.get("epochs_completed"),
+            "epochs_planned": summary.get("epochs_planned"),
+            "best_epoch": (summary.get("best") or {}).get("epoch"),
+            "wall_seconds": summary.get("wall_seconds"),
+            "overrides": " ".join(rec["overrides"]),
+            "error": summary.get("error"),
+        }
+        for name, value in (summary.get("final") or {}).items():
+            row[f"final_{name}"] = value
+        for name, value in (summary.get("best") or {}).items():
+            if name != "epoch":
+                row[f"best_{name}"] = value
+        rows.append(row | rec["config"])
+    runs = pd.DataFrame(rows)
+    runs.insert(1, "sweep", _sweep_names([rec["dir"] for rec in records]))
+    return _fill_from_metrics(runs, wide)
+
+
+def _sweep_names(run_dirs: list[Path]) -> list[str]:
+    """The parent folder's name; prefixed by the grandparent's where two parents share a name."""
+    parents = {d.parent.resolve() for d in run_dirs}
+    by_name: dict[str, set] = {}
+    for parent in parents:
+        by_name.setdefault(parent.name, set()).add(parent)
+    return [
+        d.parent.name if len(by_name[d.parent.name]) == 1 else f"{d.parent.parent.name}/{d.parent.name}"
+        for d in run_dirs
+    ]
+
+
+def _fill_from_metrics(runs: pd.DataFrame, wide: pd.DataFrame) -> pd.DataFrame:
+    """final_*, epochs_completed and best_epoch from metrics.csv, which wins over summary.json.
+
+    metrics.csv is written every epoch, the summary only at the end: for interrupted runs the
+    metrics are the only record, and where both exist they agree.
+    """
+    metric_cols = [c for c in wide.columns if c not in ("_run", "epoch")]
+    if len(wide):
+        ordered = wide.sort_values(["_run", "epoch"])
+        last = ordered.groupby("_run").tail(1).set_index("_run")
+        has = runs.index.isin(last.index)
+        for col in metric_cols:
+            _prefer(runs, f"final_{col}", has, last.loc[runs.index[has], col])
+        runs.loc[has, "epochs_completed"] = last.loc[runs.index[has], "epoch"].to_numpy()
+        runs.loc[has, "final_epoch"] = runs.loc[has, "epochs_completed"]
+        objective = runs["objective_name"].fillna("val_acc1")
+        for name in objective.unique():
+            col = name if name in wide.columns else None
+            if col is None or wide[col].isna().all():
+                continue
+            # idxmax picks the first epoch that reached the best value
+            valid = wide.loc[wide[col].notna()].sort_values(["_run", "epoch"])
+            valid = valid.loc[valid.groupby("_run")[col].idxmax()].set_index("_run")
+            pick = has & (objective == name).to_numpy() & runs.index.isin(valid.index)
+            runs.loc[pick, "best_epoch"] = valid.loc[runs.index[pick], "epoch"].to_numpy()
+            for metric in metric_cols:
+                _prefer(runs, f"best_{metric}", pick, valid.loc[runs.index[pick], metric])
+    for col in METRIC_COLUMNS:  # a run with neither metrics nor a final row still gets the column
+        if f"final_{col}" not in runs.columns:
+            runs[f"final_{col}"] = np.nan
+    numeric = ["objective", "epochs_completed", "epochs_planned", "best_epoch", "wall_seconds"]
+    runs[numeric] = runs[numeric].apply(pd.to_numeric, errors="coerce")
+    return runs
+
+
+def _prefer(runs: pd.DataFrame, column: str, rows, values: pd.Series) -> None:
+    """Set runs[column] on `rows` from `values` where those are known; keep summary.json's elsewhere."""
+    values = pd.Series(values.to_numpy(dtype=float), index=runs.index[rows])
+    if column in runs.columns:
+        values = values.fillna(pd.to_numeric(runs.loc[rows, column], errors="coerce"))
+    runs.loc[rows, column] = values
+
+
+def _tidy(runs: pd.DataFrame, wide: pd.DataFrame, swept: dict[str, list[str]]) -> pd.DataFrame:
+    """One row per run x epoch x metric, carrying the run columns plots and tables group by."""
+    metric_cols = [c for c in wide.columns if c not in ("_run", "epoch")]
+    long = wide.melt(id_vars=["_run", "epoch"], value_vars=metric_cols, var_name="metric")
+    long = long.dropna(subset=["value"])
+    params = [p for cols in swept.values() for p in cols if p in runs.columns]
+    carry = list(dict.fromkeys(
+        ["run", "sweep", "optimizer", "dataset", "model", "status", "trainer.seed", "setting", *params]
+    ))
+    carry = [c for c in carry if c in runs.columns]
+    index = long["_run"].to_numpy(dtype=int)
+    out = pd.DataFrame({c: runs[c].to_numpy()[index] for c in carry})
+    out["epoch"] = long["epoch"].to_numpy(dtype=int)
+    out["metric"] = long["metric"].to_numpy(dtype=object)
+    prefix = out["metric"].str.split("_", n=1).str[0]
+    is_split = prefix.isin(["train", "val", "test"])
+    out["split"] = prefix.where(is_split, "")
+    out["measure"] = out["metric"].where(~is_split, out["metric"].str.split("_", n=1).str[-1])
+    out["value"] = long["value"].to_numpy(dtype=float)
+    return out

@@ -1,0 +1,195 @@
+"""The report: report.md and a self-contained report.html (figures embedded), plus CSV tables.
+
+Sections follow the order of the study: the optimizer comparison, then each optimizer's attribute
+sweeps (adam, adagrad, rmsprop, others), then lr sweeps; Optuna studies sit in their sweep's section.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from optsweep.analysis.figures import write_figures
+from optsweep.analysis.load import RunSet
+from optsweep.analysis.stats import compare_to_best, describe_difference
+from optsweep.analysis.sweeps import order_sweeps, short_names
+from optsweep.analysis.tables import (
+    best_settings, display_table, markdown_table, mean_std, setting_table,
+)
+
+MAX_NAME = 80  # characters; a folder name joining many sweeps is cut to stay readable
+
+
+def default_out_dir(runset: RunSet, root="analysis") -> Path:
+    """analysis/<sweep>, or analysis/<sweep1+sweep2...> for several sweeps."""
+    names = [s.replace("/", "_") for s in runset.sweeps]
+    name = "+".join(names)
+    if len(name) > MAX_NAME:
+        name = f"{'+'.join(names[:3])}+{len(names) - 3}-more"
+    return Path(root) / name
+
+
+def write_report(runset: RunSet, out_dir=None, *, metric: str = "test_acc1", studies=(),
+                 figures: dict | None = None, skipped=()) -> Path:
+    """Write figures, CSV tables, report.md and report.html into out_dir; return report.html."""
+    out = Path(out_dir) if out_dir is not None else default_out_dir(runset)
+    out.mkdir(parents=True, exist_ok=True)
+    if figures is None:
+        figures = write_figures(runset, out / "figures", studies)
+    table = setting_table(runset, metric)
+    best = best_settings(table, metric)
+    tests = compare_to_best(runset, metric, table=table)
+    _write_csvs(out, runset, table, best, tests, skipped)
+    sections = _sections(runset, metric, table, best, tests, studies, figures, skipped)
+    (out / "report.md").write_text(_markdown(sections, out), encoding="utf-8")
+    html_path = out / "report.html"
+    html_path.write_text(_html(sections), encoding="utf-8")
+    return html_path
+
+
+def _write_csvs(out, runset, table, best, tests, skipped) -> None:
+    runset.runs.to_csv(out / "runs.csv", index=False)
+    table.to_csv(out / "settings.csv", index=False)
+    best.to_csv(out / "best.csv", index=False)
+    tests.to_csv(out / "significance.csv", index=False)
+    pd.DataFrame(runset.skipped + list(skipped), columns=["path", "reason"]).to_csv(
+        out / "skipped.csv", index=False)
+    (out / "settings.md").write_text(markdown_table(display_table(table)), encoding="utf-8")
+
+
+# --- content, shared by both formats: a list of (title, [blocks]); a block is (kind, payload) ------
+
+
+def _sections(runset, metric, table, best, tests, studies, figures, skipped) -> list:
+    sections = [("Overview", [("p", _overview(runset, metric)),
+                              ("table", display_table(best, metric))])]
+    study_by_sweep = {}
+    for study in studies:
+        study_by_sweep.setdefault(study.sweep, []).append(study)
+    for sweep in order_sweeps(runset.runs, runset.swept):
+        blocks = [("p", _describe_sweep(runset, sweep))]
+        blocks += [("li", line) for line in _conclusions(sweep, metric, best, tests, table)]
+        blocks.append(("table", display_table(table[table["sweep"] == sweep], metric)))
+        blocks += [("img", path) for path in figures.get(sweep, [])]
+        blocks += [("p", _describe_study(s)) for s in study_by_sweep.pop(sweep, [])]
+        sections.append((sweep, blocks))
+    for sweep, lone in study_by_sweep.items():  # studies whose trial runs were not given
+        blocks = [("p", _describe_study(s)) for s in lone]
+        sections.append((f"{sweep} (Optuna study)", blocks + [("img", p) for p in figures.get(sweep, [])]))
+    all_skipped = runset.skipped + list(skipped)
+    lines = [f"`{path}`: {reason}" for path, reason in all_skipped] or ["none"]
+    sections.append(("Skipped run directories", [("li", line) for line in lines]))
+    return sections
+
+
+def _overview(runset: RunSet, metric: str) -> str:
+    counts = runset.runs["status"].value_counts()
+    status = ", ".join(f"{n} {s}" for s, n in counts.items())
+    return (f"{len(runset.runs)} runs in {len(runset.sweeps)} sweep(s) ({status}); "
+            f"{len(runset.skipped)} run directories skipped. Settings are ranked by final-epoch "
+            f"`{metric}`, mean over seeds; diverged runs count at their last epoch, interrupted, "
+            "pruned and failed runs are shown but not averaged. Best setting of each sweep:")
+
+
+def _describe_sweep(runset: RunSet, sweep: str) -> str:
+    runs = runset.runs[runset.runs["sweep"] == sweep]
+    params = runset.swept[sweep]
+    names = ", ".join(f"`{p}`" for p in params) or "nothing (repeats only)"
+    groups = ", ".join(sorted(f"{o} on {d}" for o, d in
+                              runs[["optimizer", "dataset"]].drop_duplicates().astype(str).values))
+    return f"Swept: {names}. Runs: {len(runs)} ({groups})."
+
+
+def _conclusions(sweep, metric, best, tests, table) -> list[str]:
+    lines = []
+    for b in best[best["sweep"] == sweep].itertuples(index=False):
+        score = mean_std(getattr(b, f"{metric}_mean"), getattr(b, f"{metric}_std"), b.n)
+        lines.append(f"Best on {b.dataset}: **{b.setting}**, {metric} {score}.")
+        mine = tests[(tests["sweep"] == sweep) & (tests["dataset"] == b.dataset)]
+        for t in mine.itertuples(index=False):
+            row = t._asdict()
+            lines.append(f"{t.setting}: {describe_difference(row, metric)} than {b.setting}, "
+                         f"{t.verdict}.")
+        noisy = mine[mine["verdict"].str.startswith("within noise")]
+        if len(mine) and len(noisy) == len(mine):
+            lines.append(f"No setting differs from {b.setting} beyond seed noise (Welch, alpha 0.05).")
+    unfinished = table[table["sweep"] == sweep][["setting", "diverged", "interrupted", "pruned",
+                                                 "failed"]]
+    for row in unfinished.itertuples(index=False):
+        parts = [f"{n} {s}" for s, n in zip(("diverged", "interrupted", "pruned", "failed"), row[1:]) if n]
+        if parts:
+            lines.append(f"{row[0]}: {', '.join(parts)} (marked in the figures).")
+    return lines
+
+
+def _describe_study(study) -> str:
+    best = study.best()
+    counts = study.trials["state"].value_counts().to_dict()
+    text = f"Optuna study `{study.name}` ({study.direction}): {len(study.trials)} trials {counts}."
+    if best is not None:
+        params = {k.removeprefix("params_"): v for k, v in best.items() if k.startswith("params_")}
+        text += f" Best trial {int(best['number'])}: objective {best['value']:.4f} with {params}."
+    return text
+
+
+# --- formats --------------------------------------------------------------------------------------
+
+
+def _markdown(sections, out: Path) -> str:
+    parts = ["# optsweep analysis\n"]
+    for title, blocks in sections:
+        parts.append(f"\n## {title}\n")
+        for kind, payload in blocks:
+            if kind == "p":
+                parts.append(f"\n{payload}\n")
+            elif kind == "li":
+                parts.append(f"- {payload}\n")
+            elif kind == "table":
+                parts.append("\n" + markdown_table(payload))
+            elif kind == "img":
+                rel = Path(payload).resolve().relative_to(out.resolve()) \
+                    if Path(payload).resolve().is_relative_to(out.resolve()) else Path(payload)
+                parts.append(f"\n![{Path(payload).stem}]({rel.as_posix()})\n")
+    return "".join(parts)
+
+
+CSS = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+       "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
+       "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}img{max-width:100%}")
+
+
+def _html(sections) -> str:
+    body = ["<h1>optsweep analysis</h1>"]
+    for title, blocks in sections:
+        body.append(f"<h2>{html.escape(title)}</h2>")
+        items = []
+        for kind, payload in blocks:
+            if kind == "li":
+                items.append(f"<li>{_inline(payload)}</li>")
+                continue
+            if items:
+                body.append("<ul>" + "".join(items) + "</ul>")
+                items = []
+            if kind == "p":
+                body.append(f"<p>{_inline(payload)}</p>")
+            elif kind == "table":
+                body.append(payload.to_html(index=False, escape=True, border=0, na_rep="–"))
+            elif kind == "img":
+                data = base64.b64encode(Path(payload).read_bytes()).decode("ascii")
+                body.append(f'<p><img alt="{html.escape(Path(payload).stem)}" '
+                            f'src="data:image/png;base64,{data}"></p>')
+        if items:
+            body.append("<ul>" + "".join(items) + "</ul>")
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>optsweep analysis</title>"
+            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def _inline(text: str) -> str:
+    """Markdown's **bold** and `code` in HTML, everything else escaped."""
+    import re
+
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)

@@ -1,0 +1,101 @@
+"""Per-setting summary tables (mean, std and n over seeds) and a dependency-free Markdown writer."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from optsweep.analysis.load import STATUSES, RunSet
+from optsweep.analysis.sweeps import AGGREGATED, order_sweeps, setting_order
+
+KEYS = ["sweep", "dataset", "optimizer", "setting"]
+REPORTED = ("test_acc1", "test_acc5")
+
+
+def lower_is_better(metric: str) -> bool:
+    return "loss" in metric
+
+
+def setting_table(runset: RunSet, metric: str = "test_acc1") -> pd.DataFrame:
+    """One row per (sweep, dataset, optimizer, setting): final metrics over the runs that count.
+
+    Columns: the keys, n (runs with a final `metric`), <m>_mean, <m>_std and <m>_n for test_acc1,
+    test_acc5 and `metric`, best_val_epoch (mean), wall_s (mean), runs (all), and one count per status.
+    """
+    runs = runset.runs
+    counted = runs[runs["status"].isin(AGGREGATED)]
+    grouped = counted.groupby(KEYS, dropna=False, sort=False)
+    table = grouped[f"final_{metric}"].count().rename("n").to_frame()
+    for m in dict.fromkeys([*REPORTED, metric]):
+        values = grouped[f"final_{m}"]
+        table[f"{m}_mean"], table[f"{m}_std"] = values.mean(), values.std(ddof=1)
+        table[f"{m}_n"] = values.count()
+    table["best_val_epoch"] = grouped["best_epoch"].mean()
+    table["wall_s"] = grouped["wall_seconds"].mean()
+    counts = runs.groupby([*KEYS, "status"], dropna=False).size().unstack("status", fill_value=0)
+    counts = counts.reindex(columns=list(STATUSES), fill_value=0)
+    counts.insert(0, "runs", counts.sum(axis=1))
+    table = counts.join(table, how="left")
+    table["n"] = table["n"].fillna(0).astype(int)
+    table = table[[c for c in table.columns if c not in ("runs", *STATUSES)] + ["runs", *STATUSES]]
+    return _in_study_order(table.reset_index(), runset)
+
+
+def _in_study_order(table: pd.DataFrame, runset: RunSet) -> pd.DataFrame:
+    sweep_rank = {s: i for i, s in enumerate(order_sweeps(runset.runs, runset.swept))}
+    setting_rank = {}
+    for sweep, runs in runset.runs.groupby("sweep", sort=False):
+        for i, setting in enumerate(setting_order(runs, runset.swept[sweep])):
+            setting_rank[(sweep, setting)] = i
+    key = table.apply(lambda r: (sweep_rank[r["sweep"]], str(r["dataset"]),
+                                 setting_rank.get((r["sweep"], r["setting"]), 0)), axis=1)
+    return table.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def best_settings(table: pd.DataFrame, metric: str = "test_acc1") -> pd.DataFrame:
+    """The best setting of each (sweep, dataset) by mean `metric` (highest, or lowest for a loss)."""
+    scored = table[table[f"{metric}_mean"].notna()]
+    if scored.empty:
+        return scored
+    pick = (scored.groupby(["sweep", "dataset"], sort=False, dropna=False)[f"{metric}_mean"]
+            .idxmin() if lower_is_better(metric) else
+            scored.groupby(["sweep", "dataset"], sort=False, dropna=False)[f"{metric}_mean"].idxmax())
+    return scored.loc[pick.to_numpy()].reset_index(drop=True)
+
+
+def mean_std(mean: float, std: float, n: int) -> str:
+    """'0.9100 ± 0.0100 (n=3)'; the ± is left out where one run gives no spread."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    spread = "" if std is None or math.isnan(std) else f" ± {std:.4f}"
+    return f"{mean:.4f}{spread} (n={n})"
+
+
+def display_table(table: pd.DataFrame, metric: str = "test_acc1") -> pd.DataFrame:
+    """The setting table as people read it: mean ± std (n) strings, status counts in one cell."""
+    shown = pd.DataFrame({"sweep": table["sweep"], "dataset": table["dataset"],
+                          "setting": table["setting"]})
+    for m in dict.fromkeys([metric, *REPORTED]):
+        shown[m] = [mean_std(a, b, int(n)) for a, b, n in
+                    zip(table[f"{m}_mean"], table[f"{m}_std"], table[f"{m}_n"].fillna(0))]
+    shown["best val epoch"] = table["best_val_epoch"].map(lambda v: "–" if pd.isna(v) else f"{v:.1f}")
+    shown["wall s"] = table["wall_s"].map(lambda v: "–" if pd.isna(v) else f"{v:.1f}")
+    shown["status"] = table.apply(
+        lambda r: ", ".join(f"{s} {int(r[s])}" for s in STATUSES if r[s]), axis=1)
+    return shown
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (pandas' to_markdown would need `tabulate`)."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            text = "" if math.isnan(value) else f"{value:.4g}"
+        else:
+            text = "" if value is None else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |",
+             "| " + " | ".join("---" for _ in frame.columns) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,76 @@
+"""The CLI (in-process through main(argv), and once as a subprocess) and the report it writes."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import write_run
+
+from optsweep.analysis.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_missing_path_exits_2_naming_it(tmp_path, capsys):
+    missing = tmp_path / "no_such_sweep"
+    assert main([str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(missing) in err[0] and "no such file" in err[0]
+
+
+def test_path_without_runs_exits_2(tmp_path, capsys):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    assert main([str(tmp_path / "empty")]) == 2
+    assert "holds no run directory" in capsys.readouterr().err
+
+
+def test_unknown_metric_exits_2(lr_sweep, tmp_path, capsys):
+    assert main([str(lr_sweep), "--metric", "test_acc7", "--out", str(tmp_path / "o")]) == 2
+    assert "--metric test_acc7" in capsys.readouterr().err
+
+
+def test_report_with_skipped_runs(messy_sweep, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main([str(messy_sweep), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "lr=0.001" in printed and f"report: {out / 'report.html'}" in printed
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and 'src="figures/' not in html
+    markdown = (out / "report.md").read_text()
+    assert "Best on digits: **lr=0.001**" in markdown
+    assert "lr=0.0001: 0.3000 lower than lr=0.001, significant" in markdown
+    skipped = markdown.split("## Skipped run directories")[1]
+    for job in ("11", "12", "13"):
+        assert str(messy_sweep / job) in skipped
+    for name in ("settings.csv", "settings.md", "best.csv", "significance.csv", "runs.csv"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_default_out_dir_and_study_order(tmp_path, monkeypatch, capsys):
+    multirun = tmp_path / "multirun"
+    for num, lr in enumerate((1e-3, 1e-2)):
+        write_run(multirun / "adam_lr" / str(num), lr=lr, num=num)
+    for num, wd in enumerate((0.0, 0.01)):
+        write_run(multirun / "adam_wd" / str(num), wd=wd, num=num)
+    for num, optimizer in enumerate(("adam", "sgd")):
+        write_run(multirun / "compare" / str(num), optimizer=optimizer, num=num)
+    monkeypatch.chdir(tmp_path)
+    assert main(["multirun"]) == 0
+    report = tmp_path / "analysis" / "adam_lr+adam_wd+compare" / "report.md"
+    text = report.read_text()
+    positions = [text.index(f"\n## {name}\n") for name in ("compare", "adam_wd", "adam_lr")]
+    assert positions == sorted(positions)  # comparison, attribute sweep, lr sweep
+
+
+def test_cli_as_a_subprocess(lr_sweep, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    command = [sys.executable, "-m", "optsweep.analysis"]
+    helped = subprocess.run([*command, "--help"], capture_output=True, text=True, env=env)
+    assert helped.returncode == 0 and "--metric" in helped.stdout
+    bad = subprocess.run([*command, str(tmp_path / "nope")], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and str(tmp_path / "nope") in bad.stderr
+    good = subprocess.run([*command, str(lr_sweep), "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, env=env)
+    assert good.returncode == 0, good.stderr
+    assert (tmp_path / "r" / "report.html").is_file()

@@ -1,0 +1,56 @@
+"""An Optuna study stored beside the runs is found, summarised and plotted."""
+import pytest
+
+from optsweep.analysis import load_runs
+from optsweep.analysis.figures import write_figures
+from optsweep.analysis.optuna_study import find_studies
+from optsweep.analysis.report import write_report
+
+optuna = pytest.importorskip("optuna")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def study_sweep(lr_sweep):
+    """adam_lr with optuna.db: 4 trials, objective = lr; trial 2 pruned, trial 3 failed."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = f"sqlite:///{lr_sweep / 'optuna.db'}"
+    study = optuna.create_study(study_name="adam_lr", storage=storage, direction="maximize")
+    for number, lr in enumerate((1e-4, 1e-3, 1e-2, 1e-1)):
+        trial = study.ask({"optimizer.lr": optuna.distributions.LogUniformDistribution(1e-5, 1.0)})
+        if number == 2:
+            trial.report(0.5, step=1)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif number == 3:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, trial.params["optimizer.lr"])
+    return lr_sweep
+
+
+def test_study_is_found_and_read(study_sweep):
+    studies, skipped = find_studies([study_sweep.parent])
+    assert skipped == [] and len(studies) == 1
+    study = studies[0]
+    assert (study.sweep, study.name, study.direction) == ("adam_lr", "adam_lr", "maximize")
+    assert list(study.trials["state"]) == ["COMPLETE", "COMPLETE", "PRUNED", "FAIL"]
+    completed = study.trials[study.trials["state"] == "COMPLETE"]
+    assert study.best()["value"] == completed["params_optimizer.lr"].max()
+
+
+def test_study_figures_and_report(study_sweep, tmp_path):
+    runset = load_runs([study_sweep])
+    studies, _ = find_studies([study_sweep])
+    figures = write_figures(runset, tmp_path / "figures", studies, workers=1)
+    names = sorted(p.name for p in figures["adam_lr"])
+    assert names == ["adam_lr_adam_lr_history.png", "adam_lr_adam_lr_objective_vs_lr.png",
+                     "adam_lr_curves.png", "adam_lr_final.png"]
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in figures["adam_lr"])
+    report = write_report(runset, tmp_path, studies=studies, figures=figures)
+    assert "Optuna study <code>adam_lr</code>" in report.read_text()
+
+
+def test_unreadable_storage_is_skipped(lr_sweep):
+    (lr_sweep / "optuna.db").write_text("not a database")
+    studies, skipped = find_studies([lr_sweep])
+    assert studies == [] and skipped[0][0] == str(lr_sweep / "optuna.db")
