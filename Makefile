@@ -21,6 +21,7 @@ demo: install
 	$(BIN)/python -m optsweep sweep=quickstart
 	@echo "quickstart runs (metrics.csv, summary.json, .hydra/ in each):"
 	@ls -d $(CURDIR)/multirun/quickstart/*/
+	$(BIN)/python -m optsweep.analysis multirun/quickstart
 
 test: install
 	$(BIN)/python -m pytest

@@ -1,4 +1,4 @@
-"""python -m optsweep.analysis PATH [PATH ...] [--out DIR] [--metric NAME]"""
+"""python -m optsweep.analysis PATH [PATH ...] [--out DIR] [--metric NAME] [--select NAME]"""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +24,10 @@ def parse_args(argv):
     parser.add_argument("--metric", default="test_acc1", metavar="NAME",
                         help="final-epoch metric that ranks settings (default: test_acc1; one of "
                              f"{', '.join(METRIC_COLUMNS)})")
+    parser.add_argument("--select", default="val_acc1", metavar="NAME",
+                        help="final-epoch metric that picks the best setting (default: val_acc1, "
+                             "so that no setting is chosen on the test set; runs without a "
+                             "validation split fall back to --metric)")
     return parser.parse_args(argv)
 
 
@@ -33,23 +37,25 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     from optsweep.analysis.optuna_study import find_studies
     from optsweep.analysis.report import write_report
-    from optsweep.analysis.tables import best_settings, display_table, setting_table
+    from optsweep.analysis.tables import (best_settings, display_table, selection_metric,
+                                          setting_table)
 
     try:
         runset = load_runs(args.paths)
         if f"final_{args.metric}" not in runset.runs.columns:
             raise AnalysisInputError(f"--metric {args.metric}: not a metric of these runs; "
                                      f"choose one of {', '.join(METRIC_COLUMNS)}")
+        select = selection_metric(runset, args.select, args.metric)
         studies, bad_studies = find_studies(args.paths)
-        report = write_report(runset, args.out, metric=args.metric, studies=studies,
-                              skipped=bad_studies)
+        report = write_report(runset, args.out, metric=args.metric, select=select,
+                              studies=studies, skipped=bad_studies)
     except AnalysisInputError as err:
         print(f"optsweep.analysis: error: {err}", file=sys.stderr)
         return 2
-    table = setting_table(runset, args.metric)
+    table = setting_table(runset, args.metric, select)
     print(display_table(table, args.metric).to_string(index=False))
-    print("\nbest per sweep:")
-    print(display_table(best_settings(table, args.metric), args.metric).to_string(index=False))
+    print(f"\nbest per sweep (chosen on {select}):")
+    print(display_table(best_settings(table, select), args.metric).to_string(index=False))
     print(f"{len(runset.runs)} runs, {len(runset.skipped)} skipped")
     print(f"report: {report}")
     return 0

@@ -31,18 +31,23 @@ def default_out_dir(runset: RunSet, root="analysis") -> Path:
     return Path(root) / name
 
 
-def write_report(runset: RunSet, out_dir=None, *, metric: str = "test_acc1", studies=(),
-                 figures: dict | None = None, skipped=()) -> Path:
-    """Write figures, CSV tables, report.md and report.html into out_dir; return report.html."""
+def write_report(runset: RunSet, out_dir=None, *, metric: str = "test_acc1",
+                 select: str | None = None, studies=(), figures: dict | None = None,
+                 skipped=()) -> Path:
+    """Write figures, CSV tables, report.md and report.html into out_dir; return report.html.
+
+    The best setting is chosen on ``select`` (e.g. val_acc1; default ``metric``) and reported and
+    compared on ``metric``."""
+    select = select or metric
     out = Path(out_dir) if out_dir is not None else default_out_dir(runset)
     out.mkdir(parents=True, exist_ok=True)
     if figures is None:
         figures = write_figures(runset, out / "figures", studies)
-    table = setting_table(runset, metric)
-    best = best_settings(table, metric)
-    tests = compare_to_best(runset, metric, table=table)
+    table = setting_table(runset, metric, select)
+    best = best_settings(table, select)
+    tests = compare_to_best(runset, metric, table=table, select=select)
     _write_csvs(out, runset, table, best, tests, skipped)
-    sections = _sections(runset, metric, table, best, tests, studies, figures, skipped)
+    sections = _sections(runset, (metric, select), table, best, tests, studies, figures, skipped)
     (out / "report.md").write_text(_markdown(sections, out), encoding="utf-8")
     html_path = out / "report.html"
     html_path.write_text(_html(sections), encoding="utf-8")
@@ -62,15 +67,16 @@ def _write_csvs(out, runset, table, best, tests, skipped) -> None:
 # --- content, shared by both formats: a list of (title, [blocks]); a block is (kind, payload) ------
 
 
-def _sections(runset, metric, table, best, tests, studies, figures, skipped) -> list:
-    sections = [("Overview", [("p", _overview(runset, metric)),
+def _sections(runset, metrics, table, best, tests, studies, figures, skipped) -> list:
+    metric, select = metrics
+    sections = [("Overview", [("p", _overview(runset, metric, select)),
                               ("table", display_table(best, metric))])]
     study_by_sweep = {}
     for study in studies:
         study_by_sweep.setdefault(study.sweep, []).append(study)
     for sweep in order_sweeps(runset.runs, runset.swept):
         blocks = [("p", _describe_sweep(runset, sweep))]
-        blocks += [("li", line) for line in _conclusions(sweep, metric, best, tests, table)]
+        blocks += [("li", line) for line in _conclusions(sweep, metrics, best, tests, table)]
         blocks.append(("table", display_table(table[table["sweep"] == sweep], metric)))
         blocks += [("img", path) for path in figures.get(sweep, [])]
         blocks += [("p", _describe_study(s)) for s in study_by_sweep.pop(sweep, [])]
@@ -84,12 +90,13 @@ def _sections(runset, metric, table, best, tests, studies, figures, skipped) -> 
     return sections
 
 
-def _overview(runset: RunSet, metric: str) -> str:
+def _overview(runset: RunSet, metric: str, select: str) -> str:
     counts = runset.runs["status"].value_counts()
     status = ", ".join(f"{n} {s}" for s, n in counts.items())
     return (f"{len(runset.runs)} runs in {len(runset.sweeps)} sweep(s) ({status}); "
             f"{len(runset.skipped)} run directories skipped. Settings are ranked by final-epoch "
-            f"`{metric}`, mean over seeds; diverged runs count at their last epoch, interrupted, "
+            f"`{select}`, mean over seeds{_chosen_note(metric, select)}; each is reported on "
+            f"`{metric}`; diverged runs count at their last epoch, interrupted, "
             "pruned and failed runs are shown but not averaged. Best setting of each sweep:")
 
 
@@ -102,11 +109,19 @@ def _describe_sweep(runset: RunSet, sweep: str) -> str:
     return f"Swept: {names}. Runs: {len(runs)} ({groups})."
 
 
-def _conclusions(sweep, metric, best, tests, table) -> list[str]:
+def _chosen_note(metric: str, select: str) -> str:
+    if select == metric:
+        return ""
+    return " (chosen on validation, never on the test set)"
+
+
+def _conclusions(sweep, metrics, best, tests, table) -> list[str]:
+    metric, select = metrics
     lines = []
     for b in best[best["sweep"] == sweep].itertuples(index=False):
         score = mean_std(getattr(b, f"{metric}_mean"), getattr(b, f"{metric}_std"), b.n)
-        lines.append(f"Best on {b.dataset}: **{b.setting}**, {metric} {score}.")
+        chosen = "" if select == metric else f" (by {select} {getattr(b, f'{select}_mean'):.4f})"
+        lines.append(f"Best on {b.dataset}{chosen}: **{b.setting}**, {metric} {score}.")
         mine = tests[(tests["sweep"] == sweep) & (tests["dataset"] == b.dataset)]
         for t in mine.itertuples(index=False):
             row = t._asdict()

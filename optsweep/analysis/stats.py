@@ -33,18 +33,19 @@ def verdict(p: float, n_best: int, n_other: int, difference: float, alpha: float
 
 
 def compare_to_best(runset: RunSet, metric: str = "test_acc1", alpha: float = ALPHA,
-                    table: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The best setting of each (sweep, dataset) against every other setting there.
+                    table: pd.DataFrame | None = None, select: str | None = None) -> pd.DataFrame:
+    """The best setting of each (sweep, dataset) by ``select`` (default: ``metric``) against every
+    other setting there, compared on ``metric``.
 
     Columns: sweep, dataset, best, setting, n_best, n, best_mean, mean, difference (setting - best),
     p_value, significant (bool), verdict.
     """
-    table = setting_table(runset, metric) if table is None else table
+    table = setting_table(runset, metric, select) if table is None else table
     counted = runset.runs[runset.runs["status"].isin(AGGREGATED)]
     values = counted.groupby(["sweep", "dataset", "setting"], dropna=False)[f"final_{metric}"]
     samples = {key: v.dropna().to_numpy() for key, v in values}
     rows = []
-    for best in best_settings(table, metric).itertuples(index=False):
+    for best in best_settings(table, select or metric).itertuples(index=False):
         best_values = samples.get((best.sweep, best.dataset, best.setting), [])
         others = table[(table["sweep"] == best.sweep) & (table["dataset"] == best.dataset)
                        & (table["setting"] != best.setting)]

@@ -17,17 +17,27 @@ def lower_is_better(metric: str) -> bool:
     return "loss" in metric
 
 
-def setting_table(runset: RunSet, metric: str = "test_acc1") -> pd.DataFrame:
+def selection_metric(runset: RunSet, select: str | None, metric: str) -> str:
+    """The metric that picks the best setting: ``select`` (a validation metric, so that settings
+    are never chosen on the test set) where the runs have it, else ``metric``."""
+    column = f"final_{select}" if select else None
+    if column and column in runset.runs.columns and runset.runs[column].notna().any():
+        return select
+    return metric
+
+
+def setting_table(runset: RunSet, metric: str = "test_acc1",
+                  select: str | None = None) -> pd.DataFrame:
     """One row per (sweep, dataset, optimizer, setting): final metrics over the runs that count.
 
     Columns: the keys, n (runs with a final `metric`), <m>_mean, <m>_std and <m>_n for test_acc1,
-    test_acc5 and `metric`, best_val_epoch (mean), wall_s (mean), runs (all), and one count per status.
+    test_acc5, `metric` and `select`, best_val_epoch (mean), wall_s (mean), runs (all), and one count per status.
     """
     runs = runset.runs
     counted = runs[runs["status"].isin(AGGREGATED)]
     grouped = counted.groupby(KEYS, dropna=False, sort=False)
     table = grouped[f"final_{metric}"].count().rename("n").to_frame()
-    for m in dict.fromkeys([*REPORTED, metric]):
+    for m in dict.fromkeys([*REPORTED, metric, *([select] if select else [])]):
         values = grouped[f"final_{m}"]
         table[f"{m}_mean"], table[f"{m}_std"] = values.mean(), values.std(ddof=1)
         table[f"{m}_n"] = values.count()

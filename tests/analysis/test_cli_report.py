@@ -37,7 +37,7 @@ def test_report_with_skipped_runs(messy_sweep, tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2 and 'src="figures/' not in html
     markdown = (out / "report.md").read_text()
-    assert "Best on digits: **lr=0.001**" in markdown
+    assert "Best on digits (by val_acc1 0.9200): **lr=0.001**" in markdown
     assert "lr=0.0001: 0.3000 lower than lr=0.001, significant" in markdown
     skipped = markdown.split("## Skipped run directories")[1]
     for job in ("11", "12", "13"):

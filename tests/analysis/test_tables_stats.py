@@ -72,3 +72,23 @@ def test_single_seed_is_not_tested(tmp_path):
     write_run(tmp_path / "s" / "1", lr=1e-2, num=1)
     tests = compare_to_best(load_runs([tmp_path]))
     assert list(tests["verdict"]) == ["not tested (needs 2 or more seeds in both settings)"]
+
+
+def test_best_is_chosen_on_validation_never_on_test(tmp_path):
+    from optsweep.analysis.__main__ import main
+
+    sweep = tmp_path / "multirun" / "pick"
+    write_run(sweep / "0", lr=1e-3, num=0)  # final test_acc1 0.90, val_acc1 0.91
+    write_run(sweep / "1", lr=1e-2, num=1)  # final test_acc1 0.80, val_acc1 0.81
+    csv = sweep / "1" / "metrics.csv"  # make lr=1e-2 the validation winner, still worse on test
+    lines = csv.read_text().splitlines()
+    header, last = lines[0].split(","), lines[-1].split(",")
+    last[header.index("val_acc1")] = "0.95"
+    csv.write_text("\n".join([*lines[:-1], ",".join(last)]) + "\n")
+
+    table = setting_table(load_runs([sweep]), "test_acc1", "val_acc1")
+    assert best_settings(table, "val_acc1")["setting"].tolist() == ["lr=0.01"]
+    assert best_settings(table, "test_acc1")["setting"].tolist() == ["lr=0.001"]
+    assert main([str(sweep), "--out", str(tmp_path / "out")]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Best on digits (by val_acc1 0.9500): **lr=0.01**, test_acc1 0.8000 (n=1)." in report
