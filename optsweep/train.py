@@ -30,7 +30,8 @@ from optsweep.data.batches import Normalize, eval_batches, train_batches
 from optsweep.metrics import Tally
 from optsweep.model import build_model, check_weights_available, count_parameters
 from optsweep.optim import build_optimizer
-from optsweep.runtime import autocast, grad_scaler, resolve_device, seed_everything
+from optsweep.runtime import (autocast, grad_scaler, resolve_device, seed_everything,
+                              weight_memory_format)
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class Run:
     """Everything a run has in memory; what it checkpoints is ``checkpoint_state``."""
 
     cfg: DictConfig
-    run_dir: Path
+    run_dir: Optional[Path]  # None for a run built only to be timed (benchmarks)
     device: torch.device
     model: torch.nn.Module
     forward: torch.nn.Module  # the model, or its compiled wrapper
@@ -130,7 +131,7 @@ def train(cfg: DictConfig, run_dir: str | Path, on_epoch: Optional[EpochHook] = 
             torch.set_num_threads(cfg.trainer.num_threads)
         seed_everything(cfg.trainer.seed)
         splits = load_splits(cfg.data, cfg.trainer.seed)
-        run = _build_run(cfg, run_dir, device, splits.num_classes, fingerprint)
+        run = build_run(cfg, device, splits.num_classes, run_dir, fingerprint)
     except OptsweepError as exc:
         _record_early_failure(run_dir, str(exc), name)
         raise
@@ -164,9 +165,13 @@ def train(cfg: DictConfig, run_dir: str | Path, on_epoch: Optional[EpochHook] = 
     return _finish(run, status, error, name, start)
 
 
-def _build_run(cfg: DictConfig, run_dir: Path, device: torch.device, num_classes: int,
-               fingerprint: str) -> Run:
-    memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
+def build_run(cfg: DictConfig, device: torch.device, num_classes: int,
+              run_dir: Optional[Path] = None, fingerprint: str = "") -> Run:
+    """Model, optimizer, scaler and batch pipeline for ``cfg`` on ``device``, before any epoch.
+
+    Public so that benchmarks time ``train_one_epoch``/``evaluate`` on exactly what ``train`` runs.
+    """
+    memory_format = weight_memory_format(device, cfg.trainer.channels_last)
     model = build_model(cfg.model, num_classes).to(device=device, memory_format=memory_format)
     forward = torch.compile(model) if cfg.trainer.compile else model
     return Run(
