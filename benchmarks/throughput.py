@@ -1,6 +1,6 @@
 """Training and evaluation throughput of ResNet18 on CIFAR-100-shaped data (32x32, 100 classes).
 
-Three pipelines, timed in one process on the same fabricated images:
+Three pipelines, timed in one process on the same fabricated images (only the seed pipeline decodes them per item):
 
   seed     the original study's: a torchvision-style Dataset over uint8 HWC arrays, per image
            PIL -> ToTensor -> Normalize, DataLoader(batch_size=128, shuffle=True, num_workers=0),
@@ -9,9 +9,11 @@ Three pipelines, timed in one process on the same fabricated images:
            format, default Adam, eval under no_grad at data.eval_batch_size; same precision as optsweep
   optsweep optsweep.train.build_run + train_one_epoch + evaluate: the code `python -m optsweep` runs
 
-Timing windows of the three are interleaved (seed, plain, optsweep, seed, ...) so that a noisy,
-shared machine slows all of them alike; each figure is the median over rounds. The last line is
-``ratios: train_vs_seed=X eval_vs_seed=Y train_vs_plain=Z`` (optsweep's images/s over the other's).
+Timing windows of the three are interleaved (one training step each on CPU, then one evaluation
+window each, order rotated every round) so that a noisy, shared machine slows all of them alike; the
+table shows medians over rounds. The last line, ``ratios: train_vs_seed=X eval_vs_seed=Y
+train_vs_plain=Z``, is optsweep's images/s over the other's: the median over rounds of the ratio of
+the two windows of the same round (the ratio of the medians is printed above it).
 
 Hardware, time and evidence: see benchmarks/RESULTS.md (2-core Xeon, AVX-512, torch 2.14.1 CPU:
 ``--quick`` takes about 90 s). ``--tiny`` shrinks everything so a test can run it in seconds.
@@ -57,8 +59,9 @@ class Sizes:
     train_steps: int  # optimizer steps per training window
     eval_images: int  # images per evaluation window
     eval_batch_size: int
-    rounds: int  # timed windows per variant (after one untimed warm-up window)
+    rounds: int  # timed windows per variant
     train_images: int  # distinct fabricated training images (windows cycle through them)
+    warmup: bool = True  # one untimed window first (allocations, oneDNN primitives, compile)
 
 
 # Short windows, many rounds: on a shared machine the load changes over seconds, so a window of one
@@ -66,11 +69,11 @@ class Sizes:
 SIZES = {
     ("full", "cpu"): Sizes(128, 2, 2000, 1000, 25, 4096),
     ("quick", "cpu"): Sizes(128, 1, 1000, 1000, 15, 2048),
-    ("tiny", "cpu"): Sizes(8, 1, 16, 16, 1, 32),
+    ("tiny", "cpu"): Sizes(8, 1, 16, 16, 1, 32, warmup=False),
     # a GPU step is milliseconds: windows of 20 steps keep the per-window sync negligible
     ("full", "cuda"): Sizes(128, 40, 10000, 1000, 15, 16384),
     ("quick", "cuda"): Sizes(128, 20, 5000, 1000, 7, 8192),
-    ("tiny", "cuda"): Sizes(8, 1, 16, 16, 1, 32),
+    ("tiny", "cuda"): Sizes(8, 1, 16, 16, 1, 32, warmup=False),
 }
 
 
@@ -255,22 +258,32 @@ def timed(fn: Callable[[], int], device: torch.device) -> float:
     return images / (time.perf_counter() - start)
 
 
-def measure(variants: list[Variant], rounds: int, device: torch.device) -> None:
-    """One untimed warm-up window each, then ``rounds`` interleaved timed windows."""
-    for v in variants:
+def measure(variants: list[Variant], sizes: Sizes, device: torch.device) -> None:
+    """One untimed warm-up window each (unless ``--tiny``), then ``sizes.rounds`` rounds: the
+    training windows of all variants back to back, then their evaluation windows, in an order
+    rotated every round so that no variant always runs first (or right after another's)."""
+    for v in variants if sizes.warmup else ():
         v.train(), v.eval()
-    for _ in range(rounds):
-        for v in variants:
+    for r in range(sizes.rounds):
+        order = variants[r % len(variants):] + variants[:r % len(variants)]
+        for v in order:
             reset_peak(device)
             v.train_rates.append(timed(v.train, device))
+            v.peak = max(v.peak, peak_mib(device))
+        for v in order:
+            reset_peak(device)
             v.eval_rates.append(timed(v.eval, device))
             v.peak = max(v.peak, peak_mib(device))
 
 
+def paired_ratio(ours: list[float], theirs: list[float]) -> float:
+    """Median over rounds of the ratio of two windows run seconds apart: a load that drifts over
+    the run (other jobs on a shared machine) cancels within a round, not across the medians."""
+    return statistics.median(a / b for a, b in zip(ours, theirs))
+
+
 def report(variants: list[Variant], device: torch.device, args) -> dict:
-    by_name = {v.name: v for v in variants}
-    med = {v.name: (statistics.median(v.train_rates), statistics.median(v.eval_rates))
-           for v in variants}
+    v = {x.name: x for x in variants}
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
           f"precision={args.precision} compile={args.compile} mode={args.mode} "
           f"rounds={len(variants[0].train_rates)}")
@@ -278,13 +291,17 @@ def report(variants: list[Variant], device: torch.device, args) -> dict:
     print(f"{'variant':<9} {'train img/s':>12} {'(min..max)':>16} {'eval img/s':>11} "
           f"{'(min..max)':>16} {memory:>22}")
     for name in VARIANTS:
-        v = by_name[name]
-        print(f"{name:<9} {med[name][0]:12.1f} {_span(v.train_rates):>16} {med[name][1]:11.1f} "
-              f"{_span(v.eval_rates):>16} {v.peak:22.0f}")
-    ratios = {"train_vs_seed": med["optsweep"][0] / med["seed"][0],
-              "eval_vs_seed": med["optsweep"][1] / med["seed"][1],
-              "train_vs_plain": med["optsweep"][0] / med["plain"][0]}
-    print("ratios: " + " ".join(f"{k}={v:.2f}" for k, v in ratios.items()))
+        print(f"{name:<9} {statistics.median(v[name].train_rates):12.1f} "
+              f"{_span(v[name].train_rates):>16} {statistics.median(v[name].eval_rates):11.1f} "
+              f"{_span(v[name].eval_rates):>16} {v[name].peak:22.0f}")
+    med = {n: (statistics.median(v[n].train_rates), statistics.median(v[n].eval_rates)) for n in v}
+    print(f"ratio of medians: train_vs_seed={med['optsweep'][0] / med['seed'][0]:.2f} "
+          f"eval_vs_seed={med['optsweep'][1] / med['seed'][1]:.2f} "
+          f"train_vs_plain={med['optsweep'][0] / med['plain'][0]:.2f}")
+    ratios = {"train_vs_seed": paired_ratio(v["optsweep"].train_rates, v["seed"].train_rates),
+              "eval_vs_seed": paired_ratio(v["optsweep"].eval_rates, v["seed"].eval_rates),
+              "train_vs_plain": paired_ratio(v["optsweep"].train_rates, v["plain"].train_rates)}
+    print("ratios: " + " ".join(f"{k}={x:.2f}" for k, x in ratios.items()))
     return ratios
 
 
@@ -324,7 +341,7 @@ def main(argv=None) -> dict:
             variants.append(plain_variant(x, y, sizes, device, args.precision))
         else:
             variants.append(optsweep_variant(x, y, sizes, device, args.precision, args.compile))
-    measure(variants, sizes.rounds, device)
+    measure(variants, sizes, device)
     return report(variants, device, args)
 
 

@@ -150,7 +150,7 @@ def resident_mib() -> float:
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads Linux /proc")
 def test_memory_does_not_grow_across_epochs(tmp_path):
     rss = []
-    train(make_cfg([*QUICK, "trainer.epochs=6", "data.train_limit=64", "data.batch_size=16"]),
+    train(make_cfg([*QUICK, "trainer.epochs=6", "data.train_limit=32", "data.batch_size=16"]),
           tmp_path, on_epoch=lambda epoch, row: rss.append(resident_mib()))
     # epoch 1 allocates the optimizer state and oneDNN's caches; after it, a leak of even one
     # batch of activations per epoch (~15 MiB here) would add up to 60 MiB over epochs 2..6
