@@ -123,6 +123,21 @@ def test_augmentation_is_seeded():
     assert torch.equal(epoch(0), epoch(0)) and not torch.equal(epoch(0), epoch(1))
 
 
+def test_an_epoch_of_batches_copies_to_the_device_once(monkeypatch):
+    """On a GPU each copy from CPU memory waits for the queued work (a stall per step if done per
+    batch); on CPU the copies can still be counted."""
+    calls = []
+    real = torch.Tensor.to
+
+    def counting(self, *args, **kwargs):
+        calls.append(args)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", counting)
+    batches = list(train_batches(random_split(64), 8, torch.Generator().manual_seed(0), True))
+    assert len(batches) == 8 and len(calls) == 1
+
+
 def test_normalize_resizes_in_the_requested_layout():
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     out = Normalize([0.5] * 3, [0.25] * 3, 48, CPU, channels_last=False)(images)

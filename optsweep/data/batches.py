@@ -20,16 +20,26 @@ CROP_PADDING = 4  # pixels of zero padding before the random crop, as in the sta
 def batch_flip_lr(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror a random half of the batch left-right."""
     flip = torch.rand(len(images), generator=generator) < 0.5
-    flip = flip.to(images.device).view(-1, 1, 1, 1)
-    return torch.where(flip, images.flip(-1), images)
+    return flip_where(images, flip.to(images.device))
+
+
+def flip_where(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images whose ``flip`` (bool, N, on the images' device) is set."""
+    return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
 
 
 def batch_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
     """Zero-pad each image by ``padding`` and cut a random crop of the original size."""
+    shifts = torch.randint(0, 2 * padding + 1, (2, len(images)), generator=generator)
+    return crop_at(images, padding, shifts.to(images.device))
+
+
+def crop_at(images: torch.Tensor, padding: int, shifts: torch.Tensor) -> torch.Tensor:
+    """Zero-pad each image by ``padding`` and cut the crop whose top-left corner is (dy, dx) =
+    ``shifts[:, i]`` in the padded image (int64, 2 x N, on the images' device)."""
     n, _, h, w = images.shape
     padded = F.pad(images, (padding, padding, padding, padding))
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
+    dy, dx = shifts[0], shifts[1]
     rows = (dy.view(n, 1) + torch.arange(h, device=images.device)).view(n, 1, h, 1)
     cols = (dx.view(n, 1) + torch.arange(w, device=images.device)).view(n, 1, 1, w)
     batch = torch.arange(n, device=images.device).view(n, 1, 1, 1)
@@ -57,13 +67,25 @@ class Normalize:
 
 def train_batches(split: Split, batch_size: int, generator: torch.Generator,
                   augment: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of shuffled uint8 batches (the last one may be smaller)."""
-    order = torch.randperm(len(split), generator=generator).to(split.labels.device)
-    for start in range(0, len(order), batch_size):
+    """One epoch of shuffled uint8 batches (the last one may be smaller).
+
+    The epoch's random numbers (order, crop offsets, flips) are drawn up front and moved to the
+    device in one copy: a copy from pageable CPU memory to a GPU waits for the GPU's queued work,
+    so drawing them batch by batch would stall the GPU at every step.
+    """
+    n = len(split)
+    draws = [torch.randperm(n, generator=generator)]
+    if augment:
+        draws += [*torch.randint(0, 2 * CROP_PADDING + 1, (2, n), generator=generator),
+                  (torch.rand(n, generator=generator) < 0.5).long()]
+    draws = torch.stack(draws).to(split.labels.device)  # one host-to-device copy per epoch
+    order = draws[0]
+    for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         images = split.images[idx]
         if augment:
-            images = batch_flip_lr(batch_crop(images, CROP_PADDING, generator), generator)
+            shifts, flip = draws[1:3, start:start + batch_size], draws[3, start:start + batch_size]
+            images = flip_where(crop_at(images, CROP_PADDING, shifts), flip.bool())
         yield images, split.labels[idx]
 
 
