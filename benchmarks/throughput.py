@@ -16,7 +16,8 @@ train_vs_plain=Z``, is optsweep's images/s over the other's: the median over rou
 the two windows of the same round (the ratio of the medians is printed above it).
 
 Hardware, time and evidence: see benchmarks/RESULTS.md (2-core Xeon, AVX-512, torch 2.14.1 CPU:
-``--quick`` takes about 90 s). ``--tiny`` shrinks everything so a test can run it in seconds.
+``--quick`` about 50 s idle, 2-3.5 min under load). ``--tiny`` shrinks everything so that a test
+runs it in seconds.
 
     python benchmarks/throughput.py --quick
     python benchmarks/throughput.py --device cuda --precision bf16 --compile
