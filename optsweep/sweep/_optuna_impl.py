@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import optuna
 from hydra.core.utils import JobReturn
 from hydra_plugins.hydra_optuna_sweeper._impl import (OptunaSweeperImpl,
@@ -87,11 +88,24 @@ class OptsweepOptunaSweeperImpl(OptunaSweeperImpl):
                 log.info("trial %d was cut off with its worker; running it again", frozen.number)
                 batch.append((frozen.number, self._overrides(frozen.params, fixed)))
         while len(batch) < self.n_jobs and len(study.get_trials(deepcopy=False)) < self.n_trials:
+            self._reseed(len(study.get_trials(deepcopy=False)))  # the number ask() will give
             trial = study.ask()
             trial.set_system_attr(WORKER_ATTR, worker)
             (overrides,) = self._configure_trials([trial], space, fixed)
             batch.append((trial.number, overrides))
         return batch
+
+    def _reseed(self, number: int) -> None:
+        """Seed the sampler with (seed + trial number): trial n gets the same draw whether the study
+        ran in one go, was resumed, or is shared by workers, which would otherwise all start from
+        the same seed and sample the same values."""
+        seed = OmegaConf.select(self.config, "hydra.sweeper.sampler.seed")
+        if seed is None:
+            return
+        rng = np.random.RandomState((int(seed) + number) % 2**32)
+        for sampler in (self.sampler, getattr(self.sampler, "_random_sampler", None)):
+            if sampler is not None and hasattr(sampler, "_rng"):  # TPE, its startup sampler, Random
+                sampler._rng = rng
 
     @staticmethod
     def _overrides(params: Dict[str, Any], fixed: Dict[str, Any]) -> Sequence[str]:

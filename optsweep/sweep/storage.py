@@ -67,8 +67,11 @@ def open_study(url: str, study_name: str, sampler, direction: str):
         path = sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)  # SQLite does not create directories
-        return uncached(optuna.create_study(study_name=study_name, storage=url, sampler=sampler,
-                                            direction=direction, load_if_exists=True))
+        # workers that start together would race to create the schema (UNIQUE constraint failed)
+        with study_lock(url, study_name):
+            return uncached(optuna.create_study(study_name=study_name, storage=url,
+                                                sampler=sampler, direction=direction,
+                                                load_if_exists=True))
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SweepError(
