@@ -16,8 +16,8 @@ module there at start-up: this module stays small and imports optuna and torch l
 in ``optsweep.sweep._optuna_impl``.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Hydra's plugin scan runs this module outside
+# sys.modules, where dataclasses cannot resolve string annotations.
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
