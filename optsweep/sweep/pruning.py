@@ -66,7 +66,9 @@ def trial_hook(cfg: DictConfig) -> Optional[EpochHook]:
 
     def report(epoch: int, row: dict) -> None:
         trial.report(float(row[name]), epoch)
-        if trial.should_prune():
+        # after the last epoch nothing is left to save: a prune would only discard a finished run
+        # (successive halving's rungs at 1, 3, 9 epochs check there when trainer.epochs=9)
+        if epoch < cfg.trainer.epochs and trial.should_prune():
             raise EarlyStop("pruned", f"Optuna trial {number} pruned by {type(pruner).__name__} "
                                       f"after epoch {epoch} ({name}={row[name]:.4f})")
 
