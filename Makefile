@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench study clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ demo: install
 	@echo "quickstart runs (metrics.csv, summary.json, .hydra/ in each):"
 	@ls -d $(CURDIR)/multirun/quickstart/*/
 	$(BIN)/python -m optsweep.analysis multirun/quickstart
+
+# the whole study, preset after preset, then the analysis; rerun to resume (README.sweeps.md)
+study: install
+	$(BIN)/python -m optsweep.study $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest

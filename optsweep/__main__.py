@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from optsweep.config import conf_dir, register_configs
 from optsweep.errors import OptsweepError
+from optsweep.sweep.job import sweep_job
 from optsweep.train import train
 
 log = logging.getLogger("optsweep")
@@ -33,20 +34,25 @@ def _raise_interrupt(signum, frame):
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="config")
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        return sweep_job(cfg, hydra_cfg)  # records a failure and returns a finite value: never raises
     try:
         return train(cfg, hydra_cfg.runtime.output_dir)
     except OptsweepError as exc:
-        if hydra_cfg.mode == RunMode.RUN:
-            print(f"optsweep: error: {exc}", file=sys.stderr)
-            sys.exit(2)
-        raise
+        print(f"optsweep: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def cli() -> None:
     # A scheduler's SIGTERM becomes KeyboardInterrupt, so the run records itself as interrupted.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("optsweep: interrupted; run the same command again to resume (finished runs are "
+              "skipped, unfinished ones continue from their last epoch)", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -163,6 +163,10 @@ def register_configs() -> None:
     cs.store(group="trainer", name="trainer_schema", node=TrainerConf)
     for name, schema in OPTIMIZER_SCHEMAS.items():
         cs.store(group="optimizer", name=f"{name}_schema", node=schema)
+    # hydra/sweeper=optsweep_optuna (registered again here for compose() before plugin discovery)
+    from hydra_plugins.optsweep_sweeper.optsweep_optuna_sweeper import register_sweeper_configs
+
+    register_sweeper_configs()
 
 
 # --- checks beyond types --------------------------------------------------------------------------

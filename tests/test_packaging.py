@@ -17,7 +17,8 @@ def test_wheel_carries_conf_and_installed_copy_finds_it(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {p.relative_to(ROOT / "conf").as_posix() for p in (ROOT / "conf").rglob("*.yaml")}
     assert {f"optsweep/conf/{name}" for name in shipped} <= names
-    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "optsweep").rglob("*.py")}
+    modules = {p.relative_to(ROOT).as_posix() for package in ("optsweep", "hydra_plugins")
+               for p in (ROOT / package).rglob("*.py")}
     assert modules <= names, f"not in the wheel: {sorted(modules - names)}"
 
     site = tmp_path / "site"

@@ -1,0 +1,86 @@
+"""One job of a multirun: train, report to Optuna when the job is a trial, and turn any failure
+into a recorded result so that the sweep goes on.
+
+Hydra 1.3 re-raises a job's exception in the sweeper (``JobReturn.return_value``), which ends the
+whole sweep; hydra-optuna-sweeper crashes on a NaN objective. So a job here always returns a finite
+number: its objective, or the worst finite value when it failed, and its ``summary.json`` says which.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from optsweep import runlog
+from optsweep.errors import OptsweepError
+from optsweep.sweep import pruning
+from optsweep.train import objective_name, train, worst_value
+
+log = logging.getLogger(__name__)
+
+
+def sweep_job(cfg: DictConfig, hydra_cfg: DictConfig) -> float:
+    """Train ``cfg`` into this job's directory; never raises an ``Exception``."""
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    limit_threads(cfg, hydra_cfg)
+    try:
+        value = train(cfg, run_dir, on_epoch=pruning.trial_hook(cfg))
+    except Exception as exc:  # one job's failure is a result of the sweep, not its end
+        return record_failure(cfg, run_dir, exc)
+    if (runlog.read_summary(run_dir) or {}).get("status") == "pruned" \
+            and not cfg.trainer.keep_checkpoint:
+        # a pruned trial is never trained again: its checkpoint (~90 MB for ResNet18) is waste
+        (run_dir / runlog.CHECKPOINT_FILE).unlink(missing_ok=True)
+    return value
+
+
+def record_failure(cfg: DictConfig, run_dir: Path, exc: Exception) -> float:
+    """Log ``exc``, make sure ``summary.json`` says failed, return the worst finite objective."""
+    if isinstance(exc, OptsweepError):
+        log.error("optsweep: error: %s", exc)  # the user's input: the message says what to change
+    else:
+        log.exception("job failed: %s: %s", type(exc).__name__, exc)
+    try:
+        name = objective_name(cfg)
+    except Exception:  # the config itself may be what is broken
+        name = "val_acc1"
+    summary = runlog.read_summary(run_dir) or {}
+    if summary.get("status") != "failed":  # train() writes one itself for most failures
+        runlog.write_summary(run_dir, {
+            "status": "failed", "objective": worst_value(name), "objective_name": name,
+            "epochs_completed": 0, "final": None, "best": None,
+            "error": f"{type(exc).__name__}: {exc}", "versions": runlog.versions()})
+    return worst_value(name)
+
+
+def threads_per_job(cores: int, parallel_jobs: int) -> int:
+    """Torch threads for each of ``parallel_jobs`` jobs so that together they use ``cores``."""
+    return max(1, cores // max(1, parallel_jobs))
+
+
+def parallel_jobs(hydra_cfg: DictConfig, cores: int) -> int:
+    """How many jobs the launcher runs at once on this machine (joblib's n_jobs rules)."""
+    launcher = hydra_cfg.get("launcher") or {}
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return 1  # Hydra's basic launcher runs one job at a time; SLURM gives each job its cores
+    n_jobs = int(launcher.get("n_jobs", -1))
+    if n_jobs < 0:  # joblib: -1 = all cores, -2 = all but one, ...
+        n_jobs = cores + 1 + n_jobs
+    return max(1, n_jobs)
+
+
+def limit_threads(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+    """Parallel jobs share the cores instead of each taking all of them (oversubscription makes
+    every job slower than running them one by one)."""
+    if cfg.trainer.num_threads:
+        return  # the user's explicit choice
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    jobs = parallel_jobs(hydra_cfg, cores or 1)
+    if jobs > 1:
+        threads = threads_per_job(cores or 1, jobs)
+        torch.set_num_threads(threads)
+        log.info("%d parallel jobs on %d cores: %d torch threads in this job", jobs, cores, threads)

@@ -1,0 +1,179 @@
+"""`python -m optsweep -m ...` sweeps as a user runs them: grids, failures, Optuna with pruning,
+killed and resumed sweeps, two workers on one study, a bad storage URL. Each job trains 1-3 epochs
+on a few dozen digits."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from omegaconf import OmegaConf
+from optuna.trial import TrialState
+
+from tests.conftest import QUICK
+
+ONE_EPOCH = QUICK
+FEW = [o for o in QUICK if not o.startswith("trainer.epochs")]  # set trainer.epochs yourself
+TIMEOUT_S = 300
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "optsweep", *args]
+
+
+def env() -> dict:
+    root = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+
+
+def optsweep(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command(*args), cwd=cwd, capture_output=True, text=True,
+                          timeout=TIMEOUT_S, env=env())
+
+
+def start(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(command(*args), cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env())
+
+
+def kill_when(path: Path, process: subprocess.Popen) -> None:
+    """SIGKILL ``process`` (as a machine that stops would) as soon as ``path`` exists."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while not path.exists():
+        assert process.poll() is None, f"the sweep ended before {path} appeared"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+
+
+def rows(job_dir: Path) -> list[dict]:
+    with open(job_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def summary(job_dir: Path) -> dict:
+    return json.loads((job_dir / "summary.json").read_text())
+
+
+def stamps(job_dir: Path) -> dict:
+    return {name: (job_dir / name).stat().st_mtime_ns for name in ("metrics.csv", "summary.json")}
+
+
+def study_trials(sweep_dir: Path, name: str = "lr_search_adam") -> list:
+    return optuna.load_study(study_name=name,
+                             storage=f"sqlite:///{sweep_dir / 'optuna.db'}").trials
+
+
+def test_design_card_grid_runs_three_jobs_with_their_weight_decays(tmp_path):
+    result = optsweep("-m", "optimizer=adam", "optimizer.weight_decay=0,1e-4,1e-3", *ONE_EPOCH,
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (sweep_dir,) = (tmp_path / "multirun").iterdir()
+    jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir()), key=lambda p: int(p.name))
+    assert [p.name for p in jobs] == ["0", "1", "2"]
+    decays = [OmegaConf.load(j / ".hydra" / "config.yaml").optimizer.weight_decay for j in jobs]
+    assert decays == [0, 1e-4, 1e-3]
+    for job_dir in jobs:
+        assert summary(job_dir)["status"] == "completed" and len(rows(job_dir)) == 1
+        assert str(job_dir.relative_to(tmp_path)) in result.stdout  # the summary names each run
+    table = json.loads((sweep_dir / "sweep_summary.json").read_text())
+    assert [r["status"] for r in table] == ["completed"] * 3
+
+
+def test_one_invalid_value_fails_its_job_only_and_the_exit_status(tmp_path):
+    result = optsweep("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                      "optimizer.weight_decay=0,-1,1e-3", *ONE_EPOCH, "hydra.sweep.dir=multirun/wd",
+                      cwd=tmp_path)
+    assert result.returncode == 1
+    sweep_dir = tmp_path / "multirun" / "wd"
+    statuses = [summary(sweep_dir / str(i))["status"] for i in range(3)]
+    assert statuses == ["completed", "failed", "completed"]
+    message = "optimizer.weight_decay=-1.0 is invalid"
+    assert message in summary(sweep_dir / "1")["error"]
+    table = json.loads((sweep_dir / "sweep_summary.json").read_text())
+    assert [r["status"] for r in table] == statuses and message in table[1]["error"]
+    assert "failed jobs:" in result.stdout and message in result.stdout
+    # two jobs at once on this machine's cores: each job took its share of torch threads
+    assert "parallel jobs on" in (sweep_dir / "0" / "optsweep.log").read_text()
+
+
+def test_optuna_sweep_killed_and_rerun_finishes_its_trials_resuming_the_cut_one(tmp_path):
+    args = ("-m", "sweep=lr_search", *FEW, "trainer.epochs=3", "hydra.sweeper.n_trials=3",
+            "hydra/sweeper/pruner=nop")
+    sweep_dir = tmp_path / "multirun" / "lr_search" / "adam"
+    kill_when(sweep_dir / "1" / "checkpoint.pt", start(*args, cwd=tmp_path))
+    done_before, cut_rows = stamps(sweep_dir / "0"), rows(sweep_dir / "1")
+    assert [t.state for t in study_trials(sweep_dir)] == [TrialState.COMPLETE, TrialState.RUNNING]
+
+    result = optsweep(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trials = study_trials(sweep_dir)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3  # 3 in all, not 3 more
+    assert all(math.isfinite(t.value) for t in trials)
+    assert stamps(sweep_dir / "0") == done_before  # the finished trial was not touched
+    resumed = rows(sweep_dir / "1")
+    assert len(resumed) == 3 and resumed[:len(cut_rows)] == cut_rows
+    assert "resumed from" in (sweep_dir / "1" / "optsweep.log").read_text()
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1", "2"]
+
+
+def test_a_pruner_that_must_prune_stops_trials_after_one_epoch(tmp_path):
+    # an accuracy can never reach 2.0: the threshold pruner must stop every trial at its first check
+    result = optsweep("-m", "sweep=lr_search", *FEW, "trainer.epochs=3", "hydra.sweeper.n_trials=2",
+                      "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.lower=2.0",
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr  # pruned is a result, not a failure
+    sweep_dir = tmp_path / "multirun" / "lr_search" / "adam"
+    for trial in study_trials(sweep_dir):
+        assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [1]
+        job_dir = sweep_dir / str(trial.number)
+        assert summary(job_dir)["status"] == "pruned" and len(rows(job_dir)) == 1
+        assert summary(job_dir)["epochs_planned"] == 3
+    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert [p.after_epoch for p in results.pruned] == [1, 1]
+
+
+def test_grid_killed_and_rerun_skips_finished_jobs_and_resumes_the_cut_one(tmp_path):
+    args = ("-m", "optimizer.weight_decay=0,1e-4,1e-3", *FEW, "trainer.epochs=3",
+            "hydra.sweep.dir=multirun/resume")
+    sweep_dir = tmp_path / "multirun" / "resume"
+    kill_when(sweep_dir / "1" / "checkpoint.pt", start(*args, cwd=tmp_path))
+    done_before, cut_rows = stamps(sweep_dir / "0"), rows(sweep_dir / "1")
+
+    result = optsweep(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert stamps(sweep_dir / "0") == done_before  # not retrained
+    resumed = rows(sweep_dir / "1")
+    assert len(resumed) == 3 and resumed[:len(cut_rows)] == cut_rows
+    assert "resumed from" in (sweep_dir / "1" / "optsweep.log").read_text()
+    assert [summary(sweep_dir / str(i))["status"] for i in range(3)] == ["completed"] * 3
+
+
+def test_two_workers_on_one_sqlite_study_run_exactly_n_trials(tmp_path):
+    args = ("-m", "sweep=lr_search", *ONE_EPOCH, "hydra.sweeper.n_trials=4",
+            "hydra/sweeper/pruner=nop")
+    workers = [start(*args, cwd=tmp_path) for _ in range(2)]
+    assert [w.wait(timeout=TIMEOUT_S) for w in workers] == [0, 0]
+    sweep_dir = tmp_path / "multirun" / "lr_search" / "adam"
+    trials = study_trials(sweep_dir)
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    for number in range(4):
+        assert summary(sweep_dir / str(number))["status"] == "completed"
+
+
+def test_storage_that_cannot_be_opened_is_one_error_before_any_job(tmp_path):
+    result = optsweep("-m", "sweep=lr_search", *ONE_EPOCH,
+                      "hydra.sweeper.storage=postgresql://me:secret@127.0.0.1:1/study", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "optsweep: error: hydra.sweeper.storage=" in result.stderr
+    assert "Traceback" not in result.stderr and "secret" not in result.stderr
+    assert not list(tmp_path.glob("multirun/**/.hydra"))
