@@ -23,7 +23,7 @@ demo: install
 	@ls -d $(CURDIR)/multirun/quickstart/*/
 	$(BIN)/python -m optsweep.analysis multirun/quickstart
 
-# the whole study, preset after preset, then the analysis; rerun to resume (README.sweeps.md)
+# the whole study, preset after preset, then the analysis; rerun to resume (README.md, "Sweeps")
 study: install
 	$(BIN)/python -m optsweep.study $(ARGS)
 

@@ -1,7 +1,7 @@
 """Find run directories, read what each run left behind, return tidy tables.
 
 A run directory is any directory holding a `.hydra/` folder, a `summary.json` or a `metrics.csv`
-(see the run-directory contract in README.analysis.md). Reading is built for thousands of runs:
+(see the run-directory contract in README.md, "What a run leaves behind"). Reading is built for thousands of runs:
 YAML goes through libyaml (CSafeLoader) rather than OmegaConf, and every run's `metrics.csv` body
 is parsed by one `pandas.read_csv` call instead of one call per file.
 """
