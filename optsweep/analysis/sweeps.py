@@ -109,11 +109,14 @@ def wants_log_axis(param: str, values: pd.Series) -> bool:
 
 
 def sweep_kind(params: list[str]) -> int:
-    """0: optimizer comparison, 1: attribute sweep, 2: lr sweep (the report's section order)."""
+    """0: optimizer comparison, 1: attribute sweep, 2: lr sweep (the report's section order).
+
+    An lr sweep may span several optimizers (the study's lr grid): it still comes last."""
+    is_lr = [p.rsplit(".", 1)[-1] == "lr" for p in params]
+    if any(is_lr) and all(lr or p == "optimizer" for p, lr in zip(params, is_lr)):
+        return 2
     if "optimizer" in params:
         return 0
-    if params and all(p.rsplit(".", 1)[-1] == "lr" for p in params):
-        return 2
     return 1
 
 

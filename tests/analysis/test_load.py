@@ -131,3 +131,16 @@ def test_nothing_readable_is_an_input_error(tmp_path):
     (run / "summary.json").write_text(json.dumps({"status": "exploded"}))
     with pytest.raises(AnalysisInputError, match="could be read"):
         load_runs([tmp_path])
+
+
+@pytest.mark.parametrize("params, kind", [
+    (["optimizer"], 0),                      # the optimizer comparison comes first
+    (["optimizer.weight_decay"], 1),         # then each optimizer's attributes
+    (["optimizer.beta1", "optimizer.beta2"], 1),
+    (["optimizer.lr"], 2),                   # lr sweeps last,
+    (["optimizer", "optimizer.lr"], 2),      # also the lr grid over several optimizers
+])
+def test_sweep_kind_follows_the_study_order(params, kind):
+    from optsweep.analysis.sweeps import sweep_kind
+
+    assert sweep_kind(params) == kind
