@@ -2,8 +2,8 @@
 
 A run writes ``metrics.csv`` after every epoch, ``checkpoint.pt`` while unfinished and
 ``summary.json`` at the end, whatever the end was (completed, diverged, pruned, interrupted,
-failed). Rerun into the same directory, a completed run with the same config is not trained again
-and an unfinished one resumes from its last finished epoch.
+failed). Rerun into the same directory, a completed or diverged run with the same config is not
+trained again and an unfinished one resumes from its last finished epoch.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ class Diverged(Exception):
 
 
 EpochHook = Callable[[int, dict], None]
+# Ends that a rerun of the same config would only repeat (training is deterministic per seed):
+# skipped on rerun, checkpoint deleted.
+FINAL_STATUSES = ("completed", "diverged")
 
 
 def objective_name(cfg: DictConfig) -> str:
@@ -119,9 +122,10 @@ def train(cfg: DictConfig, run_dir: str | Path, on_epoch: Optional[EpochHook] = 
     name = objective_name(cfg)
     fingerprint = config_fingerprint(cfg)
     previous = runlog.read_summary(run_dir)
-    if cfg.trainer.resume and previous and previous.get("status") == "completed" \
+    if cfg.trainer.resume and previous and previous.get("status") in FINAL_STATUSES \
             and previous.get("config_fingerprint") == fingerprint:
-        log.info("%s: already completed with this config; not trained again", run_dir)
+        log.info("%s: already %s with this config; not trained again", run_dir,
+                 previous["status"])
         return float(previous["objective"])
     start = time.perf_counter()
     try:
@@ -291,7 +295,7 @@ def _record_early_failure(run_dir: Path, error: str, name: str = "val_acc1") -> 
 def _finish(run: Run, status: str, error: Optional[str], name: str, start: float) -> float:
     final = run.rows[-1] if run.rows else None
     value = final[name] if (final and status in ("completed", "pruned")) else worst_value(name)
-    if status == "completed" and not run.cfg.trainer.keep_checkpoint:
+    if status in FINAL_STATUSES and not run.cfg.trainer.keep_checkpoint:
         (run.run_dir / runlog.CHECKPOINT_FILE).unlink(missing_ok=True)
     runlog.write_summary(run.run_dir, {
         "status": status, "objective": value, "objective_name": name,

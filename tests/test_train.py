@@ -65,6 +65,10 @@ def test_huge_lr_diverges_with_a_finite_objective(tmp_path):
     assert summary["status"] == "diverged" and math.isfinite(objective) and objective == 0.0
     rows = read_rows(tmp_path) if (tmp_path / "metrics.csv").exists() else []
     assert summary["epochs_completed"] == len(rows) < 2  # finished epochs kept, none after
+    assert not (tmp_path / "checkpoint.pt").exists()  # a rerun would only diverge again
+    written = (tmp_path / "summary.json").stat().st_mtime_ns
+    again = train(make_cfg([*QUICK, "trainer.epochs=2", "optimizer.lr=1e6"]), tmp_path)
+    assert again == objective and (tmp_path / "summary.json").stat().st_mtime_ns == written
 
 
 def test_same_seed_same_metrics(tmp_path):
