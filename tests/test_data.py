@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from optsweep.data import load_splits, read_dataset
-from optsweep.data.batches import Normalize, batch_crop, batch_flip_lr, train_batches
+from optsweep.data.batches import Normalize, crop_at, flip_where, train_batches
 from optsweep.data.cifar import read_cifar
 from optsweep.errors import DataError
 from tests import fakes
@@ -114,21 +114,26 @@ def test_no_val_split_when_fraction_is_zero(cifar_root):
 
 def test_batch_flip_is_a_mirror_or_identity():
     images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
-    out = batch_flip_lr(images, torch.Generator().manual_seed(0))
+    flip = torch.rand(64, generator=torch.Generator().manual_seed(0)) < 0.5
+    out = flip_where(images, flip)
     same = (out == images).flatten(1).all(1)
     mirrored = (out == images.flip(-1)).flatten(1).all(1)
     assert out.shape == images.shape and out.dtype == torch.uint8
     assert bool((same | mirrored).all()) and 0 < int(mirrored.sum()) < 64
+    assert torch.equal(out[flip], images[flip].flip(-1)) and torch.equal(out[~flip], images[~flip])
 
 
 def test_batch_crop_is_a_shift_with_zero_fill():
     images = torch.randint(1, 256, (32, 3, 8, 8), dtype=torch.uint8)  # no zero pixels
-    out = batch_crop(images, 2, torch.Generator().manual_seed(0))
+    shifts = torch.randint(0, 5, (2, 32), generator=torch.Generator().manual_seed(0))
+    out = crop_at(images, 2, shifts)
     assert out.shape == images.shape and out.dtype == torch.uint8
     padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
     for i in range(len(images)):  # each output is one of the 25 windows of the padded image
         windows = [padded[i, :, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(out[i], w) for w in windows)
+        dy, dx = shifts[:, i].tolist()  # and exactly the one its shift names
+        assert torch.equal(out[i], padded[i, :, dy:dy + 8, dx:dx + 8])
 
 
 def test_train_batches_cover_the_split_once():

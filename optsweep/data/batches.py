@@ -17,21 +17,9 @@ from optsweep.data import Split
 CROP_PADDING = 4  # pixels of zero padding before the random crop, as in the standard CIFAR recipe
 
 
-def batch_flip_lr(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Mirror a random half of the batch left-right."""
-    flip = torch.rand(len(images), generator=generator) < 0.5
-    return flip_where(images, flip.to(images.device))
-
-
 def flip_where(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """Mirror left-right the images whose ``flip`` (bool, N, on the images' device) is set."""
     return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
-
-
-def batch_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Zero-pad each image by ``padding`` and cut a random crop of the original size."""
-    shifts = torch.randint(0, 2 * padding + 1, (2, len(images)), generator=generator)
-    return crop_at(images, padding, shifts.to(images.device))
 
 
 def crop_at(images: torch.Tensor, padding: int, shifts: torch.Tensor) -> torch.Tensor:
