@@ -117,7 +117,7 @@ def train(cfg: DictConfig, run_dir: str | Path, on_epoch: Optional[EpochHook] = 
     try:
         validate(cfg)
     except OptsweepError as exc:
-        _record_early_failure(run_dir, str(exc))
+        write_failed_summary(run_dir, str(exc))
         raise
     name = objective_name(cfg)
     fingerprint = config_fingerprint(cfg)
@@ -137,7 +137,7 @@ def train(cfg: DictConfig, run_dir: str | Path, on_epoch: Optional[EpochHook] = 
         splits = load_splits(cfg.data, cfg.trainer.seed)
         run = build_run(cfg, device, splits.num_classes, run_dir, fingerprint)
     except OptsweepError as exc:
-        _record_early_failure(run_dir, str(exc), name)
+        write_failed_summary(run_dir, str(exc), name)
         raise
     train_split = splits.train.to(device)
     val_split = splits.val.to(device) if splits.val is not None else None
@@ -284,8 +284,9 @@ def _best_row(rows: list, name: str) -> Optional[dict]:
     return pick(scored, key=lambda r: r[key])
 
 
-def _record_early_failure(run_dir: Path, error: str, name: str = "val_acc1") -> None:
-    """A run that failed before training (bad config, missing data) is still a recorded result."""
+def write_failed_summary(run_dir: Path, error: str, name: str = "val_acc1") -> None:
+    """A run that failed before training (bad config, missing data, a sweep job's crash) is still
+    a recorded result, with the worst finite objective."""
     runlog.write_summary(run_dir, {
         "status": "failed", "objective": worst_value(name), "objective_name": name,
         "epochs_completed": 0, "final": None, "best": None, "error": error,

@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 from optsweep import runlog
 from optsweep.errors import OptsweepError
 from optsweep.sweep import pruning
-from optsweep.train import objective_name, train, worst_value
+from optsweep.train import (objective_name, train, worst_value,
+                            write_failed_summary)
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,7 @@ def record_failure(cfg: DictConfig, run_dir: Path, exc: Exception) -> float:
         name = "val_acc1"
     summary = runlog.read_summary(run_dir) or {}
     if summary.get("status") != "failed":  # train() writes one itself for most failures
-        runlog.write_summary(run_dir, {
-            "status": "failed", "objective": worst_value(name), "objective_name": name,
-            "epochs_completed": 0, "final": None, "best": None,
-            "error": f"{type(exc).__name__}: {exc}", "versions": runlog.versions()})
+        write_failed_summary(run_dir, f"{type(exc).__name__}: {exc}", name)
     return worst_value(name)
 
 
