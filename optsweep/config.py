@@ -65,6 +65,7 @@ class TrainerConf:
     objective: str = "auto"
     progress: bool = True
     channels_last: bool = True
+    fast_path: bool = True
     precision: str = "fp32"
     compile: bool = False
     num_threads: Optional[int] = None

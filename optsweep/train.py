@@ -25,13 +25,15 @@ from omegaconf import DictConfig, OmegaConf
 from optsweep import runlog
 from optsweep.config import validate
 from optsweep.data import Split, load_splits
-from optsweep.errors import OptsweepError
 from optsweep.data.batches import Normalize, eval_batches, train_batches
+from optsweep.errors import OptsweepError
+from optsweep.inference import inference_forward
 from optsweep.metrics import Tally
 from optsweep.model import build_model, check_weights_available, count_parameters
 from optsweep.optim import build_optimizer
 from optsweep.runtime import (autocast, grad_scaler, resolve_device, seed_everything,
                               weight_memory_format)
+from optsweep.small_maps import lower_point_convs
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +178,10 @@ def build_run(cfg: DictConfig, device: torch.device, num_classes: int,
     Public so that benchmarks time ``train_one_epoch``/``evaluate`` on exactly what ``train`` runs.
     """
     memory_format = weight_memory_format(device, cfg.trainer.channels_last)
-    model = build_model(cfg.model, num_classes).to(device=device, memory_format=memory_format)
+    model = build_model(cfg.model, num_classes)
+    if cfg.trainer.fast_path:
+        lower_point_convs(model)
+    model = model.to(device=device, memory_format=memory_format)
     forward = torch.compile(model) if cfg.trainer.compile else model
     return Run(
         cfg=cfg, run_dir=run_dir, device=device, model=model, forward=forward,
@@ -250,10 +255,11 @@ def evaluate(model: torch.nn.Module, split: Split, batch_size: int, normalize: N
              run: Run, prefix: str) -> dict:
     """Loss, top-1 and top-5 over every example of ``split``."""
     model.eval()
+    forward = inference_forward(model) if run.cfg.trainer.fast_path else model
     tally = Tally()
     for images, labels in eval_batches(split, batch_size):
         with autocast(run.device, run.cfg.trainer.precision):
-            logits = model(normalize(images)).float()
+            logits = forward(normalize(images)).float()
         tally.add(F.cross_entropy(logits.double(), labels, reduction="sum"), logits, labels)
     return tally.result(prefix)
 

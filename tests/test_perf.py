@@ -10,6 +10,7 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 
 from optsweep.data import Split, read_dataset
 from optsweep.data.batches import Normalize, train_batches
@@ -38,19 +39,37 @@ def test_fast_path_predicts_what_a_plain_nchw_loop_predicts():
     split = random_split(40)
     ours = evaluate(run.forward, split, 16, run.normalize, run, "test")
 
-    plain = run.model.to(memory_format=torch.contiguous_format).eval()  # same weights, NCHW
+    # same weights in torchvision's own modules (no lowering, batch norm not folded), NCHW
+    plain = torchvision.models.resnet18(num_classes=10).eval()
+    plain.load_state_dict(run.model.state_dict())
     mean = torch.tensor(run.cfg.data.mean).view(1, 3, 1, 1)
     std = torch.tensor(run.cfg.data.std).view(1, 3, 1, 1)
     with torch.no_grad():
         logits = plain((split.images.float() / 255 - mean) / std)
         fast = run.forward(run.normalize(split.images))
     assert run.normalize(split.images).is_contiguous(memory_format=torch.channels_last)
-    # fp32 convolutions in another layout sum in another order: logits agree to ~1e-6, not bitwise
+    # fp32 convolutions in another layout, as matrix multiplies and with batch norm folded in sum
+    # in another order: logits agree to ~1e-6, not bitwise
     torch.testing.assert_close(fast, logits, rtol=1e-4, atol=1e-4)
     assert torch.equal(fast.argmax(1), logits.argmax(1))
     assert round(ours["test_acc1"] * 40) == int((logits.argmax(1) == split.labels).sum())
     expected_loss = F.cross_entropy(logits.double(), split.labels).item()
     assert math.isclose(ours["test_loss"], expected_loss, rel_tol=1e-5)
+
+
+def test_fast_path_off_trains_and_evaluates_alike():
+    """trainer.fast_path=false runs torchvision's modules as they are: same losses to rounding."""
+    results = {}
+    for flag in ("true", "false"):
+        run = tiny_run([f"trainer.fast_path={flag}"])  # same seed: same initial weights
+        fit = train_one_epoch(run, random_split(16), epoch=1)
+        test = evaluate(run.forward, random_split(16, seed=1), 8, run.normalize, run, "test")
+        results[flag] = fit, test
+    (fit, test), (fit_off, test_off) = results["true"], results["false"]
+    # the first batch's loss is computed before any update: float rounding apart, equal
+    assert math.isclose(fit["train_loss"], fit_off["train_loss"], rel_tol=1e-4)
+    # after two Adam steps (each weight moves at most lr = 1e-3) the test loss is still this close
+    assert math.isclose(test["test_loss"], test_off["test_loss"], rel_tol=1e-3)  # 5e-6 measured
 
 
 def test_weights_stay_contiguous_on_cpu_and_go_channels_last_on_gpus():
