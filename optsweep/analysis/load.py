@@ -136,7 +136,7 @@ def load_runs(paths, *, ignore: tuple[str, ...] | None = None) -> RunSet:
         del records[i]
     if not records:
         raise AnalysisInputError(f"{', '.join(map(str, paths))}: no readable run directory")
-    runs = _runs_table(records, epochs)
+    runs = _runs_table(records, epochs, paths)
     swept = find_swept(runs, ignore=ignore)
     runs = add_settings(runs, swept)
     return RunSet(runs=runs, metrics=_tidy(runs, epochs, swept), swept=swept, skipped=skipped)
@@ -318,7 +318,7 @@ def _parse_group(header: str, members: list[int], records: list[dict]) -> pd.Dat
     return frame
 
 
-def _runs_table(records: list[dict], wide: pd.DataFrame) -> pd.DataFrame:
+def _runs_table(records: list[dict], wide: pd.DataFrame, roots) -> pd.DataFrame:
     rows = []
     for rec in records:
         summary = rec["summary"]
@@ -346,20 +346,33 @@ def _runs_table(records: list[dict], wide: pd.DataFrame) -> pd.DataFrame:
                 row[f"best_{name}"] = value
         rows.append(row | rec["config"])
     runs = pd.DataFrame(rows)
-    runs.insert(1, "sweep", _sweep_names([rec["dir"] for rec in records]))
+    runs.insert(1, "sweep", _sweep_names([rec["dir"] for rec in records], roots))
     return _fill_from_metrics(runs, wide)
 
 
-def _sweep_names(run_dirs: list[Path]) -> list[str]:
-    """The parent folder's name; prefixed by the grandparent's where two parents share a name."""
-    parents = {d.parent.resolve() for d in run_dirs}
-    by_name: dict[str, set] = {}
-    for parent in parents:
-        by_name.setdefault(parent.name, set()).add(parent)
-    return [
-        d.parent.name if len(by_name[d.parent.name]) == 1 else f"{d.parent.parent.name}/{d.parent.name}"
-        for d in run_dirs
-    ]
+def sweep_label(sweep_dir: Path, roots) -> str:
+    """A sweep's name: its folder's path below the analysed folder that holds it
+    (``lr_search/adam`` for ``multirun/lr_search/adam`` when ``multirun/`` is analysed), else
+    the folder's name (when the sweep folder itself, or one of its runs, was given)."""
+    folder = Path(sweep_dir).resolve()
+    for root in roots:
+        root = Path(root).resolve()
+        if root in folder.parents:
+            return folder.relative_to(root).as_posix()
+    return folder.name
+
+
+def _sweep_names(run_dirs: list[Path], roots) -> list[str]:
+    """Each run's sweep label; prefixed by the grandparent's name where two folders share one."""
+    labels = {d.parent.resolve(): sweep_label(d.parent, roots) for d in run_dirs}
+    folders_by_label: dict[str, set] = {}
+    for folder, label in labels.items():
+        folders_by_label.setdefault(label, set()).add(folder)
+    names = []
+    for d in run_dirs:
+        label = labels[d.parent.resolve()]
+        names.append(label if len(folders_by_label[label]) == 1 else f"{d.parent.parent.name}/{label}")
+    return names
 
 
 def _fill_from_metrics(runs: pd.DataFrame, wide: pd.DataFrame) -> pd.DataFrame:

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from optsweep.analysis.load import sweep_label
+
 log = logging.getLogger(__name__)
 
 STUDY_FILE = "optuna.db"
@@ -22,7 +24,7 @@ STATE_MARKERS = {"COMPLETE": "o", "PRUNED": "v", "FAIL": "s", "RUNNING": ".", "W
 
 @dataclass
 class Study:
-    sweep: str  # the folder holding optuna.db, i.e. the sweep it belongs to
+    sweep: str  # the label of the folder holding optuna.db (load.sweep_label), as its runs get
     name: str
     path: Path
     direction: str  # "maximize" or "minimize"
@@ -45,14 +47,15 @@ def find_studies(paths) -> tuple[list[Study], list[tuple[str, str]]]:
             if STUDY_FILE in files:
                 path = Path(current) / STUDY_FILE
                 try:
-                    studies.extend(read_studies(path))
+                    studies.extend(read_studies(path, sweep_label(path.parent, paths)))
                 except Exception as err:  # noqa: BLE001 - any storage error means: skip this file
                     log.warning("skipping Optuna storage %s: %s", path, err)
                     skipped.append((str(path), f"Optuna storage cannot be read ({err})"))
     return studies, skipped
 
 
-def read_studies(path: Path) -> list[Study]:
+def read_studies(path: Path, sweep: str | None = None) -> list[Study]:
+    """The studies in one optuna.db, filed under ``sweep`` (default: its folder's name)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -66,7 +69,7 @@ def read_studies(path: Path) -> list[Study]:
         trials = study.trials_dataframe()
         if "state" in trials.columns:  # optuna 2.x writes 'COMPLETE', older ones 'TrialState.COMPLETE'
             trials["state"] = trials["state"].astype(str).str.replace("TrialState.", "", regex=False)
-        found.append(Study(path.parent.name, summary.study_name, path,
+        found.append(Study(sweep or path.parent.name, summary.study_name, path,
                            study.direction.name.lower(), trials))
     return found
 

@@ -144,3 +144,15 @@ def test_sweep_kind_follows_the_study_order(params, kind):
     from optsweep.analysis.sweeps import sweep_kind
 
     assert sweep_kind(params) == kind
+
+
+def test_sweeps_are_named_by_their_path_below_the_analysed_folder(tmp_path):
+    # python -m optsweep.analysis multirun/ over an lr search filed per optimizer and the demo
+    for num, lr in enumerate((1e-4, 1e-3)):
+        write_run(tmp_path / "lr_search" / "adam" / str(num), lr=lr, num=num)
+        write_run(tmp_path / "lr_search" / "sgd" / str(num), optimizer="sgd", lr=lr, num=num)
+    for num, optimizer in enumerate(("adam", "sgd")):
+        write_run(tmp_path / "quickstart" / str(num), optimizer=optimizer, num=num)
+    assert set(load_runs([tmp_path]).sweeps) == {"lr_search/adam", "lr_search/sgd", "quickstart"}
+    # the sweep folder itself: its name
+    assert load_runs([tmp_path / "lr_search" / "adam"]).sweeps == ["adam"]

@@ -54,3 +54,12 @@ def test_unreadable_storage_is_skipped(lr_sweep):
     (lr_sweep / "optuna.db").write_text("not a database")
     studies, skipped = find_studies([lr_sweep])
     assert studies == [] and skipped[0][0] == str(lr_sweep / "optuna.db")
+
+
+def test_study_is_filed_under_the_same_sweep_label_as_its_runs(study_sweep, tmp_path):
+    nested = tmp_path / "multirun" / "lr_search"
+    nested.mkdir(parents=True)
+    study_sweep.rename(nested / "adam")
+    studies, _ = find_studies([tmp_path / "multirun"])
+    runs = load_runs([tmp_path / "multirun"])
+    assert [s.sweep for s in studies] == runs.sweeps == ["lr_search/adam"]
