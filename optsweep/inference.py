@@ -43,22 +43,31 @@ class FoldedConv:
         self.weight = weight.detach()
         self.bias = bias.detach() if bias is not None else torch.zeros_like(weight[:, 0, 0, 0])
         self.conv = conv  # for stride, padding, dilation, groups
-        self.dense: dict = {}  # (h, w) -> (matrix, bias repeated per output pixel, oh, ow)
+        self.dense: dict = {}  # (h, w) -> (matrix, bias repeated per output pixel)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         c, (h, w) = self.conv, x.shape[-2:]
-        oh = output_size(h, c.kernel_size[0], c.stride[0], c.padding[0]) if is_plain(c) else 0
-        ow = output_size(w, c.kernel_size[1], c.stride[1], c.padding[1]) if is_plain(c) else 0
-        taps = c.kernel_size[0] * c.kernel_size[1]
-        if not (0 < oh * ow <= DENSE_MAX_OUTPUT and h * w <= DENSE_MAX_WORK * taps):
+        out_size = _dense_output_size(c, h, w)
+        if out_size is None:
             return F.conv2d(x, self.weight, self.bias, c.stride, c.padding, c.dilation, c.groups)
         if (h, w) not in self.dense:
             self.dense[h, w] = (dense_matrix(self.weight, c.stride, c.padding, h, w),
-                                self.bias.repeat(oh * ow))
+                                self.bias.repeat(out_size[0] * out_size[1]))
         matrix, bias = self.dense[h, w]
         flat = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # a view when x is channels_last
         out = torch.addmm(bias, flat, matrix)
-        return out.view(x.shape[0], oh, ow, -1).permute(0, 3, 1, 2)  # channels_last, no copy
+        return out.view(x.shape[0], *out_size, -1).permute(0, 3, 1, 2)  # channels_last, no copy
+
+
+def _dense_output_size(conv: nn.Conv2d, h: int, w: int) -> Optional[tuple]:
+    """(oh, ow) where ``conv`` on an h x w input runs faster as one matrix multiply, else None."""
+    if not is_plain(conv):
+        return None
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    if 0 < oh * ow <= DENSE_MAX_OUTPUT and h * w <= DENSE_MAX_WORK * kh * kw:
+        return oh, ow
+    return None
 
 
 class InferencePlan:
