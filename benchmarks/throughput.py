@@ -42,11 +42,14 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from optsweep.config import IMAGENET_MEAN, IMAGENET_STD, conf_dir, register_configs
+from optsweep.config import conf_dir, register_configs
 from optsweep.data import Split
 from optsweep.runtime import autocast
 from optsweep.train import build_run, evaluate, train_one_epoch
 
+# the seed study's transforms.Normalize: ImageNet statistics (conf/data/*.yaml for optsweep's)
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
 NUM_CLASSES = 100
 SEED_BATCH = 128  # the study's DataLoader batch size, for training and evaluation
 VARIANTS = ("seed", "plain", "optsweep")
@@ -239,7 +242,7 @@ def optsweep_variant(x: np.ndarray, y: np.ndarray, sizes: Sizes, device: torch.d
         return len(split)
 
     def evaluate_() -> int:
-        evaluate(run.forward, eval_split, sizes.eval_batch_size, run.normalize, run, "test")
+        evaluate(run, eval_split, "test")
         return len(eval_split)
 
     return Variant("optsweep", train, evaluate_)

@@ -37,7 +37,8 @@ def main(cfg: DictConfig) -> float:
     if hydra_cfg.mode == RunMode.MULTIRUN:
         return sweep_job(cfg, hydra_cfg)  # records a failure and returns a finite value: never raises
     try:
-        return train(cfg, hydra_cfg.runtime.output_dir)
+        return train(cfg, hydra_cfg.runtime.output_dir,
+                     choices=dict(hydra_cfg.runtime.choices)).objective
     except OptsweepError as exc:
         print(f"optsweep: error: {exc}", file=sys.stderr)
         sys.exit(2)

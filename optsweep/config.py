@@ -8,18 +8,16 @@ misspelt key or a value of the wrong type fails at composition with Hydra's mess
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
+from optsweep import contract
+from optsweep.data import DATASETS
 from optsweep.errors import ConfigError
-
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
-
 
 def conf_dir() -> str:
     """The config tree: ``conf/`` beside the package in a checkout or an editable install, or
@@ -32,119 +30,115 @@ def conf_dir() -> str:
 
 
 # --- schemas ------------------------------------------------------------------------------------
+# Types only: every value is written once, in the group's YAML file (conf/<group>/<name>.yaml), which
+# names its schema first in its defaults list. A key that a YAML file leaves out is MISSING, and
+# tests/test_config.py composes every option and fails on any.
 
 
 @dataclass
 class ModelConf:
-    name: str = "resnet18"
-    weights: Optional[str] = "IMAGENET1K_V1"
-    freeze_backbone: bool = False
+    name: str = MISSING
+    weights: Optional[str] = MISSING
+    freeze_backbone: bool = MISSING
 
 
 @dataclass
 class DataConf:
     name: str = MISSING
-    root: str = "data"
-    download: bool = True
-    batch_size: int = 128
-    eval_batch_size: int = 1000
-    val_fraction: float = 0.1
-    augment: bool = False
-    image_size: int = 32
-    train_limit: Optional[int] = None
-    test_limit: Optional[int] = None
-    mean: List[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
-    std: List[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    root: str = MISSING
+    download: bool = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: int = MISSING
+    val_fraction: float = MISSING
+    augment: bool = MISSING
+    image_size: int = MISSING
+    train_limit: Optional[int] = MISSING
+    test_limit: Optional[int] = MISSING
+    mean: List[float] = MISSING
+    std: List[float] = MISSING
 
 
 @dataclass
 class TrainerConf:
-    epochs: int = 10
-    seed: int = 0
-    device: str = "auto"
-    objective: str = "auto"
-    progress: bool = True
-    channels_last: bool = True
-    fast_path: bool = True
-    precision: str = "fp32"
-    compile: bool = False
-    num_threads: Optional[int] = None
-    max_loss: float = 1000.0
-    resume: bool = True
-    keep_checkpoint: bool = False
+    epochs: int = MISSING
+    seed: int = MISSING
+    device: str = MISSING
+    objective: str = MISSING
+    progress: bool = MISSING
+    channels_last: bool = MISSING
+    fast_path: bool = MISSING
+    precision: str = MISSING
+    compile: bool = MISSING
+    num_threads: Optional[int] = MISSING
+    max_loss: float = MISSING
+    resume: bool = MISSING
+    keep_checkpoint: bool = MISSING
 
 
 @dataclass
 class OptimizerConf:
     _target_: str = MISSING
-    _partial_: bool = True
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    foreach: Optional[bool] = None
-    maximize: bool = False
-    differentiable: bool = False
+    _partial_: bool = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    foreach: Optional[bool] = MISSING
+    maximize: bool = MISSING
+    differentiable: bool = MISSING
 
 
 @dataclass
 class AdamConf(OptimizerConf):
-    _target_: str = "torch.optim.Adam"
-    beta1: float = 0.9
-    beta2: float = 0.999
-    betas: Optional[List[float]] = None
-    eps: float = 1e-8
-    amsgrad: bool = False
-    capturable: bool = False
-    fused: Optional[bool] = None
-    decoupled_weight_decay: bool = False
+    beta1: float = MISSING
+    beta2: float = MISSING
+    betas: Optional[List[float]] = MISSING
+    eps: float = MISSING
+    amsgrad: bool = MISSING
+    capturable: bool = MISSING
+    fused: Optional[bool] = MISSING
+    decoupled_weight_decay: bool = MISSING
 
 
 @dataclass
 class AdamWConf(OptimizerConf):
-    _target_: str = "torch.optim.AdamW"
-    beta1: float = 0.9
-    beta2: float = 0.999
-    betas: Optional[List[float]] = None
-    eps: float = 1e-8
-    weight_decay: float = 1e-2
-    amsgrad: bool = False
-    capturable: bool = False
-    fused: Optional[bool] = None
+    beta1: float = MISSING
+    beta2: float = MISSING
+    betas: Optional[List[float]] = MISSING
+    eps: float = MISSING
+    amsgrad: bool = MISSING
+    capturable: bool = MISSING
+    fused: Optional[bool] = MISSING
 
 
 @dataclass
 class AdagradConf(OptimizerConf):
-    _target_: str = "torch.optim.Adagrad"
-    lr_decay: float = 0.0
-    initial_accumulator_value: float = 0.0
-    eps: float = 1e-10
-    fused: Optional[bool] = None
+    lr_decay: float = MISSING
+    initial_accumulator_value: float = MISSING
+    eps: float = MISSING
+    fused: Optional[bool] = MISSING
 
 
 @dataclass
 class RMSpropConf(OptimizerConf):
-    _target_: str = "torch.optim.RMSprop"
-    alpha: float = 0.99
-    eps: float = 1e-8
-    momentum: float = 0.0
-    centered: bool = False
-    capturable: bool = False
+    alpha: float = MISSING
+    eps: float = MISSING
+    momentum: float = MISSING
+    centered: bool = MISSING
+    capturable: bool = MISSING
 
 
 @dataclass
 class AdadeltaConf(OptimizerConf):
-    _target_: str = "torch.optim.Adadelta"
-    rho: float = 0.9
-    eps: float = 1e-6
-    capturable: bool = False
+    rho: float = MISSING
+    eps: float = MISSING
+    capturable: bool = MISSING
 
 
 @dataclass
 class SGDConf(OptimizerConf):
-    _target_: str = "torch.optim.SGD"
-    momentum: float = 0.0
-    dampening: float = 0.0
-    nesterov: bool = False
-    fused: Optional[bool] = None
+    momentum: float = MISSING
+    dampening: float = MISSING
+    nesterov: bool = MISSING
+    fused: Optional[bool] = MISSING
 
 
 OPTIMIZER_SCHEMAS = {
@@ -164,17 +158,11 @@ def register_configs() -> None:
     cs.store(group="trainer", name="trainer_schema", node=TrainerConf)
     for name, schema in OPTIMIZER_SCHEMAS.items():
         cs.store(group="optimizer", name=f"{name}_schema", node=schema)
-    # hydra/sweeper=optsweep_optuna (registered again here for compose() before plugin discovery)
-    from hydra_plugins.optsweep_sweeper.optsweep_optuna_sweeper import register_sweeper_configs
-
-    register_sweeper_configs()
 
 
 # --- checks beyond types --------------------------------------------------------------------------
 
-DATASETS = ("cifar100", "cifar10", "digits", "imagefolder")
 PRECISIONS = ("fp32", "bf16", "fp16")
-OBJECTIVES = ("val_acc1", "val_acc5", "val_loss", "test_acc1", "test_acc5", "test_loss")
 # Hyperparameters that torch itself requires to be >= 0 (it raises deep inside the constructor).
 NON_NEGATIVE = ("lr", "eps", "weight_decay", "lr_decay", "momentum", "initial_accumulator_value",
                 "dampening")
@@ -191,7 +179,7 @@ def validate(cfg: DictConfig) -> None:
     _validate_optimizer(cfg.optimizer)
     data, trainer = cfg.data, cfg.trainer
     _require(data.name in DATASETS, "data.name", data.name, f"one of {', '.join(DATASETS)}",
-             "pick a config with data=NAME")
+             "pick a config with data=NAME; a new dataset is a reader in optsweep/data/__init__.py")
     for key in ("batch_size", "eval_batch_size", "image_size"):
         _require(data[key] >= 1, f"data.{key}", data[key], "an integer >= 1")
     _require(0.0 <= data.val_fraction < 1.0, "data.val_fraction", data.val_fraction,
@@ -204,8 +192,8 @@ def validate(cfg: DictConfig) -> None:
     _require(trainer.epochs >= 1, "trainer.epochs", trainer.epochs, "an integer >= 1")
     _require(trainer.precision in PRECISIONS, "trainer.precision", trainer.precision,
              f"one of {', '.join(PRECISIONS)}")
-    _require(trainer.objective == "auto" or trainer.objective in OBJECTIVES, "trainer.objective",
-             trainer.objective, f"auto or one of {', '.join(OBJECTIVES)}")
+    _require(trainer.objective == "auto" or trainer.objective in contract.OBJECTIVES,
+             "trainer.objective", trainer.objective, f"auto or one of {', '.join(contract.OBJECTIVES)}")
     _require(not (trainer.objective.startswith("val_") and data.val_fraction == 0),
              "trainer.objective", trainer.objective, "a test_* metric when data.val_fraction=0",
              "there is no validation split to measure it on")

@@ -1,29 +1,30 @@
-"""The training loop: ``train(cfg, run_dir)`` trains one configuration and returns its objective.
+"""The training loop: ``train(cfg, run_dir)`` trains one configuration and returns its ``Outcome``.
 
-A run writes ``metrics.csv`` after every epoch, ``checkpoint.pt`` while unfinished and
-``summary.json`` at the end, whatever the end was (completed, diverged, pruned, interrupted,
-failed). Rerun into the same directory, a completed or diverged run with the same config is not
-trained again and an unfinished one resumes from its last finished epoch.
+A run writes ``metrics.csv`` after every epoch, ``checkpoint.pt`` while it can still resume and
+``summary.json`` at the end, whatever the end was (see ``optsweep.contract`` for the statuses).
+Rerun into the same directory, a run that ended with a final status and the same config is not
+trained again, and an unfinished one resumes from its last finished epoch. How a run ends, its
+checkpoint's clean-up included, is decided in one place: ``_finish``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from optsweep import runlog
+from optsweep import contract
+from optsweep.checkpoint import delete_checkpoint, load_checkpoint, save_checkpoint
 from optsweep.config import validate
+from optsweep.contract import Outcome, Status
 from optsweep.data import Split, load_splits
 from optsweep.data.batches import Normalize, eval_batches, train_batches
 from optsweep.errors import OptsweepError
@@ -37,20 +38,15 @@ from optsweep.small_maps import lower_point_convs
 
 log = logging.getLogger(__name__)
 
-WORST_ACCURACY = 0.0
-WORST_LOSS = 1e9  # finite: sweepers (Optuna) crash on NaN or inf objectives
 DIVERGENCE_CHECK_STEPS = 20  # how often the loss is checked for NaN/inf (each check syncs a GPU)
-# keys that change speed or bookkeeping, never results: excluded from the config fingerprint
-VOLATILE_KEYS = {"trainer": ("progress", "resume", "keep_checkpoint", "num_threads"),
-                 "data": ("eval_batch_size", "root", "download")}
 
 
-class EarlyStop(Exception):
-    """Raised by an epoch hook to end a run early with ``status`` (e.g. a pruned sweep trial)."""
+class StopRun(Exception):
+    """Raised by an epoch hook to end a run early with ``status`` (a pruned sweep trial)."""
 
-    def __init__(self, status: str, message: str = "") -> None:
-        super().__init__(message or status)
-        self.status = status
+    def __init__(self, status: Status, message: str = "") -> None:
+        super().__init__(message or str(status))
+        self.status = Status(status)
 
 
 class Diverged(Exception):
@@ -58,27 +54,6 @@ class Diverged(Exception):
 
 
 EpochHook = Callable[[int, dict], None]
-# Ends that a rerun of the same config would only repeat (training is deterministic per seed):
-# skipped on rerun, checkpoint deleted.
-FINAL_STATUSES = ("completed", "diverged")
-
-
-def objective_name(cfg: DictConfig) -> str:
-    if cfg.trainer.objective != "auto":
-        return cfg.trainer.objective
-    return "val_acc1" if cfg.data.val_fraction > 0 else "test_acc1"
-
-
-def worst_value(name: str) -> float:
-    return WORST_LOSS if name.endswith("_loss") else WORST_ACCURACY
-
-
-def config_fingerprint(cfg: DictConfig) -> str:
-    container = OmegaConf.to_container(cfg, resolve=True)
-    for group, keys in VOLATILE_KEYS.items():
-        for key in keys:
-            container.get(group, {}).pop(key, None)
-    return hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -112,23 +87,32 @@ class Run:
         self.rows = list(state["rows"])
 
 
-def train(cfg: DictConfig, run_dir: str | Path, on_epoch: Optional[EpochHook] = None) -> float:
-    """Train ``cfg`` writing into ``run_dir``; return the final epoch's objective (finite)."""
+def train(cfg: DictConfig, run_dir: str | Path, *, on_epoch: Optional[EpochHook] = None,
+          choices: Optional[Mapping[str, Any]] = None) -> Outcome:
+    """Train ``cfg`` writing into ``run_dir`` and return how the run ended.
+
+    ``on_epoch(epoch, row)`` runs after each epoch's files are written (it may raise ``StopRun``);
+    ``choices`` are Hydra's group choices (model, data, optimizer, ...), recorded in the summary.
+    Raises OptsweepError for bad input and re-raises any other error after recording the run as
+    failed (KeyboardInterrupt: interrupted).
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    facts = {"choices": dict(choices or {})}
     try:
         validate(cfg)
     except OptsweepError as exc:
-        write_failed_summary(run_dir, str(exc))
+        contract.write_failed_summary(run_dir, str(exc), **facts)
         raise
-    name = objective_name(cfg)
-    fingerprint = config_fingerprint(cfg)
-    previous = runlog.read_summary(run_dir)
-    if cfg.trainer.resume and previous and previous.get("status") in FINAL_STATUSES \
-            and previous.get("config_fingerprint") == fingerprint:
+    name = contract.objective_name(cfg)
+    facts.update(config_fingerprint=contract.config_fingerprint(cfg),
+                 epochs_planned=cfg.trainer.epochs)
+    previous = contract.read_summary(run_dir)
+    if cfg.trainer.resume and contract.status_of(previous) in contract.FINAL \
+            and previous.get("config_fingerprint") == facts["config_fingerprint"]:
         log.info("%s: already %s with this config; not trained again", run_dir,
                  previous["status"])
-        return float(previous["objective"])
+        return Outcome.from_summary(previous)
     start = time.perf_counter()
     try:
         check_weights_available(cfg.model)  # fail on missing weights before reading any data
@@ -137,38 +121,39 @@ def train(cfg: DictConfig, run_dir: str | Path, on_epoch: Optional[EpochHook] = 
             torch.set_num_threads(cfg.trainer.num_threads)
         seed_everything(cfg.trainer.seed)
         splits = load_splits(cfg.data, cfg.trainer.seed)
-        run = build_run(cfg, device, splits.num_classes, run_dir, fingerprint)
+        run = build_run(cfg, device, splits.num_classes, run_dir, facts["config_fingerprint"])
     except OptsweepError as exc:
-        write_failed_summary(run_dir, str(exc), name)
+        contract.write_failed_summary(run_dir, str(exc), name, **facts)
         raise
     train_split = splits.train.to(device)
     val_split = splits.val.to(device) if splits.val is not None else None
     test_split = splits.test.to(device)
 
-    status, error = "completed", None
+    status, error = Status.COMPLETED, None
     try:
         _maybe_resume(run)
         for epoch in range(len(run.rows) + 1, cfg.trainer.epochs + 1):
             row = _run_epoch(run, epoch, train_split, val_split, test_split)
             run.rows.append(row)
-            runlog.write_metrics(run_dir, run.rows)
-            runlog.save_checkpoint(run_dir, run.checkpoint_state())
+            contract.write_metrics(run_dir, run.rows)
+            save_checkpoint(run_dir, run.checkpoint_state())
             _log_epoch(row, cfg.trainer.epochs)
             if on_epoch is not None:
                 on_epoch(epoch, row)
     except Diverged as exc:
-        status, error = "diverged", str(exc)
+        status, error = Status.DIVERGED, str(exc)
         log.warning("%s: diverged: %s", run_dir, exc)
-    except EarlyStop as exc:
+    except StopRun as exc:
         status, error = exc.status, str(exc)
         log.info("%s: stopped early (%s)", run_dir, exc)
     except KeyboardInterrupt:
-        _finish(run, "interrupted", "interrupted by the user or the scheduler", name, start)
+        _finish(run, Status.INTERRUPTED, "interrupted by the user or the scheduler", name, start,
+                facts)
         raise
     except Exception as exc:
-        _finish(run, "failed", f"{type(exc).__name__}: {exc}", name, start)
+        _finish(run, Status.FAILED, f"{type(exc).__name__}: {exc}", name, start, facts)
         raise
-    return _finish(run, status, error, name, start)
+    return _finish(run, status, error, name, start, facts)
 
 
 def build_run(cfg: DictConfig, device: torch.device, num_classes: int,
@@ -195,15 +180,16 @@ def build_run(cfg: DictConfig, device: torch.device, num_classes: int,
 
 
 def _maybe_resume(run: Run) -> None:
-    path = run.run_dir / runlog.CHECKPOINT_FILE
-    if not (run.cfg.trainer.resume and path.is_file()):
+    if not run.cfg.trainer.resume:
         return
-    state = torch.load(path, map_location=run.device, weights_only=False)
+    state = load_checkpoint(run.run_dir, run.device)
+    if state is None:
+        return
     if state.get("fingerprint") != run.fingerprint:
-        log.warning("%s belongs to another config; starting from scratch", path)
+        log.warning("%s belongs to another config; starting from scratch", run.run_dir)
         return
     run.restore(state)
-    log.info("resumed from %s after epoch %d", path, len(run.rows))
+    log.info("resumed from %s after epoch %d", run.run_dir, len(run.rows))
 
 
 def _run_epoch(run: Run, epoch: int, train_split: Split, val_split: Optional[Split],
@@ -212,10 +198,9 @@ def _run_epoch(run: Run, epoch: int, train_split: Split, val_split: Optional[Spl
     train_metrics = train_one_epoch(run, train_split, epoch)
     seconds = time.perf_counter() - t0  # train_one_epoch syncs: its result is on the host
     row = {"epoch": epoch, **train_metrics}
-    batch = run.cfg.data.eval_batch_size
     if val_split is not None:
-        row.update(evaluate(run.forward, val_split, batch, run.normalize, run, "val"))
-    row.update(evaluate(run.forward, test_split, batch, run.normalize, run, "test"))
+        row.update(evaluate(run, val_split, "val"))
+    row.update(evaluate(run, test_split, "test"))
     non_finite = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
     if non_finite:
         raise Diverged(f"epoch {epoch}: {', '.join(non_finite)} not finite")
@@ -251,15 +236,14 @@ def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, split: Split, batch_size: int, normalize: Normalize,
-             run: Run, prefix: str) -> dict:
-    """Loss, top-1 and top-5 over every example of ``split``."""
-    model.eval()
-    forward = inference_forward(model) if run.cfg.trainer.fast_path else model
+def evaluate(run: Run, split: Split, prefix: str) -> dict:
+    """Loss, top-1 and top-5 over every example of ``split``, as ``{prefix}_loss`` etc."""
+    run.forward.eval()
+    forward = inference_forward(run.forward) if run.cfg.trainer.fast_path else run.forward
     tally = Tally()
-    for images, labels in eval_batches(split, batch_size):
+    for images, labels in eval_batches(split, run.cfg.data.eval_batch_size):
         with autocast(run.device, run.cfg.trainer.precision):
-            logits = forward(normalize(images)).float()
+            logits = forward(run.normalize(images)).float()
         tally.add(F.cross_entropy(logits.double(), labels, reduction="sum"), logits, labels)
     return tally.result(prefix)
 
@@ -273,44 +257,21 @@ def _progress(batches, steps: int, epoch: int, cfg: DictConfig):
 
 
 def _log_epoch(row: dict, epochs: int) -> None:
-    parts = [f"epoch {row['epoch']}/{epochs}", f"train_loss={row['train_loss']:.4f}",
-             f"train_acc1={row['train_acc1']:.4f}"]
-    parts += [f"{k}={row[k]:.4f}" for k in ("val_acc1", "test_acc1", "test_acc5") if k in row]
+    parts = [f"epoch {row['epoch']}/{epochs}"]
+    parts += [f"{k}={row[k]:.4f}" for k in contract.LOGGED_COLUMNS if row.get(k) is not None]
     parts += [f"{row['epoch_seconds']:.1f}s", f"{row['train_images_per_s']:.0f} img/s"]
     log.info(" ".join(parts))
 
 
-def _best_row(rows: list, name: str) -> Optional[dict]:
-    """The best validation epoch (by the objective's metric measured on the validation split)."""
-    key = "val_" + name.split("_", 1)[1]
-    scored = [r for r in rows if r.get(key) is not None]
-    if not scored:
-        return None
-    pick = min if key.endswith("_loss") else max
-    return pick(scored, key=lambda r: r[key])
-
-
-def write_failed_summary(run_dir: Path, error: str, name: str = "val_acc1") -> None:
-    """A run that failed before training (bad config, missing data, a sweep job's crash) is still
-    a recorded result, with the worst finite objective."""
-    runlog.write_summary(run_dir, {
-        "status": "failed", "objective": worst_value(name), "objective_name": name,
-        "epochs_completed": 0, "final": None, "best": None, "error": error,
-        "versions": runlog.versions()})
-
-
-def _finish(run: Run, status: str, error: Optional[str], name: str, start: float) -> float:
-    final = run.rows[-1] if run.rows else None
-    value = final[name] if (final and status in ("completed", "pruned")) else worst_value(name)
-    if status in FINAL_STATUSES and not run.cfg.trainer.keep_checkpoint:
-        (run.run_dir / runlog.CHECKPOINT_FILE).unlink(missing_ok=True)
-    runlog.write_summary(run.run_dir, {
-        "status": status, "objective": value, "objective_name": name,
-        "epochs_completed": len(run.rows), "epochs_planned": run.cfg.trainer.epochs,
-        "final": final, "best": _best_row(run.rows, name), "error": error,
-        "wall_seconds": time.perf_counter() - start, "device": str(run.device),
-        "parameters": count_parameters(run.model),
-        "trainable_parameters": count_parameters(run.model, trainable_only=True),
-        "config_fingerprint": run.fingerprint, "versions": runlog.versions(),
-    })
-    return float(value)
+def _finish(run: Run, status: Status, error: Optional[str], name: str, start: float,
+            facts: dict) -> Outcome:
+    """Record how the run ended and drop a checkpoint it will never resume from."""
+    if status not in contract.RESUMABLE and not run.cfg.trainer.keep_checkpoint:
+        delete_checkpoint(run.run_dir)  # ~90 MB for ResNet18, useless once the run is over
+    content = contract.summary(
+        status, name, run.rows, error=error, **facts,
+        wall_seconds=time.perf_counter() - start, device=str(run.device),
+        parameters=count_parameters(run.model),
+        trainable_parameters=count_parameters(run.model, trainable_only=True))
+    contract.write_summary(run.run_dir, content)
+    return Outcome(status, content["objective"], name, len(run.rows), error)

@@ -39,6 +39,20 @@ def test_every_group_option_composes_and_validates(group):
         validate(cfg)
 
 
+def test_schemas_hold_types_only_so_each_default_is_written_once_in_yaml():
+    import dataclasses
+
+    from omegaconf import MISSING
+
+    from optsweep import config
+
+    schemas = [config.ModelConf, config.DataConf, config.TrainerConf,
+               *config.OPTIMIZER_SCHEMAS.values()]
+    for schema in schemas:
+        for field in dataclasses.fields(schema):
+            assert field.default is MISSING, f"{schema.__name__}.{field.name}: write it in YAML"
+
+
 def test_optimizer_files_write_out_torch_defaults():
     import inspect
 

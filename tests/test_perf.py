@@ -37,7 +37,7 @@ def tiny_run(extra: list[str] = ()):
 def test_fast_path_predicts_what_a_plain_nchw_loop_predicts():
     run = tiny_run(["trainer.channels_last=true"])
     split = random_split(40)
-    ours = evaluate(run.forward, split, 16, run.normalize, run, "test")
+    ours = evaluate(run, split, "test")
 
     # same weights in torchvision's own modules (no lowering, batch norm not folded), NCHW
     plain = torchvision.models.resnet18(num_classes=10).eval()
@@ -63,7 +63,7 @@ def test_fast_path_off_trains_and_evaluates_alike():
     for flag in ("true", "false"):
         run = tiny_run([f"trainer.fast_path={flag}"])  # same seed: same initial weights
         fit = train_one_epoch(run, random_split(16), epoch=1)
-        test = evaluate(run.forward, random_split(16, seed=1), 8, run.normalize, run, "test")
+        test = evaluate(run, random_split(16, seed=1), "test")
         results[flag] = fit, test
     (fit, test), (fit_off, test_off) = results["true"], results["false"]
     # the first batch's loss is computed before any update: float rounding apart, equal
@@ -111,7 +111,7 @@ def test_options_compose_and_take_a_step(monkeypatch, extra):
         assert run.scaler.is_enabled() and (changed or run.scaler.get_scale() < 2.0**16)
     else:
         assert changed and not run.scaler.is_enabled()
-    result = evaluate(run.forward, random_split(8, seed=1), 8, run.normalize, run, "test")
+    result = evaluate(run, random_split(8, seed=1), "test")
     assert math.isfinite(result["test_loss"]) and 0.0 <= result["test_acc1"] <= 1.0
     assert run.model.state_dict().keys() == tiny_run().model.state_dict().keys()  # no _orig_mod.
 

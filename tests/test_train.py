@@ -10,7 +10,7 @@ import pytest
 import torchvision
 
 from optsweep.errors import ConfigError, DataError
-from optsweep.runlog import METRIC_COLUMNS
+from optsweep.contract import METRIC_COLUMNS
 from optsweep.train import train
 from tests.conftest import QUICK, make_cfg
 
@@ -23,9 +23,9 @@ def read_rows(run_dir):
 def test_one_epoch_on_fabricated_cifar100_writes_every_file(tmp_path, cifar_root, cached_weights):
     cfg = make_cfg([f"data.root={cifar_root}", "trainer.epochs=1", "data.batch_size=32",
                     "trainer.progress=false"])
-    objective = train(cfg, tmp_path)
+    objective = train(cfg, tmp_path).objective
     rows = read_rows(tmp_path)
-    assert list(rows[0].keys()) == METRIC_COLUMNS and len(rows) == 1
+    assert tuple(rows[0].keys()) == METRIC_COLUMNS and len(rows) == 1
     row = {k: float(v) for k, v in rows[0].items()}
     for key in ("train_acc1", "val_acc1", "val_acc5", "test_acc1", "test_acc5"):
         assert 0.0 <= row[key] <= 1.0
@@ -41,7 +41,7 @@ def test_one_epoch_on_fabricated_cifar100_writes_every_file(tmp_path, cifar_root
 
 
 def test_objective_falls_back_to_test_without_val_split(tmp_path):
-    objective = train(make_cfg([*QUICK, "data.val_fraction=0"]), tmp_path)
+    objective = train(make_cfg([*QUICK, "data.val_fraction=0"]), tmp_path).objective
     row = read_rows(tmp_path)[0]
     assert row["val_acc1"] == "" and objective == float(row["test_acc1"])
 
@@ -60,14 +60,14 @@ def test_eval_batch_size_does_not_change_test_metrics(tmp_path):
 
 
 def test_huge_lr_diverges_with_a_finite_objective(tmp_path):
-    objective = train(make_cfg([*QUICK, "trainer.epochs=2", "optimizer.lr=1e6"]), tmp_path)
+    objective = train(make_cfg([*QUICK, "trainer.epochs=2", "optimizer.lr=1e6"]), tmp_path).objective
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "diverged" and math.isfinite(objective) and objective == 0.0
     rows = read_rows(tmp_path) if (tmp_path / "metrics.csv").exists() else []
     assert summary["epochs_completed"] == len(rows) < 2  # finished epochs kept, none after
     assert not (tmp_path / "checkpoint.pt").exists()  # a rerun would only diverge again
     written = (tmp_path / "summary.json").stat().st_mtime_ns
-    again = train(make_cfg([*QUICK, "trainer.epochs=2", "optimizer.lr=1e6"]), tmp_path)
+    again = train(make_cfg([*QUICK, "trainer.epochs=2", "optimizer.lr=1e6"]), tmp_path).objective
     assert again == objective and (tmp_path / "summary.json").stat().st_mtime_ns == written
 
 
@@ -130,6 +130,6 @@ def test_missing_dataset_fails_before_training(tmp_path, no_network):
                                    ["trainer.channels_last=false"], ["data.image_size=48"],
                                    ["optimizer=rmsprop", "optimizer.centered=true"]])
 def test_options_run_one_epoch(tmp_path, extra):
-    objective = train(make_cfg([*QUICK, "data.train_limit=40", *extra]), tmp_path)
+    objective = train(make_cfg([*QUICK, "data.train_limit=40", *extra]), tmp_path).objective
     assert math.isfinite(objective)
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 import matplotlib
 
@@ -20,7 +21,9 @@ def parse_args(argv):
                         help="sweep directories (multirun/<name>) or run directories, searched "
                              "recursively")
     parser.add_argument("--out", metavar="DIR",
-                        help="where to write the report (default: analysis/<sweep name>)")
+                        help="where to write the report (default: analysis/<folder name>, "
+                             "e.g. analysis/multirun for multirun/; several folders: their "
+                             "names joined with +)")
     parser.add_argument("--metric", default="test_acc1", metavar="NAME",
                         help="final-epoch metric that ranks settings (default: test_acc1; one of "
                              f"{', '.join(METRIC_COLUMNS)})")
@@ -29,6 +32,19 @@ def parse_args(argv):
                              "so that no setting is chosen on the test set; runs without a "
                              "validation split fall back to --metric)")
     return parser.parse_args(argv)
+
+
+MAX_NAME = 60  # characters of a default output folder's name
+
+
+def default_out_dir(paths, root: str = "analysis") -> Path:
+    """analysis/<name of the folder analysed>; for several folders their names joined with +,
+    shortened to the first three and a count past MAX_NAME characters."""
+    names = list(dict.fromkeys(Path(p).resolve().name or "root" for p in paths))
+    name = "+".join(names)
+    if len(name) > MAX_NAME:
+        name = f"{'+'.join(names[:3])}+{len(names) - 3}-more"
+    return Path(root) / name
 
 
 def main(argv=None) -> int:
@@ -47,7 +63,7 @@ def main(argv=None) -> int:
                                      f"choose one of {', '.join(METRIC_COLUMNS)}")
         select = selection_metric(runset, args.select, args.metric)
         studies, bad_studies = find_studies(args.paths)
-        report = write_report(runset, args.out, metric=args.metric, select=select,
+        report = write_report(runset, args.out or default_out_dir(args.paths), metric=args.metric, select=select,
                               studies=studies, skipped=bad_studies)
     except AnalysisInputError as err:
         print(f"optsweep.analysis: error: {err}", file=sys.stderr)

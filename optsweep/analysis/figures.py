@@ -22,6 +22,7 @@ import seaborn as sns
 from scipy import stats
 
 from optsweep.analysis.load import RunSet
+from optsweep.contract import Status
 from optsweep.analysis.sweeps import (
     AGGREGATED, is_numeric_param, seed_range, seeds_per_setting, setting_order, short_names,
     format_value, wants_log_axis,
@@ -30,8 +31,10 @@ from optsweep.analysis.sweeps import (
 CURVE_METRICS = ("train_loss", "train_acc1")
 FINAL_METRICS = ("val_acc1", "val_acc5", "test_acc1", "test_acc5")
 # How runs that did not complete are drawn on top of the means (they are never dropped silently).
-STATUS_MARKERS = {"diverged": "X", "interrupted": "D", "pruned": "v", "failed": "s"}
-STATUS_GLYPHS = {"diverged": "✕", "interrupted": "◆", "pruned": "▼", "failed": "■"}
+STATUS_MARKERS = {Status.DIVERGED: "X", Status.INTERRUPTED: "D", Status.UNFINISHED: "d",
+                  Status.PRUNED: "v", Status.FAILED: "s"}
+STATUS_GLYPHS = {Status.DIVERGED: "✕", Status.INTERRUPTED: "◆", Status.UNFINISHED: "◇",
+                 Status.PRUNED: "▼", Status.FAILED: "■"}
 DPI = 80  # enough to read on screen; PNG encoding time grows with the pixel count
 LEGEND_CHAR_IN = 0.075  # inches per character of an 8-point legend entry (generous)
 TITLE_LINE_IN = 0.22  # inches per line of the 10-point figure title

@@ -1,7 +1,7 @@
 """Find run directories, read what each run left behind, return tidy tables.
 
 A run directory is any directory holding a `.hydra/` folder, a `summary.json` or a `metrics.csv`
-(see the run-directory contract in README.md, "What a run leaves behind"). Reading is built for thousands of runs:
+(the run-directory contract: `optsweep.contract`). Reading is built for thousands of runs:
 YAML goes through libyaml (CSafeLoader) rather than OmegaConf, and every run's `metrics.csv` body
 is parsed by one `pandas.read_csv` call instead of one call per file.
 """
@@ -18,17 +18,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from optsweep import contract
 from optsweep.analysis.sweeps import add_settings, find_swept
+from optsweep.contract import HYDRA_DIR, METRICS_FILE, SUMMARY_FILE, Status
 
 log = logging.getLogger(__name__)
 
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-STATUSES = ("completed", "diverged", "interrupted", "failed", "pruned")
-METRIC_COLUMNS = (
-    "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5",
-    "test_loss", "test_acc1", "test_acc5", "lr", "epoch_seconds", "train_images_per_s",
-)
+STATUSES = tuple(status.value for status in Status)  # the status columns of the tables
+METRIC_COLUMNS = tuple(c for c in contract.METRIC_COLUMNS if c != "epoch")
 # Columns every run row carries besides its flattened config (config keys always contain a dot).
 RUN_COLUMNS = (
     "run", "sweep", "job", "optimizer", "dataset", "model", "status", "objective", "objective_name",
@@ -70,8 +69,8 @@ class RunSet:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / ".hydra").is_dir() or (path / "summary.json").is_file() or (
-        path / "metrics.csv"
+    return (path / HYDRA_DIR).is_dir() or (path / SUMMARY_FILE).is_file() or (
+        path / METRICS_FILE
     ).is_file()
 
 
@@ -97,7 +96,7 @@ def _walk_run_dirs(root: Path) -> list[Path]:
     found = []
     for current, dirs, files in os.walk(root):
         dirs.sort(key=_natural_key)  # Hydra's job folders 0, 1, ..., 10 in numeric order
-        if ".hydra" in dirs or "summary.json" in files or "metrics.csv" in files:
+        if HYDRA_DIR in dirs or SUMMARY_FILE in files or METRICS_FILE in files:
             found.append(Path(current))
             dirs[:] = []  # a run directory's own subfolders (.hydra, checkpoints) hold no runs
     return found
@@ -147,19 +146,19 @@ def load_runs(paths, *, ignore: tuple[str, ...] | None = None) -> RunSet:
 
 def read_run(run_dir: Path) -> dict:
     """Read one run directory into a plain dict; raise BadRun naming the file that is unusable."""
-    hydra_dir = run_dir / ".hydra"
+    hydra_dir = run_dir / HYDRA_DIR
     config_path = hydra_dir / "config.yaml"
     if not config_path.is_file():
-        raise BadRun("no .hydra/config.yaml, so its setting is unknown")
+        raise BadRun(f"no {HYDRA_DIR}/config.yaml, so its setting is unknown")
     config = _read_yaml(config_path, want=dict)
-    has_overrides = (hydra_dir / "overrides.yaml").is_file()
-    hydra = _read_hydra(hydra_dir / "hydra.yaml", whole=not has_overrides)
-    summary = _read_summary(run_dir / "summary.json")
-    metrics_path = run_dir / "metrics.csv"
+    summary = _read_summary(run_dir / SUMMARY_FILE)
+    metrics_path = run_dir / METRICS_FILE
     body = _read_metrics_text(metrics_path) if metrics_path.is_file() else None
     if summary is None and body is None:
-        raise BadRun("no metrics.csv and no summary.json: the run recorded nothing")
-    choices = ((hydra.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
+        raise BadRun(f"no {METRICS_FILE} and no {SUMMARY_FILE}: the run recorded nothing")
+    # the group choices, as the run recorded them; runs written before summaries held them (or
+    # still running) fall back to what the config says
+    choices = (summary or {}).get("choices") or {}
     return {
         "run": str(run_dir),
         "dir": run_dir,
@@ -167,8 +166,9 @@ def read_run(run_dir: Path) -> dict:
         "optimizer": choices.get("optimizer") or _target_name(config),
         "dataset": choices.get("data") or (config.get("data") or {}).get("name"),
         "model": choices.get("model") or (config.get("model") or {}).get("name"),
-        "overrides": _read_overrides(hydra_dir, hydra),
+        "overrides": _read_overrides(hydra_dir),
         "summary": summary or {},
+        "objective_name": (summary or {}).get("objective_name") or _objective_name(config),
         "metrics_text": body,
     }
 
@@ -193,32 +193,6 @@ def _read_yaml(path: Path, want: type):
     return data
 
 
-def _read_hydra(path: Path, whole: bool) -> dict:
-    """hydra.yaml, or just its `hydra.runtime.choices` block where that is all we need.
-
-    hydra.yaml is ~150 lines of Hydra's own settings and parsing it whole is most of the loading
-    time; Hydra (OmegaConf.to_yaml) always writes `choices:` indented 4 spaces, its keys 6.
-    """
-    if not path.is_file():
-        return {}
-    if whole:
-        return _read_yaml(path, want=dict)
-    text = _read_text(path)
-    start = text.find("\n    choices:\n")
-    if start < 0:
-        return _read_yaml(path, want=dict)
-    lines = []
-    for line in text[start + len("\n    choices:\n"):].splitlines():
-        if not line.startswith("      "):
-            break
-        lines.append(line[6:])
-    try:
-        choices = yaml.load("\n".join(lines), Loader=_YamlLoader)
-    except yaml.YAMLError:
-        return _read_yaml(path, want=dict)
-    return {"hydra": {"runtime": {"choices": choices if isinstance(choices, dict) else {}}}}
-
-
 def _read_summary(path: Path) -> dict | None:
     if not path.is_file():
         return None
@@ -228,17 +202,15 @@ def _read_summary(path: Path) -> dict | None:
         raise BadRun(f"summary.json is not valid JSON ({err})") from err
     if not isinstance(summary, dict):
         raise BadRun("summary.json: expected a JSON object")
-    if summary.get("status") not in STATUSES:
-        raise BadRun(f"summary.json: status {summary.get('status')!r} is not one of {STATUSES}")
+    if summary.get("status") not in contract.RECORDED:
+        raise BadRun(f"summary.json: status {summary.get('status')!r} is not one of "
+                     f"{', '.join(contract.RECORDED)}")
     return summary
 
 
-def _read_overrides(hydra_dir: Path, hydra: dict) -> list[str]:
+def _read_overrides(hydra_dir: Path) -> list[str]:
     path = hydra_dir / "overrides.yaml"
-    if path.is_file():
-        return [str(o) for o in _read_yaml(path, want=list)]
-    task = ((hydra.get("hydra") or {}).get("overrides") or {}).get("task") or []
-    return [str(o) for o in task]
+    return [str(o) for o in _read_yaml(path, want=list)] if path.is_file() else []
 
 
 def _read_metrics_text(path: Path) -> tuple[str, str, int]:
@@ -254,6 +226,13 @@ def _read_metrics_text(path: Path) -> tuple[str, str, int]:
         if line.count(",") != width:
             raise BadRun(f"metrics.csv is truncated or malformed at data row {number - 1}")
     return header, "".join(line + "\n" for line in lines), len(lines)
+
+
+def _objective_name(config: dict) -> str | None:
+    try:
+        return contract.objective_name(config)
+    except (KeyError, TypeError):
+        return None
 
 
 def _target_name(config: dict) -> str | None:
@@ -328,10 +307,9 @@ def _runs_table(records: list[dict], wide: pd.DataFrame, roots) -> pd.DataFrame:
             "optimizer": rec["optimizer"],
             "dataset": rec["dataset"],
             "model": rec["model"],
-            # no summary.json: the process stopped before writing one
-            "status": summary.get("status", "interrupted"),
+            "status": contract.status_of(summary).value,
             "objective": summary.get("objective"),
-            "objective_name": summary.get("objective_name"),
+            "objective_name": rec["objective_name"],
             "epochs_completed": summary.get("epochs_completed"),
             "epochs_planned": summary.get("epochs_planned"),
             "best_epoch": (summary.get("best") or {}).get("epoch"),
@@ -390,24 +368,36 @@ def _fill_from_metrics(runs: pd.DataFrame, wide: pd.DataFrame) -> pd.DataFrame:
             _prefer(runs, f"final_{col}", has, last.loc[runs.index[has], col])
         runs.loc[has, "epochs_completed"] = last.loc[runs.index[has], "epoch"].to_numpy()
         runs.loc[has, "final_epoch"] = runs.loc[has, "epochs_completed"]
-        objective = runs["objective_name"].fillna("val_acc1")
-        for name in objective.unique():
-            col = name if name in wide.columns else None
-            if col is None or wide[col].isna().all():
-                continue
-            # idxmax picks the first epoch that reached the best value
-            valid = wide.loc[wide[col].notna()].sort_values(["_run", "epoch"])
-            valid = valid.loc[valid.groupby("_run")[col].idxmax()].set_index("_run")
-            pick = has & (objective == name).to_numpy() & runs.index.isin(valid.index)
-            runs.loc[pick, "best_epoch"] = valid.loc[runs.index[pick], "epoch"].to_numpy()
-            for metric in metric_cols:
-                _prefer(runs, f"best_{metric}", pick, valid.loc[runs.index[pick], metric])
+        _fill_best(runs, ordered, has, metric_cols)
     for col in METRIC_COLUMNS:  # a run with neither metrics nor a final row still gets the column
         if f"final_{col}" not in runs.columns:
             runs[f"final_{col}"] = np.nan
     numeric = ["objective", "epochs_completed", "epochs_planned", "best_epoch", "wall_seconds"]
     runs[numeric] = runs[numeric].apply(pd.to_numeric, errors="coerce")
     return runs
+
+
+def _fill_best(runs: pd.DataFrame, ordered: pd.DataFrame, has, metric_cols: list[str]) -> None:
+    """best_epoch and best_* by the run contract's rule (``contract.best_row``), from the epochs."""
+    names = runs["objective_name"].where(runs["objective_name"].notna(), None)
+    picked: dict[int, dict] = {}
+    for run, epochs in ordered.groupby("_run", sort=False):
+        name = names.iloc[int(run)]
+        if not isinstance(name, str) or name not in contract.OBJECTIVES:
+            continue  # no summary yet: the objective (hence the direction) is not known
+        if contract.selection_metric(name) not in epochs.columns:
+            continue
+        row = contract.best_row(epochs.to_dict("records"), name)
+        if row is not None:
+            picked[int(run)] = row
+    pick = has & runs.index.isin(list(picked))
+    if not pick.any():
+        return
+    best = pd.DataFrame.from_dict(picked, orient="index")
+    runs.loc[pick, "best_epoch"] = best.loc[runs.index[pick], "epoch"].to_numpy()
+    for metric in metric_cols:
+        if metric in best.columns:
+            _prefer(runs, f"best_{metric}", pick, best.loc[runs.index[pick], metric])
 
 
 def _prefer(runs: pd.DataFrame, column: str, rows, values: pd.Series) -> None:

@@ -12,6 +12,8 @@ import math
 
 import pandas as pd
 
+from optsweep import contract
+
 SEED = "trainer.seed"
 # Keys that change where or how fast a run goes, not what it learns; a sweep never "varies" them.
 IGNORED_LEAVES = frozenset({
@@ -132,7 +134,7 @@ def order_sweeps(runs: pd.DataFrame, swept: dict[str, list[str]]) -> list[str]:
 # Runs whose final numbers describe the setting: a diverged run is an outcome of its setting (it
 # counts, at its last epoch); interrupted, pruned and failed runs stopped for other reasons and
 # did not reach the planned final epoch, so they are shown and counted but not averaged.
-AGGREGATED = ("completed", "diverged")
+AGGREGATED = contract.AVERAGED
 
 
 def seeds_per_setting(runs: pd.DataFrame) -> pd.Series:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from omegaconf import DictConfig
@@ -42,16 +42,38 @@ class Splits:
         return len(self.classes)
 
 
+def _cifar100(root: str, download: bool, image_size: int):
+    return read_cifar("cifar100", root, download)
+
+
+def _cifar10(root: str, download: bool, image_size: int):
+    return read_cifar("cifar10", root, download)
+
+
+def _digits(root: str, download: bool, image_size: int):
+    return read_digits()
+
+
+def _imagefolder(root: str, download: bool, image_size: int):
+    return read_imagefolder(root, image_size)
+
+
+# The datasets `data.name` may name: adding one is a reader here and a YAML file in conf/data/.
+# A reader returns (train images, train labels, test images, test labels, class names), images as
+# uint8 N x 3 x H x W tensors.
+READERS: dict[str, Callable] = {
+    "cifar100": _cifar100,
+    "cifar10": _cifar10,
+    "digits": _digits,
+    "imagefolder": _imagefolder,
+}
+DATASETS = tuple(READERS)
+
+
 @lru_cache(maxsize=2)
 def read_dataset(name: str, root: str, download: bool, image_size: int):
     """(train_x, train_y, test_x, test_y, classes) as read from disk; cached, never mutated."""
-    if name in ("cifar100", "cifar10"):
-        return read_cifar(name, root, download)
-    if name == "digits":
-        return read_digits()
-    if name == "imagefolder":
-        return read_imagefolder(root, image_size)
-    raise ValueError(f"unknown dataset {name!r}")
+    return READERS[name](root, download, image_size)
 
 
 def load_splits(cfg: DictConfig, seed: int) -> Splits:

@@ -23,7 +23,7 @@ from hydra_plugins.hydra_optuna_sweeper._impl import (OptunaSweeperImpl,
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from optsweep import runlog
+from optsweep import contract as runlog
 from optsweep.sweep import storage as st
 from optsweep.sweep.errors import SweepError
 from optsweep.sweep.pruning import trial_overrides

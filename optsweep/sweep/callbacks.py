@@ -22,7 +22,7 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from optsweep import runlog
+from optsweep import contract
 
 COMMAND_FILE = "sweep_command.json"
 STARTED_FILE = ".sweep_started"
@@ -40,7 +40,7 @@ class SweepSummary(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         command = sorted(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
         check_same_command(sweep_dir, command)
-        runlog.atomic_write(sweep_dir / COMMAND_FILE,
+        contract.atomic_write(sweep_dir / COMMAND_FILE,
                             lambda f: json.dump({"overrides": command}, f, indent=2))
         marker = sweep_dir / STARTED_FILE
         marker.touch()
@@ -52,7 +52,7 @@ class SweepSummary(Callback):
         rows = collect(sweep_dir, self.started_ns)
         write_summary(sweep_dir, rows)
         print(format_summary(sweep_dir, rows), flush=True)
-        if any(row["this_run"] and row["status"] == "failed" for row in rows):
+        if any(row["this_run"] and row["status"] in contract.PROBLEMS for row in rows):
             # SystemExit, not an exception: Hydra turns a callback's exceptions into warnings
             sys.exit(1)
 
@@ -84,12 +84,12 @@ def _overrides(job_dir: Path) -> list:
 def collect(sweep_dir: Path, since_ns: int = 0) -> list[dict]:
     """One row per job directory under ``sweep_dir`` (any depth), in job order."""
     rows = []
-    for config_path in sweep_dir.rglob(".hydra/config.yaml"):
+    for config_path in sweep_dir.rglob(f"{contract.HYDRA_DIR}/config.yaml"):
         job_dir = config_path.parent.parent
-        summary: Optional[dict] = runlog.read_summary(job_dir) or {}
+        summary: Optional[dict] = contract.read_summary(job_dir) or {}
         rows.append({
             "job": job_dir.relative_to(sweep_dir).as_posix(),
-            "status": summary.get("status", "unfinished"),
+            "status": contract.status_of(summary).value,
             "objective_name": summary.get("objective_name", ""),
             "objective": summary.get("objective"),
             "epochs_completed": summary.get("epochs_completed", 0),
@@ -108,8 +108,8 @@ def write_summary(sweep_dir: Path, rows: list[dict]) -> None:
         writer.writeheader()
         writer.writerows(rows)
 
-    runlog.atomic_write(sweep_dir / SUMMARY_FILES[0], write_csv)
-    runlog.atomic_write(sweep_dir / SUMMARY_FILES[1], lambda f: json.dump(rows, f, indent=2))
+    contract.atomic_write(sweep_dir / SUMMARY_FILES[0], write_csv)
+    contract.atomic_write(sweep_dir / SUMMARY_FILES[1], lambda f: json.dump(rows, f, indent=2))
 
 
 def format_summary(sweep_dir: Path, rows: list[dict]) -> str:
@@ -121,7 +121,7 @@ def format_summary(sweep_dir: Path, rows: list[dict]) -> str:
     for row in rows:
         value = "" if row["objective"] is None else f"{row['objective_name']}={row['objective']:.4f}"
         lines.append(f"  {row['dir']}  {row['status']:<11} {value:<18} {row['overrides']}")
-    failed = [row for row in rows if row["status"] == "failed"]
+    failed = [row for row in rows if row["status"] in contract.PROBLEMS]
     if failed:
         lines.append("failed jobs:")
         lines += [f"  {row['dir']}: {row['error']}" for row in failed]

@@ -1,9 +1,10 @@
 """One job of a multirun: train, report to Optuna when the job is a trial, and turn any failure
 into a recorded result so that the sweep goes on.
 
-Hydra 1.3 re-raises a job's exception in the sweeper (``JobReturn.return_value``), which ends the
-whole sweep; hydra-optuna-sweeper crashes on a NaN objective. So a job here always returns a finite
-number: its objective, or the worst finite value when it failed, and its ``summary.json`` says which.
+Hydra 1.3's basic sweeper re-raises a job's exception (``JobReturn.return_value``), which ends the
+whole sweep. So outside an Optuna sweep a job never raises: it returns its objective, or the worst
+finite value when it failed, and its ``summary.json`` says which. Inside one (see ``_trial_answer``)
+it tells optsweep's Optuna sweeper what happened in the sweeper's own terms.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from optsweep import runlog
+from optsweep import contract
+from optsweep.contract import Outcome, Status
 from optsweep.errors import OptsweepError
 from optsweep.sweep import pruning
-from optsweep.train import (objective_name, train, worst_value,
-                            write_failed_summary)
+from optsweep.train import train
 
 log = logging.getLogger(__name__)
 
@@ -28,31 +29,29 @@ def sweep_job(cfg: DictConfig, hydra_cfg: DictConfig) -> float:
     """Train ``cfg`` into this job's directory; never raises an ``Exception``."""
     run_dir = Path(hydra_cfg.runtime.output_dir)
     limit_threads(cfg, hydra_cfg)
+    choices = dict(hydra_cfg.runtime.choices)
     try:
-        value = train(cfg, run_dir, on_epoch=pruning.trial_hook(cfg))
+        outcome = train(cfg, run_dir, on_epoch=pruning.trial_hook(cfg), choices=choices)
     except Exception as exc:  # one job's failure is a result of the sweep, not its end
-        return record_failure(cfg, run_dir, exc)
-    if (runlog.read_summary(run_dir) or {}).get("status") == "pruned" \
-            and not cfg.trainer.keep_checkpoint:
-        # a pruned trial is never trained again: its checkpoint (~90 MB for ResNet18) is waste
-        (run_dir / runlog.CHECKPOINT_FILE).unlink(missing_ok=True)
-    return value
+        outcome = record_failure(cfg, run_dir, exc, choices)
+    return outcome.objective
 
 
-def record_failure(cfg: DictConfig, run_dir: Path, exc: Exception) -> float:
-    """Log ``exc``, make sure ``summary.json`` says failed, return the worst finite objective."""
+def record_failure(cfg: DictConfig, run_dir: Path, exc: Exception, choices: dict) -> Outcome:
+    """Log ``exc`` and make sure ``summary.json`` says failed; return the failed outcome."""
     if isinstance(exc, OptsweepError):
         log.error("optsweep: error: %s", exc)  # the user's input: the message says what to change
     else:
         log.exception("job failed: %s: %s", type(exc).__name__, exc)
     try:
-        name = objective_name(cfg)
+        name = contract.objective_name(cfg)
     except Exception:  # the config itself may be what is broken
         name = "val_acc1"
-    summary = runlog.read_summary(run_dir) or {}
-    if summary.get("status") != "failed":  # train() writes one itself for most failures
-        write_failed_summary(run_dir, f"{type(exc).__name__}: {exc}", name)
-    return worst_value(name)
+    summary = contract.read_summary(run_dir)
+    if contract.status_of(summary) == Status.FAILED:  # train() writes one itself for most failures
+        return Outcome.from_summary(summary)
+    return contract.write_failed_summary(run_dir, f"{type(exc).__name__}: {exc}", name,
+                                         choices=choices)
 
 
 def threads_per_job(cores: int, parallel_jobs: int) -> int:

@@ -5,7 +5,7 @@ parameter overrides, so a job cannot report intermediate values. optsweep's swee
 ``hydra.job.env_set`` overrides to each trial's job (the storage URL, the study name and the trial
 number; Hydra sets them as environment variables around the task, in whichever process or machine
 runs it). The job opens the same study, reports its objective after every epoch with
-``trial.report`` and asks ``trial.should_prune()``; a pruned job ends with ``EarlyStop("pruned")``,
+``trial.report`` and asks ``trial.should_prune()``; a pruned job ends with ``StopRun(Status.PRUNED)``,
 keeps its metrics so far, and the sweeper then tells the study the trial was PRUNED.
 """
 
@@ -17,7 +17,8 @@ from typing import Optional
 
 from omegaconf import DictConfig
 
-from optsweep.train import EarlyStop, EpochHook, objective_name
+from optsweep.contract import Status, objective_name
+from optsweep.train import EpochHook, StopRun
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def trial_hook(cfg: DictConfig) -> Optional[EpochHook]:
         # after the last epoch nothing is left to save: a prune would only discard a finished run
         # (successive halving's rungs at 1, 3, 9 epochs check there when trainer.epochs=9)
         if epoch < cfg.trainer.epochs and trial.should_prune():
-            raise EarlyStop("pruned", f"Optuna trial {number} pruned by {type(pruner).__name__} "
+            raise StopRun(Status.PRUNED, f"Optuna trial {number} pruned by {type(pruner).__name__} "
                                       f"after epoch {epoch} ({name}={row[name]:.4f})")
 
     log.info("Optuna trial %s of study %r: reporting %s after every epoch", number,

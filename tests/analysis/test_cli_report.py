@@ -56,10 +56,12 @@ def test_default_out_dir_and_study_order(tmp_path, monkeypatch, capsys):
         write_run(multirun / "compare" / str(num), optimizer=optimizer, num=num)
     monkeypatch.chdir(tmp_path)
     assert main(["multirun"]) == 0
-    report = tmp_path / "analysis" / "adam_lr+adam_wd+compare" / "report.md"
+    report = tmp_path / "analysis" / "multirun" / "report.md"  # named after the folder analysed
     text = report.read_text()
     positions = [text.index(f"\n## {name}\n") for name in ("compare", "adam_wd", "adam_lr")]
     assert positions == sorted(positions)  # comparison, attribute sweep, lr sweep
+    assert main(["multirun/adam_lr", "multirun/adam_wd"]) == 0  # several folders: joined names
+    assert (tmp_path / "analysis" / "adam_lr+adam_wd" / "report.html").is_file()
 
 
 def test_cli_as_a_subprocess(lr_sweep, tmp_path):

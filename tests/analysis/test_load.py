@@ -7,6 +7,7 @@ import pytest
 from conftest import EPOCHS, HEADER, final_acc, metric_rows, write_run
 
 from optsweep.analysis import AnalysisInputError, load_runs
+from optsweep.contract import Status
 
 METRICS = HEADER.split(",")[1:]
 
@@ -74,8 +75,8 @@ def test_bad_runs_are_skipped_with_one_warning_each(messy_sweep, caplog):
 
 def test_interrupted_and_diverged_runs_keep_what_they_recorded(messy_sweep):
     runs = load_runs([messy_sweep]).runs.set_index("job")
-    interrupted = runs.loc["10"]  # metrics for 2 epochs, no summary.json
-    assert interrupted["status"] == "interrupted"
+    interrupted = runs.loc["10"]  # metrics for 2 epochs, no summary.json: killed, or still running
+    assert interrupted["status"] == Status.UNFINISHED
     assert interrupted["epochs_completed"] == 2
     assert interrupted["final_test_acc1"] == pytest.approx(metric_rows(1e-3, 3, 2)[-1]["test_acc1"])
     diverged = runs.loc["9"]

@@ -12,10 +12,10 @@ from optsweep.analysis.tables import best_settings, display_table, markdown_tabl
 
 def test_setting_table_numbers(messy_sweep):
     table = setting_table(load_runs([messy_sweep])).set_index("setting")
-    # lr=1e-3: seeds 0-2 give 0.90, 0.91, 0.92; seed 3 was interrupted, so it is counted not averaged
+    # lr=1e-3: seeds 0-2 give 0.90, 0.91, 0.92; seed 3 left no summary (unfinished), so it is counted, not averaged
     row = table.loc["lr=0.001"]
     assert row["n"] == 3 and row["runs"] == 4
-    assert row["completed"] == 3 and row["interrupted"] == 1
+    assert row["completed"] == 3 and row["unfinished"] == 1
     assert row["test_acc1_mean"] == pytest.approx(0.91)
     assert row["test_acc1_std"] == pytest.approx(0.01)
     assert row["test_acc5_mean"] == pytest.approx(0.96)

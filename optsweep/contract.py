@@ -1,0 +1,276 @@
+"""The run directory: what every run leaves on disk and the rules for reading it, in one place.
+
+Training writes it, the sweep job and the Optuna sweeper report it, the study and the analysis read
+it, and each imports its facts from here instead of repeating them: the file names, the metric
+columns, the statuses (which are final and which are averaged), the objective (its name, direction
+and worst finite value), the best-epoch rule and the summary's fields. Torch-free, so that the
+analysis reads runs without importing training.
+
+A run directory holds:
+
+- ``metrics.csv``: one row per finished epoch, ``METRIC_COLUMNS``, rewritten after every epoch;
+- ``summary.json``: written at the run's end, whatever the end was (``summary()`` builds it);
+- ``checkpoint.pt``: the last finished epoch while the run can still resume (``optsweep.checkpoint``);
+- ``.hydra/``: Hydra's resolved config and overrides.
+
+Every file is written atomically (temporary file, fsync, rename): a reader sees the old file or the
+new one, never a mix, and a crash loses at most the epoch in progress.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+from dataclasses import dataclass
+from enum import Enum
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+METRICS_FILE = "metrics.csv"
+SUMMARY_FILE = "summary.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+HYDRA_DIR = ".hydra"
+
+# One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the
+# learning rate of the epoch's first step.
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5",
+                  "test_loss", "test_acc1", "test_acc5", "lr", "epoch_seconds",
+                  "train_images_per_s")
+SPLITS = ("train", "val", "test")
+# The one-line log of each epoch (optsweep.log) shows these, where measured.
+LOGGED_COLUMNS = ("train_loss", "train_acc1", "val_acc1", "test_acc1", "test_acc5")
+
+
+class Status(str, Enum):
+    """How a run ended. The value is what ``summary.json`` holds."""
+
+    COMPLETED = "completed"  # every planned epoch
+    DIVERGED = "diverged"  # NaN/inf or a loss above trainer.max_loss: an outcome of its setting
+    PRUNED = "pruned"  # stopped by an Optuna pruner; never resumed
+    INTERRUPTED = "interrupted"  # Ctrl-C or a scheduler's SIGTERM; resumes from its checkpoint
+    FAILED = "failed"  # an error; resumes from its checkpoint once the cause is fixed
+    UNFINISHED = "unfinished"  # no summary.json: killed, or still running
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# A summary.json may hold these (UNFINISHED is the absence of one).
+RECORDED = (Status.COMPLETED, Status.DIVERGED, Status.PRUNED, Status.INTERRUPTED, Status.FAILED)
+# A rerun of the same config would only repeat these (training is deterministic per seed): skipped.
+FINAL = (Status.COMPLETED, Status.DIVERGED)
+# Counted in means and tests: reached their last epoch (a diverged run at its last finished epoch).
+AVERAGED = FINAL
+# Ends whose checkpoint is kept, because the run can go on from it.
+RESUMABLE = (Status.INTERRUPTED, Status.FAILED)
+# Ends that are a problem to report (exit status, "failed jobs"), not a result.
+PROBLEMS = (Status.FAILED,)
+
+
+def status_of(summary: Optional[Mapping]) -> Status:
+    """The status a run directory's summary records; UNFINISHED when it has none."""
+    if not summary:
+        return Status.UNFINISHED
+    return Status(summary.get("status"))
+
+
+# --- the objective -------------------------------------------------------------------------------
+
+OBJECTIVES = tuple(f"{split}_{measure}" for split in ("val", "test")
+                   for measure in ("acc1", "acc5", "loss"))
+WORST_ACCURACY = 0.0
+WORST_LOSS = 1e9  # finite: sweepers (Optuna) reject NaN and inf
+
+
+def objective_name(cfg: Mapping) -> str:
+    """The metric a run returns: ``trainer.objective``, or with ``auto`` val_acc1 (test_acc1 when
+    ``data.val_fraction`` is 0 and there is no validation split). ``cfg``: the run's config, as a
+    DictConfig or as the plain dict read back from ``.hydra/config.yaml``."""
+    objective = cfg["trainer"]["objective"]
+    if objective != "auto":
+        return str(objective)
+    return "val_acc1" if cfg["data"]["val_fraction"] > 0 else "test_acc1"
+
+
+def maximize(name: str) -> bool:
+    """Accuracies go up, losses go down."""
+    return not name.endswith("_loss")
+
+
+def direction(name: str) -> str:
+    """The objective's direction as Optuna spells it."""
+    return "maximize" if maximize(name) else "minimize"
+
+
+def worst_value(name: str) -> float:
+    return WORST_ACCURACY if maximize(name) else WORST_LOSS
+
+
+def better(a: float, b: float, name: str) -> bool:
+    """True when ``a`` is strictly better than ``b`` for the metric ``name``."""
+    return a > b if maximize(name) else a < b
+
+
+def selection_metric(name: str) -> str:
+    """The metric the best epoch is chosen on: the objective's measure on the validation split
+    (the test split is never used to choose)."""
+    return "val_" + name.split("_", 1)[1]
+
+
+def best_row(rows: Sequence[Mapping], name: str) -> Optional[Mapping]:
+    """The best epoch's row: the first epoch at the best value of ``selection_metric(name)`` in
+    the objective's direction; None when no epoch measured it (no validation split)."""
+    key = selection_metric(name)
+    best = None
+    for row in rows:
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if best is None or better(value, best[key], name):
+            best = row
+    return best
+
+
+def objective_value(status: Status, rows: Sequence[Mapping], name: str) -> float:
+    """What a run returns to sweepers: the final epoch's objective when the run completed or was
+    pruned, the worst finite value otherwise (a diverged or failed run has no trustworthy one)."""
+    if rows and status in (Status.COMPLETED, Status.PRUNED):
+        return float(rows[-1][name])
+    return worst_value(name)
+
+
+# --- what a run returns --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The end of one run, as ``train()`` returns it and ``summary.json`` records it."""
+
+    status: Status
+    objective: float
+    objective_name: str
+    epochs_completed: int = 0
+    error: Optional[str] = None
+
+    @classmethod
+    def from_summary(cls, summary: Mapping) -> "Outcome":
+        return cls(status_of(summary), float(summary["objective"]), summary["objective_name"],
+                   int(summary.get("epochs_completed") or 0), summary.get("error"))
+
+
+# --- the config fingerprint ----------------------------------------------------------------------
+
+# Keys that change speed or bookkeeping, never results: left out of the fingerprint.
+VOLATILE_KEYS = {"trainer": ("progress", "resume", "keep_checkpoint", "num_threads"),
+                 "data": ("eval_batch_size", "root", "download")}
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """A short hash of what determines a run's results: equal fingerprints, equal metrics."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for group, keys in VOLATILE_KEYS.items():
+        for key in keys:
+            container.get(group, {}).pop(key, None)
+    return hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
+    """Write ``path`` through ``write(file)`` into a temporary file that replaces it at once."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_metrics(run_dir: Path, rows: Iterable[Mapping]) -> None:
+    """Rewrite metrics.csv with every finished epoch (a few KB: cheaper than any append protocol)."""
+    def write(f: io.TextIOBase) -> None:
+        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
+
+    atomic_write(Path(run_dir) / METRICS_FILE, write)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN; a diverged value is recorded as null
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def versions() -> dict:
+    """Versions of what produced a run (read from the installed packages, without importing them)."""
+    found = {"python": platform.python_version()}
+    for package in ("torch", "torchvision", "optsweep"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def summary(status: Status, name: str, rows: Sequence[Mapping] = (), *,
+            error: Optional[str] = None, **facts: Any) -> dict:
+    """The content of summary.json for a run that ended with ``status`` after ``rows``.
+
+    ``facts`` adds what only the writer knows (epochs_planned, wall_seconds, device, parameter
+    counts, config_fingerprint, choices: the Hydra group choices, model/data/optimizer/...)."""
+    final = rows[-1] if rows else None
+    return {"status": Status(status), "objective": objective_value(status, rows, name),
+            "objective_name": name, "epochs_completed": len(rows), "final": final,
+            "best": best_row(rows, name), "error": error, **facts, "versions": versions()}
+
+
+def write_summary(run_dir: Path, content: Mapping) -> None:
+    atomic_write(Path(run_dir) / SUMMARY_FILE,
+                 lambda f: json.dump(_json_safe(dict(content)), f, indent=2, allow_nan=False))
+
+
+def write_failed_summary(run_dir: Path, error: str, name: str = "val_acc1", **facts: Any) -> Outcome:
+    """A run that failed before training (bad config, missing data, a sweep job's crash) is still
+    a recorded result, with the worst finite objective."""
+    content = summary(Status.FAILED, name, error=error, **facts)
+    write_summary(run_dir, content)
+    return Outcome.from_summary(_json_safe(content))
+
+
+def read_summary(run_dir: Path) -> Optional[dict]:
+    """summary.json as a dict, or None when it is missing or unreadable."""
+    try:
+        content = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) else None

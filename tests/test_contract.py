@@ -1,0 +1,139 @@
+"""The run-directory contract: one rule for the best epoch everywhere, one home for every fact."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from optsweep import contract
+from optsweep.contract import METRIC_COLUMNS, Status
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_hand_run(run_dir: Path, objective: str, column: str, values: list[float]) -> dict:
+    """A run directory written by hand: three epochs whose ``column`` takes ``values``."""
+    (run_dir / ".hydra").mkdir(parents=True)
+    config = {"model": {"name": "resnet18"}, "data": {"name": "digits", "val_fraction": 0.1},
+              "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.001},
+              "trainer": {"objective": objective, "seed": 0}}
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (run_dir / ".hydra" / "overrides.yaml").write_text("[]\n")
+    rows = []
+    for epoch, value in enumerate(values, start=1):
+        row = {c: 0.5 for c in METRIC_COLUMNS}
+        row.update(epoch=epoch, **{column: value})
+        rows.append(row)
+    contract.write_metrics(run_dir, rows)
+    content = contract.summary(Status.COMPLETED, objective, rows,
+                               choices={"optimizer": "adam", "data": "digits", "model": "resnet18"})
+    contract.write_summary(run_dir, content)
+    return json.loads((run_dir / contract.SUMMARY_FILE).read_text())
+
+
+@pytest.mark.parametrize("objective, column, values, best", [
+    ("val_loss", "val_loss", [3.0, 1.0, 2.0], 2),  # a loss: the lowest
+    ("val_acc1", "val_acc1", [0.2, 0.6, 0.6], 2),  # an accuracy: the highest, first reached
+    ("test_loss", "val_loss", [3.0, 2.0, 1.0], 3),  # chosen on validation, never on test
+])
+def test_best_epoch_is_the_same_in_the_summary_the_loaded_runs_and_the_report(
+        tmp_path, objective, column, values, best):
+    from optsweep.analysis import load_runs
+    from optsweep.analysis.tables import setting_table
+
+    summary = write_hand_run(tmp_path / "sweep" / "0", objective, column, values)
+    assert summary["best"]["epoch"] == best
+    runs = load_runs([tmp_path / "sweep"]).runs
+    assert runs.loc[0, "best_epoch"] == best
+    assert runs.loc[0, f"best_{column}"] == values[best - 1]
+    table = setting_table(load_runs([tmp_path / "sweep"]))
+    assert table["best_val_epoch"].tolist() == [best]
+
+
+def test_direction_worst_value_and_objective_of_each_end():
+    assert contract.direction("val_acc1") == "maximize" and contract.direction("val_loss") == "minimize"
+    assert contract.worst_value("test_acc5") == 0.0 and contract.worst_value("val_loss") == 1e9
+    rows = [{"epoch": 1, "val_loss": 2.0}, {"epoch": 2, "val_loss": 1.5}]
+    assert contract.objective_value(Status.COMPLETED, rows, "val_loss") == 1.5
+    assert contract.objective_value(Status.PRUNED, rows, "val_loss") == 1.5
+    assert contract.objective_value(Status.DIVERGED, rows, "val_loss") == 1e9
+    assert contract.objective_value(Status.FAILED, [], "val_acc1") == 0.0
+    assert contract.best_row([{"epoch": 1, "val_acc1": None}], "test_acc1") is None
+
+
+def test_summary_without_a_file_is_unfinished_and_failed_summary_is_complete(tmp_path):
+    assert contract.status_of(contract.read_summary(tmp_path)) == Status.UNFINISHED
+    outcome = contract.write_failed_summary(tmp_path, "ValueError: boom", "val_loss",
+                                            choices={"data": "digits"})
+    written = contract.read_summary(tmp_path)
+    assert outcome == contract.Outcome(Status.FAILED, 1e9, "val_loss", 0, "ValueError: boom")
+    assert written["status"] == "failed" and written["choices"] == {"data": "digits"}
+    assert set(written["versions"]) == {"python", "torch", "torchvision", "optsweep"}
+
+
+def test_metrics_file_has_the_contract_columns_and_empty_cells_for_missing(tmp_path):
+    contract.write_metrics(tmp_path, [{"epoch": 1, "train_loss": 2.5}])
+    with open(tmp_path / contract.METRICS_FILE, newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert tuple(row) == METRIC_COLUMNS and row["train_loss"] == "2.5" and row["val_acc1"] == ""
+
+
+def test_contract_imports_without_torch():
+    probe = ("import sys; sys.modules['torch'] = None; import optsweep.contract as c; "
+             "import optsweep.analysis.load; print(c.Status.COMPLETED)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "completed"
+
+
+# --- one home per fact -----------------------------------------------------------------------------
+
+STATUS_VALUES = {status.value for status in Status}
+COLUMN_NAMES = set(METRIC_COLUMNS)
+
+
+def _source_files() -> list[Path]:
+    files = [*(ROOT / "optsweep").rglob("*.py"), *(ROOT / "hydra_plugins").rglob("*.py")]
+    return [f for f in files if f.name != "contract.py"]
+
+
+def _violations(path: Path, root: Path = ROOT) -> list[str]:
+    where = path.relative_to(root)
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Constant) and node.value in STATUS_VALUES:
+            found.append(f"{where}:{node.lineno}: status {node.value!r}")
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            names = [e.value for e in node.elts if isinstance(e, ast.Constant)
+                     and isinstance(e.value, str) and e.value in COLUMN_NAMES]
+            if len(names) >= 3:
+                found.append(f"{where}:{node.lineno}: metric columns {names}")
+    return found
+
+
+def test_no_status_string_or_metric_column_list_outside_the_contract():
+    found = [v for path in _source_files() for v in _violations(path)]
+    assert not found, "import these from optsweep.contract instead:\n" + "\n".join(found)
+
+
+def test_the_scan_catches_a_literal_left_beside_a_reexport(tmp_path):
+    planted = tmp_path / "planted.py"
+    planted.write_text("from optsweep.contract import FINAL\n"
+                       "FINAL_STATUSES = ('completed', 'diverged')\n"
+                       "COLUMNS = ['train_loss', 'val_acc1', 'test_acc1']\n")
+    assert len(_violations(planted, root=tmp_path)) == 3
+
+
+def test_no_import_cycle_among_the_project_modules():
+    tool = ROOT.parent / "shared" / "tools" / "import_cycles.py"
+    if not tool.is_file():
+        pytest.skip(f"{tool} is not beside this checkout")
+    result = subprocess.run([sys.executable, str(tool)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
