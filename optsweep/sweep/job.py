@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Optional
 
 import torch
 from omegaconf import DictConfig
@@ -29,6 +30,7 @@ def sweep_job(cfg: DictConfig, hydra_cfg: DictConfig) -> float:
     """Train ``cfg`` into this job's directory; never raises an ``Exception``."""
     run_dir = Path(hydra_cfg.runtime.output_dir)
     limit_threads(cfg, hydra_cfg)
+    place_on_gpu(cfg, hydra_cfg)
     choices = dict(hydra_cfg.runtime.choices)
     try:
         outcome = train(cfg, run_dir, on_epoch=pruning.trial_hook(cfg), choices=choices)
@@ -70,14 +72,39 @@ def parallel_jobs(hydra_cfg: DictConfig, cores: int) -> int:
     return max(1, n_jobs)
 
 
+def gpu_for_job(job_num: int, parallel: int, gpu_count: int) -> Optional[int]:
+    """The GPU for job ``job_num`` when ``parallel`` jobs run at once on ``gpu_count`` GPUs: job i
+    on GPU i mod G, so that jobs running together spread over every GPU (n_jobs = G x k puts k jobs
+    on each); None where there is nothing to choose (one GPU, or one job at a time)."""
+    if gpu_count < 2 or parallel < 2:
+        return None
+    return job_num % gpu_count
+
+
+def place_on_gpu(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+    """Spread parallel jobs over this machine's visible GPUs (``trainer.device=auto`` only; an
+    explicit ``cuda:N`` is the user's choice)."""
+    if cfg.trainer.device != "auto" or not torch.cuda.is_available():
+        return
+    gpu = gpu_for_job(int(hydra_cfg.job.num), parallel_jobs(hydra_cfg, _cores()),
+                      torch.cuda.device_count())
+    if gpu is not None:
+        torch.cuda.set_device(gpu)  # "cuda" then means this GPU (runtime.resolve_device)
+        log.info("job %s on cuda:%d of %d GPUs", hydra_cfg.job.num, gpu, torch.cuda.device_count())
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def limit_threads(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     """Parallel jobs share the cores instead of each taking all of them (oversubscription makes
     every job slower than running them one by one)."""
     if cfg.trainer.num_threads:
         return  # the user's explicit choice
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    jobs = parallel_jobs(hydra_cfg, cores or 1)
+    cores = _cores()
+    jobs = parallel_jobs(hydra_cfg, cores)
     if jobs > 1:
-        threads = threads_per_job(cores or 1, jobs)
+        threads = threads_per_job(cores, jobs)
         torch.set_num_threads(threads)
         log.info("%d parallel jobs on %d cores: %d torch threads in this job", jobs, cores, threads)
