@@ -55,7 +55,7 @@ def t_interval(values) -> tuple[float, float]:
     mean = values.mean()
     if len(values) < 2:
         return mean, mean
-    half = _t975(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    half = t975(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
     return mean - half, mean + half
 
 
@@ -74,7 +74,7 @@ def mean_band(data: pd.DataFrame, by: list[str], value: str = "value") -> pd.Dat
 
 
 @functools.lru_cache(maxsize=None)
-def _t975(dof: int) -> float:
+def t975(dof: int) -> float:
     return float(stats.t.ppf(0.975, dof))  # ~0.1 ms a call; a figure asks hundreds of times
 
 
@@ -117,7 +117,7 @@ def training_curves(runset: RunSet, sweep: str, looks: dict[str, Look] | None = 
             ax.set_xlabel("epoch" if i == len(rows) - 1 else "", fontsize=9)
             integer_ticks(ax)
             ax.grid(alpha=0.3)
-    _title(fig, f"{sweep}: loss and top-1 per epoch, {SPLIT_NAMES[splits[0]]} against "
+    figure_title(fig, f"{sweep}: loss and top-1 per epoch, {SPLIT_NAMES[splits[0]]} against "
                 f"{SPLIT_NAMES[splits[1]]}; mean over seeds with 95% t-interval ({seed_range(runs)})",
            runs)
     outside_legend(fig, _legend_handles(looks, runs), "setting (seeds)",
@@ -184,7 +184,7 @@ def final_metrics(runset: RunSet, sweep: str, looks: dict[str, Look] | None = No
             ax.set_xlabel(xname if i == len(datasets) - 1 else "", fontsize=9)
             ax.set_ylabel("top-1 accuracy" if j == 0 else "", fontsize=9)
             ax.grid(alpha=0.3)
-    _title(fig, f"{sweep}: final-epoch top-1 against {xname}, mean over seeds with 95% "
+    figure_title(fig, f"{sweep}: final-epoch top-1 against {xname}, mean over seeds with 95% "
                 f"t-interval ({seed_range(runs)})", runs)
     handles = _group_handles(runs, params) + _status_handles(runs)
     outside_legend(fig, handles, "line" if numeric else "",
@@ -324,14 +324,16 @@ def _legend_width(looks: dict[str, Look]) -> float:
     return max([len(look.label) for look in looks.values()] + [16]) * LEGEND_CHAR_IN
 
 
-def _title(fig, text: str, runs: pd.DataFrame) -> None:
+def figure_title(fig, text: str, runs: pd.DataFrame | None = None) -> None:
     """The figure title, wrapped to the panels' width (call it before the legend widens the
     figure) and set flush left, so that it never runs into the legend or off the canvas."""
-    counts = runs["status"].value_counts()
-    unfinished = [f"{STATUS_GLYPHS[s]} {s}: {counts[s]}" for s in STATUS_MARKERS if counts.get(s)]
-    never = runs[runs[[c for c in runs.columns if c.startswith("final_")]].isna().all(axis=1)]
-    if len(never):
-        unfinished.append(f"no epoch finished: {len(never)}")
+    unfinished = []
+    if runs is not None:
+        counts = runs["status"].value_counts()
+        unfinished = [f"{STATUS_GLYPHS[s]} {s}: {counts[s]}" for s in STATUS_MARKERS if counts.get(s)]
+        never = runs[runs[[c for c in runs.columns if c.startswith("final_")]].isna().all(axis=1)]
+        if len(never):
+            unfinished.append(f"no epoch finished: {len(never)}")
     if unfinished:
         text += "\nmarked runs (only diverged ones are averaged): " + ", ".join(unfinished)
     width = max(20, int(fig.get_figwidth() / TITLE_CHAR_IN))

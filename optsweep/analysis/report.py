@@ -13,6 +13,7 @@ import pandas as pd
 
 from optsweep.analysis.figures import write_figures
 from optsweep.analysis.load import RunSet
+from optsweep.analysis.overview import display_overview, overview_table, write_overview
 from optsweep.analysis.stats import compare_to_best, describe_difference
 from optsweep.analysis.sweeps import order_sweeps, short_names
 from optsweep.analysis.tables import (
@@ -46,8 +47,15 @@ def write_report(runset: RunSet, out_dir=None, *, metric: str = "test_acc1",
     table = setting_table(runset, metric, select)
     best = best_settings(table, select)
     tests = compare_to_best(runset, metric, table=table, select=select)
+    overview = overview_table(runset, table, metric, select)
     _write_csvs(out, runset, table, best, tests, skipped)
+    overview.to_csv(out / "overview.csv", index=False)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    picture = write_overview(overview, metric, select, out / "figures" / "overview.png")
+    first = [("img", picture)] if picture else []
+    first.append(("table", display_overview(overview, metric, select)))
     sections = _sections(runset, (metric, select), table, best, tests, studies, figures, skipped)
+    sections[0][1][1:1] = first  # after the overview's paragraph, before the best-settings table
     (out / "report.md").write_text(_markdown(sections, out), encoding="utf-8")
     html_path = out / "report.html"
     html_path.write_text(_html(sections), encoding="utf-8")
@@ -97,7 +105,9 @@ def _overview(runset: RunSet, metric: str, select: str) -> str:
             f"{len(runset.skipped)} run directories skipped. Settings are ranked by final-epoch "
             f"`{select}`, mean over seeds{_chosen_note(metric, select)}; each is reported on "
             f"`{metric}`; diverged runs count at their last epoch, interrupted, "
-            "pruned and failed runs are shown but not averaged. Best setting of each sweep:")
+            "pruned and failed runs are shown but not averaged. First each sweep's best setting "
+            f"against the optimizer's default (and the optimizer comparison), Welch's test on "
+            f"`{metric}`; then the best setting of each sweep:")
 
 
 def _describe_sweep(runset: RunSet, sweep: str) -> str:
