@@ -156,6 +156,8 @@ def _describe_study(study) -> str:
     if best is not None:
         params = {k.removeprefix("params_"): v for k, v in best.items() if k.startswith("params_")}
         text += f" Best trial {int(best['number'])}: objective {best['value']:.4f} with {params}."
+    if study.notes:
+        text += " " + "; ".join(f"{note[0].upper()}{note[1:]}" for note in study.notes) + "."
     return text
 
 
