@@ -1,8 +1,17 @@
-"""Figures of a sweep, each one seaborn figure-level call on tidy data.
+"""Figures of a sweep: what an optimizer study is read for.
 
-Every figure function returns its seaborn grid (tests read the drawn lines back from it);
-`write_figures` saves them as PNG. Means over seeds carry a 95% Student-t interval: with the 2-5
-seeds of a typical study a bootstrap interval is too narrow and changes from run to run.
+- `training_curves`: loss and top-1 against epoch for train and validation (test where a run has no
+  validation split) side by side, so that overfitting shows as the gap between the two columns.
+- `final_metrics`: final validation and test top-1 against the swept value. A numeric value (lr,
+  weight_decay...) is an x axis (logarithmic for lr-like keys) with one line per optimizer, or per
+  combination of the other swept keys; a categorical one (the optimizer comparison, `centered`)
+  is a point per value.
+
+Means over seeds carry a 95% Student-t interval: with the 2-5 seeds of a typical study a bootstrap
+interval is too narrow and changes from run to run. Means are computed once, vectorised
+(`mean_band`), and drawn with plain matplotlib; every figure function returns its Figure, whose
+mean lines carry their legend label (tests read them back). Runs that stopped early (pruned,
+failed, interrupted) are drawn apart, never averaged and never dropped silently.
 """
 from __future__ import annotations
 
@@ -11,33 +20,36 @@ import math
 import multiprocessing
 import os
 import re
+import textwrap
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-from matplotlib.lines import Line2D
-from matplotlib.ticker import NullLocator
 import numpy as np
 import pandas as pd
-import seaborn as sns
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
 from scipy import stats
 
 from optsweep.analysis.load import RunSet
-from optsweep.contract import Status
-from optsweep.analysis.sweeps import (
-    AGGREGATED, is_numeric_param, seed_range, seeds_per_setting, setting_order, short_names,
-    format_value, wants_log_axis,
+from optsweep.analysis.style import (
+    Look, integer_ticks, new_figure, optimizer_colour, optimizer_rank, outside_legend, save, setting_names,
+    short_value, sweep_looks,
 )
+from optsweep.analysis.sweeps import (
+    is_numeric_param, seed_range, setting_order, short_names, wants_log_axis,
+)
+from optsweep.contract import AVERAGED, Status
 
-CURVE_METRICS = ("train_loss", "train_acc1")
-FINAL_METRICS = ("val_acc1", "val_acc5", "test_acc1", "test_acc5")
-# How runs that did not complete are drawn on top of the means (they are never dropped silently).
+CURVE_MEASURES = ("loss", "acc1")
+FINAL_METRICS = ("val_acc1", "test_acc1")
+MEASURE_NAMES = {"loss": "loss", "acc1": "top-1 accuracy", "acc5": "top-5 accuracy"}
+SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
+# How runs that did not complete are drawn (they are never dropped silently).
 STATUS_MARKERS = {Status.DIVERGED: "X", Status.INTERRUPTED: "D", Status.UNFINISHED: "d",
                   Status.PRUNED: "v", Status.FAILED: "s"}
 STATUS_GLYPHS = {Status.DIVERGED: "✕", Status.INTERRUPTED: "◆", Status.UNFINISHED: "◇",
                  Status.PRUNED: "▼", Status.FAILED: "■"}
-DPI = 80  # enough to read on screen; PNG encoding time grows with the pixel count
-LEGEND_CHAR_IN = 0.075  # inches per character of an 8-point legend entry (generous)
-TITLE_LINE_IN = 0.22  # inches per line of the 10-point figure title
+TITLE_CHAR_IN = 0.085  # inches per character of the 10-point figure title (generous)
+LEGEND_CHAR_IN = 0.065  # inches per character of an 8-point legend entry (generous)
 
 
 def t_interval(values) -> tuple[float, float]:
@@ -46,15 +58,15 @@ def t_interval(values) -> tuple[float, float]:
     mean = values.mean()
     if len(values) < 2:
         return mean, mean
-    half = _t975(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    half = t975(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
     return mean - half, mean + half
 
 
 def mean_band(data: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFrame:
     """Mean of `value` per group with its 95% t-interval (`low`, `high`) and count `n`.
 
-    Computed in one vectorised groupby: seaborn's own errorbar runs a Python function per point,
-    which is most of a figure's drawing time once a sweep has a hundred runs.
+    Computed in one vectorised groupby: a Python function per point (seaborn's errorbar) is most
+    of a figure's drawing time once a sweep has a hundred runs.
     """
     stats_ = data.groupby(by, dropna=False, sort=True)[value].agg(["mean", "std", "count"])
     dof = (stats_["count"] - 1).clip(lower=1).to_numpy()
@@ -65,74 +77,274 @@ def mean_band(data: pd.DataFrame, by: list[str], value: str = "value") -> pd.Dat
 
 
 @functools.lru_cache(maxsize=None)
-def _t975(dof: int) -> float:
+def t975(dof: int) -> float:
     return float(stats.t.ppf(0.975, dof))  # ~0.1 ms a call; a figure asks hundreds of times
 
 
-def training_curves(runset: RunSet, sweep: str, metrics=CURVE_METRICS) -> sns.FacetGrid:
-    """Training loss and accuracy against epoch, one line (mean over seeds) per setting."""
+# --- curves -----------------------------------------------------------------------------------------
+
+
+def held_out_split(data: pd.DataFrame) -> str:
+    """'val' where the runs have a validation split, else 'test'."""
+    return "val" if data["split"].eq("val").any() else "test"
+
+
+def training_curves(runset: RunSet, sweep: str, looks: dict[str, Look] | None = None):
+    """Loss (top row) and top-1 (bottom row) against epoch; train left, validation right.
+
+    One line per setting: mean over the runs that count, with its band; runs that stopped early
+    are thin dotted lines ending in their status marker.
+    """
     runs = runset.runs[runset.runs["sweep"] == sweep]
-    data = runset.metrics[(runset.metrics["sweep"] == sweep) & runset.metrics["metric"].isin(metrics)]
-    labels, palette = _setting_legend(runs, runset.swept[sweep])
-    data = data.assign(setting=data["setting"].map(labels))
-    many_datasets = runs["dataset"].nunique() > 1
-    row = "dataset" if many_datasets else None
-    means = mean_band(data, ["dataset", "metric", "setting", "epoch"])
-    grid = sns.relplot(
-        data=means, x="epoch", y="value", kind="line", hue="setting", hue_order=list(palette),
-        palette=palette, col="metric", col_order=[m for m in metrics if m in set(data["metric"])],
-        row=row, estimator=None, height=3.0, aspect=1.3, facet_kws={"sharey": False}, legend=False,
-    )
-    _draw_bands(grid, means, "epoch", row=row, col="metric", hue="setting", palette=palette)
-    _legend_outside(grid, palette, runs, title="setting (seeds)")
-    grid.set_titles("{row_name} | {col_name}" if many_datasets else "{col_name}")
-    grid.set_axis_labels("epoch", "")
-    last = data.sort_values("epoch").groupby(["run", "metric"]).tail(1)
-    _mark_unfinished(grid, last, "epoch", row="dataset" if many_datasets else None, col="metric",
-                     color_of=lambda rows: [palette[s] for s in rows["setting"]])
-    _title(grid, f"{sweep}: training curves, mean over seeds with 95% t-interval ({seed_range(runs)})",
+    looks = looks or sweep_looks(runs, runset.swept[sweep])
+    metrics = runset.metrics
+    data = metrics[(metrics["sweep"] == sweep) & metrics["measure"].isin(CURVE_MEASURES)]
+    splits = ("train", held_out_split(data))
+    data = data[data["split"].isin(splits)].assign(dataset=lambda d: d["dataset"].astype(str))
+    datasets = sorted(data["dataset"].unique()) or ["–"]
+    means = mean_band(data[data["status"].isin(AVERAGED)],
+                      ["dataset", "measure", "split", "setting", "epoch"])
+    panels = {key: frame for key, frame in means.groupby(["dataset", "measure", "split"])}
+    stopped = data[data["status"].isin(list(STATUS_MARKERS))]
+    stopped_by_panel = {key: frame for key, frame in stopped.groupby(["dataset", "measure", "split"])}
+    rows = [(d, m) for d in datasets for m in CURVE_MEASURES]
+    fig, axes = new_figure(len(rows), len(splits), sharex=True)
+    for i, (dataset, measure) in enumerate(rows):
+        for j, split in enumerate(splits):
+            ax, key = axes[i, j], (dataset, measure, split)
+            _draw_means(ax, panels.get(key), "epoch", looks)
+            _draw_stopped_curves(ax, stopped_by_panel.get(key), looks)
+            where = f"{dataset}: " if len(datasets) > 1 else ""
+            ax.set_title(f"{where}{SPLIT_NAMES[split]} {MEASURE_NAMES[measure]}", fontsize=10)
+            ax.set_ylabel(MEASURE_NAMES[measure], fontsize=9)
+            ax.set_xlabel("epoch" if i == len(rows) - 1 else "", fontsize=9)
+            integer_ticks(ax)
+            ax.grid(alpha=0.3)
+    figure_title(fig, f"{sweep}: loss and top-1 per epoch, {SPLIT_NAMES[splits[0]]} against "
+                f"{SPLIT_NAMES[splits[1]]}; mean over seeds with 95% t-interval ({seed_range(runs)})",
            runs)
-    return grid
+    outside_legend(fig, _legend_handles(looks, runs), "setting (seeds)",
+                   width_in=_legend_width(looks))
+    return fig
 
 
-def final_metrics(runset: RunSet, sweep: str, metrics=FINAL_METRICS) -> sns.FacetGrid:
-    """Final-epoch validation and test accuracy against the swept value, one panel per optimizer."""
-    runs = _panel_column(runset.runs[runset.runs["sweep"] == sweep])
+def _draw_means(ax, means: pd.DataFrame | None, x: str, looks: dict[str, Look]) -> None:
+    if means is None:
+        return
+    for setting, line in means.groupby("setting", sort=False):
+        look = looks[setting]
+        ax.plot(line[x], line["value"], color=look.colour, linestyle=look.linestyle,
+                linewidth=1.6, label=look.label)
+        ax.fill_between(line[x], line["low"], line["high"], color=look.colour, alpha=0.18,
+                        linewidth=0)
+
+
+def _draw_stopped_curves(ax, rows: pd.DataFrame | None, looks: dict[str, Look]) -> None:
+    """Each run that did not complete: its own thin line (unless it is averaged, as diverged
+    runs are) and its status marker at its last epoch."""
+    if rows is None:
+        return
+    for (_, setting, status), run in rows.groupby(["run", "setting", "status"], sort=False):
+        run = run.sort_values("epoch")
+        colour = looks[setting].colour
+        if status not in AVERAGED:
+            ax.plot(run["epoch"], run["value"], color=colour, linestyle=":", linewidth=1.0,
+                    label=f"_{status}")
+        ax.scatter(run["epoch"].iloc[-1:], run["value"].iloc[-1:], marker=STATUS_MARKERS[status],
+                   s=40, color=colour, edgecolors="0.15", linewidths=0.6, zorder=5)
+
+
+# --- final values -----------------------------------------------------------------------------------
+
+
+def final_metrics(runset: RunSet, sweep: str, looks: dict[str, Look] | None = None):
+    """Final validation and test top-1 against the swept value, one panel per metric (and row per
+    dataset). Numeric values: a line per optimizer (or combination of the other swept keys) with
+    its band, each point in its setting's colour; categorical values: a point per setting."""
+    runs = runset.runs[runset.runs["sweep"] == sweep]
     params = runset.swept[sweep]
+    looks = looks or sweep_looks(runs, params)
+    runs = _as_numbers(runs, params)
     x = _x_param(runs, params)
-    metrics = [m for m in metrics if runs[f"final_{m}"].notna().any()]
-    long = _final_long(runs, params, x, metrics)
-    hue = "others" if long["others"].ne("").any() else None
-    row = "panel" if x != "optimizer" else ("dataset" if runs["dataset"].nunique() > 1 else None)
-    counted = long[long["status"].isin(AGGREGATED)]
     numeric = x != "optimizer" and is_numeric_param(runs[x])
+    metrics = [m for m in FINAL_METRICS if runs[f"final_{m}"].notna().any()] or ["test_acc1"]
+    runs = runs.assign(group=_group_labels(runs, [p for p in params if p != x]),
+                       dataset=runs["dataset"].astype(str))
+    datasets = sorted(runs["dataset"].unique())
+    fig, axes = new_figure(len(datasets), len(metrics), panel=(3.6, 2.7))
+    xname = short_names(params).get(x, x)
+    for i, dataset in enumerate(datasets):
+        mine = runs[runs["dataset"] == dataset]
+        for j, metric in enumerate(metrics):
+            ax = axes[i, j]
+            if numeric:
+                _draw_numeric(ax, mine, x, f"final_{metric}", looks)
+            else:
+                _draw_categorical(ax, mine, x, f"final_{metric}", looks, params)
+            where = f"{dataset}: " if len(datasets) > 1 else ""
+            ax.set_title(f"{where}final {SPLIT_NAMES[metric.split('_')[0]]} "
+                         f"{MEASURE_NAMES[metric.split('_')[1]]}", fontsize=10)
+            ax.set_xlabel(xname if i == len(datasets) - 1 else "", fontsize=9)
+            ax.set_ylabel("top-1 accuracy" if j == 0 else "", fontsize=9)
+            ax.grid(alpha=0.3)
+    figure_title(fig, f"{sweep}: final-epoch top-1 against {xname}, mean over seeds with 95% "
+                f"t-interval ({seed_range(runs)})", runs)
+    handles = _group_handles(runs, params) + _status_handles(runs)
+    outside_legend(fig, handles, "line" if numeric else "",
+                   width_in=max([len(h.get_label()) for h in handles] + [0]) * LEGEND_CHAR_IN)
+    return fig
+
+
+def _draw_numeric(ax, runs: pd.DataFrame, x: str, column: str, looks: dict[str, Look]) -> None:
+    """A line per group through the means, its band, and each point in its setting's colour."""
+    counted = runs[runs["status"].isin(AVERAGED) & runs[column].notna()]
+    setting_at = counted.drop_duplicates(["group", x]).set_index(["group", x])["setting"]
+    means = mean_band(counted, ["group", x], value=column)
+    for k, (group, line) in enumerate(means.groupby("group", sort=False)):
+        colour, style = _group_look(runs, group, k)
+        ax.plot(line[x], line[column], color=colour, linestyle=style, linewidth=1.6,
+                label=group or "mean over seeds")
+        ax.fill_between(line[x], line["low"], line["high"], color=colour, alpha=0.15, linewidth=0)
+        points = [looks[setting_at[(group, v)]].colour for v in line[x]]
+        ax.scatter(line[x], line[column], c=points, s=30, edgecolors="0.15", linewidths=0.5,
+                   zorder=4)
+    _mark_stopped_final(ax, runs, x, column, looks, lambda values: values)
+    _log_x(ax, x, runs[x])
+
+
+def _draw_categorical(ax, runs, x, column, looks, params) -> None:
+    """A point per setting with its interval, values along x, groups side by side."""
+    labels = setting_names(runs.drop_duplicates(x).assign(setting=lambda r: r[x]), [x]) \
+        if x != "optimizer" else {}
+    names = {v: (str(v) if x == "optimizer" else labels[v].split("=", 1)[-1])
+             for v in runs[x].drop_duplicates()}
+    order = list(dict.fromkeys(runs.set_index("setting").loc[setting_order(runs, params), x]))
+    if x == "optimizer":  # the report's order: adam, adagrad, rmsprop, then the others
+        order.sort(key=optimizer_rank)
+    position = {v: i for i, v in enumerate(order)}
+    groups = list(dict.fromkeys(runs["group"]))
+    width = 0.6 / max(len(groups), 1)
+    offset = {g: (k - (len(groups) - 1) / 2) * width for k, g in enumerate(groups)}
+    counted = runs[runs["status"].isin(AVERAGED) & runs[column].notna()]
+    for (setting, group, value), values in counted.groupby(["setting", "group", x], sort=False):
+        mean, (low, high) = values[column].mean(), t_interval(values[column])
+        where = position[value] + offset[group]
+        look = looks[setting]
+        ax.plot([where], [mean], marker="o", linestyle="none", color=look.colour, label=look.label)
+        ax.vlines(where, low, high, color=look.colour, linewidth=1.4)
+        ax.hlines([low, high], where - 0.08, where + 0.08, color=look.colour, linewidth=1.0)
+    ax.set_xticks(range(len(order)), [names[v] for v in order],
+                  rotation=30 if max(len(names[v]) for v in order) > 8 else 0,
+                  ha="right" if max(len(names[v]) for v in order) > 8 else "center")
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    _mark_stopped_final(ax, runs, x, column, looks,
+                        lambda values: [position[v] for v in values])
+
+
+def _mark_stopped_final(ax, runs, x, column, looks, to_x) -> None:
+    """Runs that did not complete (and diverged ones) at their last value, with status markers."""
+    rows = runs[runs["status"].isin(list(STATUS_MARKERS)) & runs[column].notna()]
+    for status, pick in rows.groupby("status"):
+        ax.scatter(to_x(list(pick[x])), pick[column], marker=STATUS_MARKERS[status], s=46,
+                   c=[looks[s].colour for s in pick["setting"]], edgecolors="0.15",
+                   linewidths=0.6, zorder=5)
+
+
+def _as_numbers(runs: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    """Swept columns whose every value reads as a number, as numbers: a column shared with another
+    sweep can hold strings there (YAML reads 1e-05, without a dot, as a string)."""
+    for p in params:
+        if p != "optimizer" and runs[p].dtype == object and runs[p].map(type).ne(bool).all():
+            numbers = pd.to_numeric(runs[p], errors="coerce")
+            if numbers.notna().all():
+                runs = runs.assign(**{p: numbers})
+    return runs
+
+
+def _group_labels(runs: pd.DataFrame, others: list[str]) -> pd.Series:
+    """The other swept keys' values as a line label ('adam', 'adam, eps=1e-08'), '' where none."""
+    if not others:
+        return pd.Series("", index=runs.index)
+    names = short_names(others)
+    parts = [runs[p].map(short_value) if p == "optimizer"
+             else names[p] + "=" + runs[p].map(short_value) for p in others]
+    label = parts[0]
+    for part in parts[1:]:
+        label = label + ", " + part
+    return label
+
+
+def _group_look(runs: pd.DataFrame, group: str, index: int) -> tuple[tuple, str]:
+    """An optimizer's line in its report-wide colour; otherwise dark grey, dashes telling apart."""
+    optimizers = runs.loc[runs["group"] == group, "optimizer"].astype(str).unique()
+    many = runs["optimizer"].nunique() > 1
+    colour = optimizer_colour(optimizers[0]) if many and len(optimizers) == 1 else (0.25,) * 3
+    return colour, ("-", "--", ":", "-.")[index % 4] if not many else "-"
+
+
+def _group_handles(runs: pd.DataFrame, params: list[str]) -> list:
+    groups = [g for g in dict.fromkeys(runs["group"]) if g]
+    return [Line2D([], [], color=_group_look(runs, g, k)[0], linestyle=_group_look(runs, g, k)[1],
+                   label=g) for k, g in enumerate(groups)]
+
+
+def _x_param(runs: pd.DataFrame, params: list[str]) -> str:
+    """The numeric swept key with the most values, else the first swept key, else the optimizer."""
+    numeric = [p for p in params if p != "optimizer" and is_numeric_param(runs[p])]
     if numeric:
-        means = mean_band(counted, [c for c in (row, "metric", "others", x) if c])
-        palette = dict(zip(sorted(means["others"].unique()),
-                           sns.color_palette(n_colors=means["others"].nunique())))
-        grid = sns.relplot(
-            data=means, x=x, y="value", hue=hue, palette=palette if hue else None, row=row,
-            col="metric", col_order=metrics, kind="line", marker="o", estimator=None,
-            height=2.6, aspect=1.2, legend="auto" if hue else False,  # an empty one costs a draw
-        )
-        _draw_bands(grid, means, x, row=row, col="metric", hue="others",
-                    palette=palette if hue else {k: "C0" for k in palette})
-        _log_x(grid, x, runs[x])
-    else:
-        order = setting_order(runs.assign(setting=runs[x].map(format_value)), [x])
-        counted = counted.assign(**{x: counted[x].map(format_value)})
-        grid = sns.catplot(
-            data=counted, x=x, y="value", hue=hue, row=row, col="metric", col_order=metrics,
-            order=order, kind="point", errorbar=t_interval, linestyle="none", capsize=0.15,
-            height=2.6, aspect=1.2, legend="auto" if hue else False,
-        )
-        long = long.assign(**{x: long[x].map(lambda v: order.index(format_value(v)))})
-    grid.set_titles("{row_name} | {col_name}" if row else "{col_name}")
-    grid.set_axis_labels(x, "accuracy (fraction)")
-    _mark_unfinished(grid, long, x, row=row, col="metric", color_of=lambda rows: "0.2")
-    _title(grid, f"{sweep}: final epoch, mean over seeds with 95% t-interval ({seed_range(runs)})",
-           runs)
-    return grid
+        return max(numeric, key=lambda p: runs[p].nunique())
+    return next((p for p in params if p != "optimizer"), "optimizer")
+
+
+def _log_x(ax, param: str, values: pd.Series) -> None:
+    if not wants_log_axis(param, values):
+        return
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if (values > 0).all():
+        ax.set_xscale("log")
+    else:  # weight_decay 0 alongside 1e-4..1e-2: linear near zero, logarithmic above
+        ax.set_xscale("symlog", linthresh=values[values > 0].min())
+    # decade ticks are enough to read; minor log ticks double the time to save a figure
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+# --- legends and titles ---------------------------------------------------------------------------
+
+
+def _legend_handles(looks: dict[str, Look], runs: pd.DataFrame) -> list:
+    handles = [Line2D([], [], color=look.colour, linestyle=look.linestyle, label=look.label)
+               for look in looks.values()]
+    return handles + _status_handles(runs)
+
+
+def _status_handles(runs: pd.DataFrame) -> list:
+    present = set(runs["status"])
+    return [Line2D([], [], color="0.4", marker=marker, linestyle="none", label=status)
+            for status, marker in STATUS_MARKERS.items() if status in present]
+
+
+def _legend_width(looks: dict[str, Look]) -> float:
+    return max([len(look.label) for look in looks.values()] + [16]) * LEGEND_CHAR_IN
+
+
+def figure_title(fig, text: str, runs: pd.DataFrame | None = None) -> None:
+    """The figure title, wrapped to the panels' width (call it before the legend widens the
+    figure) and set flush left, so that it never runs into the legend or off the canvas."""
+    unfinished = []
+    if runs is not None:
+        counts = runs["status"].value_counts()
+        unfinished = [f"{STATUS_GLYPHS[s]} {s}: {counts[s]}" for s in STATUS_MARKERS if counts.get(s)]
+        never = runs[runs[[c for c in runs.columns if c.startswith("final_")]].isna().all(axis=1)]
+        if len(never):
+            unfinished.append(f"no epoch finished: {len(never)}")
+    if unfinished:
+        text += "\nmarked runs (only diverged ones are averaged): " + ", ".join(unfinished)
+    width = max(20, int(fig.get_figwidth() / TITLE_CHAR_IN))
+    lines = [wrapped for line in text.splitlines() for wrapped in textwrap.wrap(line, width)]
+    fig.suptitle("\n".join(lines), fontsize=10, x=0.01, ha="left")
+
+
+# --- files ------------------------------------------------------------------------------------------
 
 
 def write_figures(runset: RunSet, out_dir, studies=None, workers: int | None = None
@@ -145,10 +357,12 @@ def write_figures(runset: RunSet, out_dir, studies=None, workers: int | None = N
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    looks = {sweep: sweep_looks(runset.runs[runset.runs["sweep"] == sweep], runset.swept[sweep])
+             for sweep in runset.sweeps}  # one colour per setting for all of a sweep's figures
     jobs = [(sweep, kind, out_dir / f"{slug(sweep)}_{kind}.png")
             for sweep in runset.sweeps for kind in DRAWERS]
     written: dict[str, list[Path]] = {}
-    for sweep, _, path in _run_jobs(runset, jobs, workers):
+    for sweep, _, path in _run_jobs(runset, looks, jobs, workers):
         written.setdefault(sweep, []).append(path)
     for study in studies or ():
         for kind, figure in study_figures(study).items():
@@ -158,16 +372,16 @@ def write_figures(runset: RunSet, out_dir, studies=None, workers: int | None = N
 
 
 DRAWERS = {"curves": training_curves, "final": final_metrics}
-_SHARED: dict = {}  # the RunSet, handed to forked workers without pickling it
+_SHARED: dict = {}  # the RunSet and looks, handed to forked workers without pickling them
 
 
-def _run_jobs(runset: RunSet, jobs: list, workers: int | None) -> list:
+def _run_jobs(runset: RunSet, looks: dict, jobs: list, workers: int | None) -> list:
     """Draw (sweep, kind, path) jobs; matplotlib holds one core per figure, so fork one per CPU."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = min(workers or cpus or 1, len(jobs))
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_draw_job(job, runset) for job in jobs]
-    _SHARED["runset"] = runset
+        return [_draw_job(job, runset, looks) for job in jobs]
+    _SHARED.update(runset=runset, looks=looks)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             return pool.map(_draw_job, jobs, chunksize=1)
@@ -175,159 +389,12 @@ def _run_jobs(runset: RunSet, jobs: list, workers: int | None) -> list:
         _SHARED.clear()
 
 
-def _draw_job(job, runset: RunSet | None = None):
+def _draw_job(job, runset: RunSet | None = None, looks: dict | None = None):
     sweep, kind, path = job
-    grid = DRAWERS[kind](runset or _SHARED["runset"], sweep)
-    return sweep, kind, save(grid.figure, path)
-
-
-def save(figure, path: Path) -> Path:
-    figure.savefig(path, dpi=DPI)
-    plt.close(figure)
-    return path
+    looks = looks if looks is not None else _SHARED["looks"]
+    figure = DRAWERS[kind](runset or _SHARED["runset"], sweep, looks[sweep])
+    return sweep, kind, save(figure, path)
 
 
 def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "sweep"
-
-
-# --- helpers ---------------------------------------------------------------------------------------
-
-
-def _setting_legend(runs: pd.DataFrame, params: list[str]):
-    """{setting: legend label with its seed count} and {label: colour}, in swept-value order."""
-    order = setting_order(runs, params)
-    seeds = seeds_per_setting(runs)
-    labels = {s: f"{s} (n={int(seeds.get(s, 0))})" for s in order}
-    ordered_values = params and params[0] != "optimizer" and is_numeric_param(runs[params[0]])
-    name = "viridis" if ordered_values else ("tab10" if len(order) <= 10 else "husl")
-    colours = sns.color_palette(name, n_colors=len(order))
-    return labels, dict(zip(labels.values(), colours))
-
-
-def _legend_outside(grid, palette: dict, runs: pd.DataFrame, title: str) -> None:
-    """A figure legend right of the panels: one entry per setting, one per status marker drawn.
-
-    Built by hand because seaborn's own outside legend draws the whole figure once more to measure
-    it, which is a third of a figure's drawing time.
-    """
-    handles = [Line2D([], [], color=colour, label=label) for label, colour in palette.items()]
-    present = set(runs["status"])
-    handles += [Line2D([], [], color="0.3", marker=marker, linestyle="none", label=status)
-                for status, marker in STATUS_MARKERS.items() if status in present]
-    longest = max([len(title)] + [len(h.get_label()) for h in handles])
-    old_width = grid.figure.get_figwidth()
-    _grow(grid.figure, right=0.6 + LEGEND_CHAR_IN * longest)
-    grid.figure.legend(handles=handles, title=title, loc="center left", frameon=False,
-                       bbox_to_anchor=(old_width / grid.figure.get_figwidth(), 0.5),
-                       fontsize=8, title_fontsize=9)
-
-
-def _grow(figure, right: float = 0.0, top: float = 0.0) -> None:
-    """Add `right` and `top` inches of margin, keeping the panels' size and spacing.
-
-    Margins are made by arithmetic rather than bbox_inches="tight", which draws every figure
-    one more time at save (a third of the saving time).
-    """
-    width, height = figure.get_size_inches()
-    pars = figure.subplotpars
-    new_width, new_height = width + right, height + top
-    figure.set_size_inches(new_width, new_height)
-    figure.subplots_adjust(left=pars.left * width / new_width, right=pars.right * width / new_width,
-                           bottom=pars.bottom * height / new_height,
-                           top=pars.top * height / new_height)
-
-
-def _panel_column(runs: pd.DataFrame) -> pd.DataFrame:
-    """`panel`: the optimizer, or optimizer and dataset where a sweep mixes datasets."""
-    panel = runs["optimizer"].astype(str)
-    if runs["dataset"].nunique() > 1:
-        panel = panel + " · " + runs["dataset"].astype(str)
-    return runs.assign(panel=panel)
-
-
-def _x_param(runs: pd.DataFrame, params: list[str]) -> str:
-    """The numeric swept key with the most values, else the first swept key, else the optimizer."""
-    numeric = [p for p in params if p != "optimizer" and is_numeric_param(runs[p])]
-    if numeric:
-        return max(numeric, key=lambda p: runs[p].nunique())
-    return next((p for p in params if p != "optimizer"), "optimizer")
-
-
-def _final_long(runs, params, x, metrics) -> pd.DataFrame:
-    """One row per run x final metric; `others` labels the swept keys that are not on the x axis."""
-    others = [p for p in params if p not in (x, "optimizer")]
-    names = short_names(others)
-    label = pd.Series("", index=runs.index)
-    for p in others:
-        label = label + np.where(label == "", "", ", ") + names[p] + "=" + runs[p].map(format_value)
-    keep = list(dict.fromkeys(["run", "status", "dataset", "optimizer", "panel", x]))
-    long = runs.assign(others=label).melt(
-        id_vars=[*keep, "others"], value_vars=[f"final_{m}" for m in metrics], var_name="metric")
-    long["metric"] = long["metric"].str.removeprefix("final_")
-    return long
-
-
-def _log_x(grid, param: str, values: pd.Series) -> None:
-    if not wants_log_axis(param, values):
-        return
-    values = pd.to_numeric(values, errors="coerce").dropna()
-    for ax in grid.axes.flat:
-        if (values > 0).all():
-            ax.set_xscale("log")
-        else:  # weight_decay 0 alongside 1e-4..1e-2: linear near zero, logarithmic above
-            ax.set_xscale("symlog", linthresh=values[values > 0].min())
-        # decade ticks are enough to read; minor log ticks double the time to save a figure
-        ax.xaxis.set_minor_locator(NullLocator())
-
-
-def _draw_bands(grid, means, x, row, col, hue, palette) -> None:
-    """The 95% t-interval of each line as a shaded band, in the line's colour."""
-    for (row_name, col_name), ax in _facets(grid):
-        mask = pd.Series(True, index=means.index)
-        for key, name in ((row, row_name), (col, col_name)):
-            if key and name is not None:
-                mask &= means[key].astype(str) == str(name)
-        for name, band in means[mask].groupby(hue, sort=False):
-            ax.fill_between(band[x], band["low"], band["high"], color=palette[name], alpha=0.2,
-                            linewidth=0)
-
-
-def _mark_unfinished(grid, rows, x, row, col, color_of) -> None:
-    """Draw each run that did not complete at its last value, with its status's marker.
-
-    row, col: the columns the grid is faceted by (None where it is not).
-    """
-    rows = rows[rows["status"].isin(list(STATUS_MARKERS)) & rows["value"].notna()]
-    for (row_name, col_name), ax in _facets(grid):
-        mask = pd.Series(True, index=rows.index)
-        for key, name in ((row, row_name), (col, col_name)):
-            if key and name is not None:
-                mask &= rows[key].astype(str) == str(name)
-        for status, marker in STATUS_MARKERS.items():
-            pick = rows[mask & (rows["status"] == status)]
-            if len(pick):
-                ax.scatter(pick[x], pick["value"], marker=marker, s=46, c=color_of(pick),
-                           edgecolors="white", linewidths=0.5, zorder=5)
-
-
-def _facets(grid):
-    """((row name, column name), axes) for every panel of a FacetGrid."""
-    row_names = grid.row_names or [None]
-    col_names = grid.col_names or [None]
-    for i, row_name in enumerate(row_names):
-        for j, col_name in enumerate(col_names):
-            yield (row_name, col_name), grid.axes[i, j]
-
-
-def _title(grid, text: str, runs: pd.DataFrame) -> None:
-    counts = runs["status"].value_counts()
-    unfinished = [f"{STATUS_GLYPHS[s]} {s}: {counts[s]}" for s in STATUS_MARKERS if counts.get(s)]
-    never = runs[runs[[c for c in runs.columns if c.startswith("final_")]].isna().all(axis=1)]
-    if len(never):
-        unfinished.append(f"no epoch finished: {len(never)}")
-    if unfinished:
-        text += "\nmarked runs (not averaged unless diverged): " + ", ".join(unfinished)
-    lines = text.count("\n") + 1
-    _grow(grid.figure, top=TITLE_LINE_IN * lines + 0.1)
-    grid.figure.suptitle(text, y=1 - 0.05 / grid.figure.get_figheight(), va="top", fontsize=10)

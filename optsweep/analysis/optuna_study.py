@@ -1,25 +1,29 @@
 """Optuna studies stored beside a sweep (`multirun/<sweep>/optuna.db`): find, summarise, plot.
 
-Plots are drawn from the trials dataframe with matplotlib/seaborn; optuna.visualization is avoided
-because it needs plotly. optuna is imported only when a study file is found (it is slow to import).
+Figures come from Optuna's own `optuna.visualization.matplotlib` (public API, checked on optuna 4.9
+and 5.0): the optimization history, the intermediate values (the picture of pruning), the objective
+against the learning rate (slice), and parameter importances where a study has two or more
+parameters. A figure that cannot be drawn is skipped and the reason goes to the report
+(`Study.notes`). Storage is opened read-only (SQLite `mode=ro`): the analysis never changes a study.
+optuna is imported only when a study file is found (it is slow to import).
 """
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+import matplotlib
 import pandas as pd
-import seaborn as sns
 
 from optsweep.analysis.load import sweep_label
+from optsweep.analysis.style import integer_ticks
 
 log = logging.getLogger(__name__)
 
 STUDY_FILE = "optuna.db"
-STATE_MARKERS = {"COMPLETE": "o", "PRUNED": "v", "FAIL": "s", "RUNNING": ".", "WAITING": "."}
 
 
 @dataclass
@@ -29,6 +33,8 @@ class Study:
     path: Path
     direction: str  # "maximize" or "minimize"
     trials: pd.DataFrame  # optuna's trials_dataframe(): number, value, state, params_<key>, ...
+    study: object = field(default=None, repr=False)  # the optuna.Study, for optuna's figures
+    notes: list[str] = field(default_factory=list)  # figures skipped, and why
 
     def best(self) -> pd.Series | None:
         done = self.trials[(self.trials["state"] == "COMPLETE") & self.trials["value"].notna()]
@@ -54,12 +60,17 @@ def find_studies(paths) -> tuple[list[Study], list[tuple[str, str]]]:
     return studies, skipped
 
 
+def read_only_url(path: Path) -> str:
+    """SQLAlchemy URL opening the SQLite file read-only: a study is read, never written."""
+    return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
+
+
 def read_studies(path: Path, sweep: str | None = None) -> list[Study]:
     """The studies in one optuna.db, filed under ``sweep`` (default: its folder's name)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = f"sqlite:///{path.resolve()}"
+    storage = read_only_url(path)
     found = []
     for summary in optuna.get_all_study_summaries(storage=storage):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
@@ -70,7 +81,7 @@ def read_studies(path: Path, sweep: str | None = None) -> list[Study]:
         if "state" in trials.columns:  # optuna 2.x writes 'COMPLETE', older ones 'TrialState.COMPLETE'
             trials["state"] = trials["state"].astype(str).str.replace("TrialState.", "", regex=False)
         found.append(Study(sweep or path.parent.name, summary.study_name, path,
-                           study.direction.name.lower(), trials))
+                           study.direction.name.lower(), trials, study))
     return found
 
 
@@ -83,43 +94,68 @@ def lr_param(trials: pd.DataFrame) -> str | None:
 
 
 def study_figures(study: Study) -> dict:
-    """{'history': Figure, 'objective_vs_<param>': Figure} for one study."""
-    figures = {"history": history_figure(study)}
-    param = lr_param(study.trials)
-    if param is not None:
-        figures[f"objective_vs_{param.removeprefix('params_').rsplit('.', 1)[-1]}"] = \
-            objective_figure(study, param)
+    """{kind: Figure} of optuna's figures for one study; a figure it cannot draw is left out and
+    the reason appended to `study.notes`."""
+    trials = study.trials
+    done = int((trials["state"] == "COMPLETE").sum()) if "state" in trials else 0
+    params = [c for c in trials.columns if c.startswith("params_")]
+    reported = any(t.intermediate_values for t in study.study.trials) if study.study else False
+    param = lr_param(trials)
+    wanted = {
+        "history": (done > 0, "no completed trial, so no optimization history"),
+        "intermediate": (reported, "no trial reported an intermediate value (no pruning to show)"),
+        f"objective_vs_{_leaf(param)}": (done > 0 and param is not None,
+                                         "no completed trial with a numeric parameter"),
+        "importances": (done >= 2 and len(params) >= 2,
+                        f"parameter importances need 2 or more parameters and completed trials "
+                        f"(this study: {len(params)} parameter(s), {done} completed)"),
+    }
+    figures = {}
+    for kind, (possible, why) in wanted.items():
+        if not possible:
+            study.notes.append(f"{kind.replace('_', ' ')} figure skipped: {why}")
+            continue
+        try:
+            figures[kind] = _optuna_figure(study, kind.split("_vs_")[0], param)
+        except Exception as err:  # noqa: BLE001 - a figure optuna cannot draw is skipped, said why
+            study.notes.append(f"{kind} figure skipped: optuna could not draw it ({err})")
     return figures
 
 
-def history_figure(study: Study):
-    """Objective of each trial in order, with the best value so far as a step line."""
-    trials = study.trials
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    sns.scatterplot(data=trials, x="number", y="value", hue="state", style="state",
-                    markers=STATE_MARKERS, ax=ax)
-    done = trials[trials["state"] == "COMPLETE"].sort_values("number")
-    running = done["value"].cummax() if study.direction == "maximize" else done["value"].cummin()
-    ax.step(done["number"], running, where="post", color="0.3", label="best so far")
-    ax.legend(fontsize=8)
-    ax.set(xlabel="trial", ylabel="objective",
-           title=f"{study.sweep}/{study.name}: optimization history ({_state_counts(trials)})")
-    ax.title.set_fontsize(9)
+PLOTS = {"history": "plot_optimization_history", "intermediate": "plot_intermediate_values",
+         "objective": "plot_slice", "importances": "plot_param_importances"}
+TITLES = {"history": "optimization history", "intermediate": "intermediate values (pruning)",
+          "objective": "objective against {param}", "importances": "parameter importances"}
+
+
+def _optuna_figure(study: Study, kind: str, param: str | None):
+    """One optuna.visualization.matplotlib figure, its look kept to itself: optuna calls
+    plt.style.use("ggplot") (a global theme), which rc_context undoes as soon as it returns."""
+    import optuna
+    from optuna.visualization import matplotlib as optuna_plots
+
+    kwargs = {"params": [param.removeprefix("params_")]} if kind == "objective" else {}
+    with warnings.catch_warnings(), matplotlib.rc_context():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = getattr(optuna_plots, PLOTS[kind])(study.study, **kwargs)
+    ax = ax.flat[0] if hasattr(ax, "flat") else ax
+    fig = ax.figure
+    fig.set_size_inches(6.4, 3.8)
+    fig.set_layout_engine("tight")  # constrained layout fails on optuna's axes (ZeroDivisionError)
+    ax.set_title("")  # optuna's centred "... Plot" title; ours goes left, with the trial counts
+    if kind == "intermediate":
+        integer_ticks(ax)  # steps are epochs
+    ax.set_title(f"{study.sweep}/{study.name}: "
+                 f"{TITLES[kind].format(param=_leaf(param))} ({_state_counts(study.trials)})",
+                 fontsize=9, loc="left")
+    legend = ax.get_legend()
+    if legend is not None and kind == "intermediate":
+        legend.remove()  # one entry per trial: the lines tell the story, the legend hides it
     return fig
 
 
-def objective_figure(study: Study, param: str):
-    trials = study.trials
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    sns.scatterplot(data=trials, x=param, y="value", hue="state", style="state",
-                    markers=STATE_MARKERS, ax=ax)
-    values = pd.to_numeric(trials[param], errors="coerce").dropna()
-    if len(values) and (values > 0).all():
-        ax.set_xscale("log")
-    ax.set(xlabel=param.removeprefix("params_"), ylabel="objective",
-           title=f"{study.sweep}/{study.name}: objective against {param.removeprefix('params_')}")
-    ax.title.set_fontsize(9)
-    return fig
+def _leaf(param: str | None) -> str:
+    return (param or "params_value").removeprefix("params_").rsplit(".", 1)[-1]
 
 
 def _state_counts(trials: pd.DataFrame) -> str:

@@ -13,11 +13,13 @@ import pandas as pd
 
 from optsweep.analysis.figures import write_figures
 from optsweep.analysis.load import RunSet
+from optsweep.analysis.overview import display_overview, overview_table, write_overview
 from optsweep.analysis.stats import compare_to_best, describe_difference
 from optsweep.analysis.sweeps import order_sweeps, short_names
 from optsweep.analysis.tables import (
     best_settings, display_table, markdown_table, mean_std, setting_table,
 )
+from optsweep.contract import Status
 
 MAX_NAME = 80  # characters; a folder name joining many sweeps is cut to stay readable
 
@@ -46,8 +48,15 @@ def write_report(runset: RunSet, out_dir=None, *, metric: str = "test_acc1",
     table = setting_table(runset, metric, select)
     best = best_settings(table, select)
     tests = compare_to_best(runset, metric, table=table, select=select)
+    overview = overview_table(runset, table, metric, select)
     _write_csvs(out, runset, table, best, tests, skipped)
+    overview.to_csv(out / "overview.csv", index=False)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    picture = write_overview(overview, metric, select, out / "figures" / "overview.png")
+    first = [("img", picture)] if picture else []
+    first.append(("table", display_overview(overview, metric, select)))
     sections = _sections(runset, (metric, select), table, best, tests, studies, figures, skipped)
+    sections[0][1][1:1] = first  # after the overview's paragraph, before the best-settings table
     (out / "report.md").write_text(_markdown(sections, out), encoding="utf-8")
     html_path = out / "report.html"
     html_path.write_text(_html(sections), encoding="utf-8")
@@ -97,7 +106,9 @@ def _overview(runset: RunSet, metric: str, select: str) -> str:
             f"{len(runset.skipped)} run directories skipped. Settings are ranked by final-epoch "
             f"`{select}`, mean over seeds{_chosen_note(metric, select)}; each is reported on "
             f"`{metric}`; diverged runs count at their last epoch, interrupted, "
-            "pruned and failed runs are shown but not averaged. Best setting of each sweep:")
+            "pruned and failed runs are shown but not averaged. First each sweep's best setting "
+            f"against the optimizer's default (and the optimizer comparison), Welch's test on "
+            f"`{metric}`; then the best setting of each sweep:")
 
 
 def _describe_sweep(runset: RunSet, sweep: str) -> str:
@@ -130,10 +141,10 @@ def _conclusions(sweep, metrics, best, tests, table) -> list[str]:
         noisy = mine[mine["verdict"].str.startswith("within noise")]
         if len(mine) and len(noisy) == len(mine):
             lines.append(f"No setting differs from {b.setting} beyond seed noise (Welch, alpha 0.05).")
-    unfinished = table[table["sweep"] == sweep][["setting", "diverged", "interrupted", "pruned",
-                                                 "failed"]]
+    others = [s.value for s in Status if s != Status.COMPLETED and s.value in table.columns]
+    unfinished = table[table["sweep"] == sweep][["setting", *others]]
     for row in unfinished.itertuples(index=False):
-        parts = [f"{n} {s}" for s, n in zip(("diverged", "interrupted", "pruned", "failed"), row[1:]) if n]
+        parts = [f"{n} {s}" for s, n in zip(others, row[1:]) if n]
         if parts:
             lines.append(f"{row[0]}: {', '.join(parts)} (marked in the figures).")
     return lines
@@ -146,6 +157,8 @@ def _describe_study(study) -> str:
     if best is not None:
         params = {k.removeprefix("params_"): v for k, v in best.items() if k.startswith("params_")}
         text += f" Best trial {int(best['number'])}: objective {best['value']:.4f} with {params}."
+    if study.notes:
+        text += " " + "; ".join(f"{note[0].upper()}{note[1:]}" for note in study.notes) + "."
     return text
 
 

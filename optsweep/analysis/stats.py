@@ -11,8 +11,8 @@ import pandas as pd
 from scipy import stats
 
 from optsweep.analysis.load import RunSet
-from optsweep.analysis.sweeps import AGGREGATED
 from optsweep.analysis.tables import best_settings, lower_is_better, setting_table
+from optsweep.contract import AVERAGED
 
 ALPHA = 0.05
 
@@ -41,7 +41,7 @@ def compare_to_best(runset: RunSet, metric: str = "test_acc1", alpha: float = AL
     p_value, significant (bool), verdict.
     """
     table = setting_table(runset, metric, select) if table is None else table
-    counted = runset.runs[runset.runs["status"].isin(AGGREGATED)]
+    counted = runset.runs[runset.runs["status"].isin(AVERAGED)]
     values = counted.groupby(["sweep", "dataset", "setting"], dropna=False)[f"final_{metric}"]
     samples = {key: v.dropna().to_numpy() for key, v in values}
     rows = []

@@ -131,15 +131,9 @@ def order_sweeps(runs: pd.DataFrame, swept: dict[str, list[str]]) -> list[str]:
     return sorted(swept, key=key)
 
 
-# Runs whose final numbers describe the setting: a diverged run is an outcome of its setting (it
-# counts, at its last epoch); interrupted, pruned and failed runs stopped for other reasons and
-# did not reach the planned final epoch, so they are shown and counted but not averaged.
-AGGREGATED = contract.AVERAGED
-
-
 def seeds_per_setting(runs: pd.DataFrame) -> pd.Series:
     """Distinct seeds (repeats) per setting among the runs that count, by setting label."""
-    counted = runs[runs["status"].isin(AGGREGATED)]
+    counted = runs[runs["status"].isin(contract.AVERAGED)]
     seed = counted[SEED] if SEED in counted.columns else counted["run"]
     return seed.groupby(counted["setting"]).nunique()
 

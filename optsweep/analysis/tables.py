@@ -7,14 +7,16 @@ import numpy as np
 import pandas as pd
 
 from optsweep.analysis.load import STATUSES, RunSet
-from optsweep.analysis.sweeps import AGGREGATED, order_sweeps, setting_order
+from optsweep.analysis.sweeps import order_sweeps, setting_order
+from optsweep.contract import AVERAGED, maximize
 
 KEYS = ["sweep", "dataset", "optimizer", "setting"]
 REPORTED = ("test_acc1", "test_acc5")
 
 
 def lower_is_better(metric: str) -> bool:
-    return "loss" in metric
+    """The analysis ranks as the run contract directs (losses down, accuracies up)."""
+    return not maximize(metric)
 
 
 def selection_metric(runset: RunSet, select: str | None, metric: str) -> str:
@@ -34,7 +36,7 @@ def setting_table(runset: RunSet, metric: str = "test_acc1",
     test_acc5, `metric` and `select`, best_val_epoch (mean), wall_s (mean), runs (all), and one count per status.
     """
     runs = runset.runs
-    counted = runs[runs["status"].isin(AGGREGATED)]
+    counted = runs[runs["status"].isin(AVERAGED)]
     grouped = counted.groupby(KEYS, dropna=False, sort=False)
     table = grouped[f"final_{metric}"].count().rename("n").to_frame()
     for m in dict.fromkeys([*REPORTED, metric, *([select] if select else [])]):

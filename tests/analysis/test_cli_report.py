@@ -35,7 +35,8 @@ def test_report_with_skipped_runs(messy_sweep, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "lr=0.001" in printed and f"report: {out / 'report.html'}" in printed
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 2 and 'src="figures/' not in html
+    # the overview, then the sweep's curves and final values
+    assert html.count("data:image/png;base64,") == 3 and 'src="figures/' not in html
     markdown = (out / "report.md").read_text()
     assert "Best on digits (by val_acc1 0.9200): **lr=0.001**" in markdown
     assert "lr=0.0001: 0.3000 lower than lr=0.001, significant" in markdown

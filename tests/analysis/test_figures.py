@@ -1,72 +1,162 @@
-"""Figures: the drawn lines equal groupby().mean() of the tidy data; every file is a PNG."""
+"""Figures: the drawn lines equal groupby().mean() of the tidy data; axes and legends read well;
+nothing is drawn off the canvas; every file is a PNG."""
 import matplotlib.colors
 import numpy as np
 import pytest
+from conftest import write_run
 
 from optsweep.analysis import load_runs
 from optsweep.analysis.figures import final_metrics, t_interval, training_curves, write_figures
+from optsweep.analysis.style import optimizer_colour, sweep_looks
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+COUNTED = ["completed", "diverged"]
 
 
-def line_by_label(ax, grid):
-    """{legend label: Line2D} for one panel, matched by colour."""
-    legend = grid.figure.legends[0]
-    handles = dict(zip((t.get_text() for t in legend.texts), legend.legend_handles))
-    handles = {label: h for label, h in handles.items() if h.get_linestyle() != "None"}
-    drawn = [line for line in ax.lines if len(line.get_xdata())]  # seaborn adds empty legend proxies
-    lines = {}
-    for label, handle in handles.items():
-        for line in drawn:
-            if np.allclose(matplotlib.colors.to_rgb(line.get_color()),
-                           matplotlib.colors.to_rgb(handle.get_color())):
-                lines[label] = line
-    return lines
+def lines_by_label(ax):
+    """{label: Line2D} of the lines that carry a legend label (means; not bands or run traces)."""
+    return {line.get_label(): line for line in ax.lines if not line.get_label().startswith("_")}
 
 
-def test_training_curves_draw_the_mean_over_seeds(lr_sweep):
-    runset = load_runs([lr_sweep])
-    grid = training_curves(runset, "adam_lr")
-    metrics = runset.metrics
-    for (_, metric), ax in zip([(None, m) for m in grid.col_names], grid.axes.flat):
-        expected = (metrics[metrics["metric"] == metric]
-                    .groupby(["setting", "epoch"])["value"].mean())
-        lines = line_by_label(ax, grid)
-        assert set(lines) == {"lr=0.0001 (n=3)", "lr=0.001 (n=3)", "lr=0.01 (n=3)"}
-        for label, line in lines.items():
-            setting = label.split(" (n=")[0]
-            x, y = line.get_xydata().T
-            assert list(x) == [1, 2, 3]
-            assert y == pytest.approx(expected.loc[setting].to_numpy())
-    assert "n=3" in grid.figure._suptitle.get_text()
+def assert_on_canvas(fig):
+    """Everything drawn (titles, tick labels, legend) lies within the saved canvas."""
+    fig.canvas.draw()
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    width, height = fig.get_size_inches()
+    slack = 1 / fig.dpi
+    assert box.x0 >= -slack and box.y0 >= -slack, box
+    assert box.x1 <= width + slack and box.y1 <= height + slack, (box, width, height)
 
 
-def test_final_metrics_draw_the_mean_against_the_swept_value_on_a_log_axis(messy_sweep):
+def panel(fig, title):
+    return next(ax for ax in fig.axes if ax.get_title() == title)
+
+
+def test_curves_show_train_and_validation_loss_and_top1_as_the_mean_over_seeds(messy_sweep):
     runset = load_runs([messy_sweep])
-    grid = final_metrics(runset, "adam_lr")
-    runs = runset.runs[runset.runs["status"].isin(["completed", "diverged"])]
-    assert grid.col_names == ["val_acc1", "val_acc5", "test_acc1", "test_acc5"]
-    for metric, ax in zip(grid.col_names, grid.axes.flat):
+    fig = training_curves(runset, "adam_lr")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["train loss", "validation loss", "train top-1 accuracy",
+                      "validation top-1 accuracy"]
+    tidy = runset.metrics[runset.metrics["status"].isin(COUNTED)]
+    for title, metric in zip(titles, ["train_loss", "val_loss", "train_acc1", "val_acc1"]):
+        expected = tidy[tidy["metric"] == metric].groupby(["setting", "epoch"])["value"].mean()
+        lines = lines_by_label(panel(fig, title))
+        # the interrupted run (lr 1e-3, seed 3) is drawn on its own and not averaged: n stays 3
+        assert set(lines) == {"lr=0.0001 (n=3)", "lr=0.001 (n=3; 1 unfinished)",
+                              "lr=0.01 (n=3)", "lr=0.1 (n=1)"}
+        for label, line in lines.items():
+            x, y = line.get_xydata().T
+            setting = label.split(" (")[0]
+            assert list(x) == list(expected.loc[setting].index)
+            assert y == pytest.approx(expected.loc[setting].to_numpy())
+
+
+def test_curves_fall_back_to_test_where_there_is_no_validation_split(tmp_path):
+    for num, lr in enumerate((1e-3, 1e-2)):
+        write_run(tmp_path / "noval" / str(num), lr=lr, val=False, num=num)
+    fig = training_curves(load_runs([tmp_path / "noval"]), "noval")
+    assert [ax.get_title() for ax in fig.axes][:2] == ["train loss", "test loss"]
+
+
+def test_epoch_ticks_are_whole_numbers(lr_sweep):
+    fig = training_curves(load_runs([lr_sweep]), "adam_lr")
+    fig.canvas.draw()
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_swept_values_have_three_significant_digits_and_pruned_settings_no_count(tmp_path):
+    sweep = tmp_path / "search"
+    write_run(sweep / "0", lr=2.01945e-05, num=0, acc=0.5)
+    write_run(sweep / "1", lr=0.000123456, num=1, acc=0.6)
+    write_run(sweep / "2", lr=0.0456789, num=2, acc=0.4, status="pruned", epochs=2)
+    runset = load_runs([sweep])
+    labels = [look.label for look in sweep_looks(runset.runs, runset.swept["search"]).values()]
+    assert labels == ["lr=2.02e-05 (n=1)", "lr=0.000123 (n=1)", "lr=0.0457 (pruned)"]
+    fig = training_curves(runset, "search")
+    legend = [t.get_text() for t in fig.legends[0].texts]
+    assert legend == [*labels, "pruned"]
+    assert not any("n=0" in text for text in legend)
+
+
+def test_final_values_against_lr_on_a_log_axis(messy_sweep):
+    runset = load_runs([messy_sweep])
+    fig = final_metrics(runset, "adam_lr")
+    runs = runset.runs[runset.runs["status"].isin(COUNTED)]
+    for title, metric in (("final validation top-1 accuracy", "val_acc1"),
+                          ("final test top-1 accuracy", "test_acc1")):
+        ax = panel(fig, title)
         expected = runs.groupby("optimizer.lr")[f"final_{metric}"].mean()
-        x, y = ax.lines[0].get_xydata().T
+        x, y = lines_by_label(ax)["mean over seeds"].get_xydata().T
         assert x == pytest.approx(expected.index.to_numpy())
         assert y == pytest.approx(expected.to_numpy())
         assert ax.get_xscale() == "log"
-    # the interrupted run (lr 1e-3, seed 3) is not averaged but drawn as a marker at its value
+    # the interrupted run (lr 1e-3, seed 3) is not averaged but marked at its last value
     interrupted = runset.runs.set_index("job").loc["10", "final_test_acc1"]
-    ax = grid.axes.flat[2]
+    ax = panel(fig, "final test top-1 accuracy")
     points = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets())])
     assert any(np.allclose(p, [1e-3, interrupted]) for p in points)
-    assert "diverged: 1" in grid.figure._suptitle.get_text()
+    assert "diverged: 1" in fig._suptitle.get_text()
 
 
-def test_optimizer_comparison_is_a_point_per_optimizer(optimizer_sweep):
+def test_lr_grid_is_one_line_per_optimizer_in_its_own_colour(tmp_path):
+    sweep, num = tmp_path / "lr_grid", 0
+    for optimizer in ("adam", "rmsprop"):
+        for lr in (1e-4, 1e-3, 1e-2):
+            for seed in range(2):
+                write_run(sweep / str(num), optimizer=optimizer, lr=lr, seed=seed, num=num)
+                num += 1
+    runset = load_runs([sweep])
+    fig = final_metrics(runset, "lr_grid")
+    ax = panel(fig, "final validation top-1 accuracy")
+    assert ax.get_xscale() == "log"
+    expected = runset.runs.groupby(["optimizer", "optimizer.lr"])["final_val_acc1"].mean()
+    lines = lines_by_label(ax)
+    assert set(lines) == {"adam", "rmsprop"}
+    for optimizer, line in lines.items():
+        x, y = line.get_xydata().T
+        assert x == pytest.approx(expected.loc[optimizer].index.to_numpy())
+        assert y == pytest.approx(expected.loc[optimizer].to_numpy())
+        assert matplotlib.colors.to_rgb(line.get_color()) == pytest.approx(optimizer_colour(optimizer))
+    # the curves draw each optimizer's settings as shades of the same colour, full at the largest lr
+    looks = sweep_looks(runset.runs, runset.swept["lr_grid"])
+    assert looks["adam, lr=0.01"].colour == pytest.approx(optimizer_colour("adam"))
+    assert looks["adam, lr=0.0001"].colour != pytest.approx(optimizer_colour("adam"))
+
+
+def test_optimizer_comparison_is_a_point_per_optimizer_in_the_study_order(optimizer_sweep):
     runset = load_runs([optimizer_sweep])
-    grid = final_metrics(runset, "compare")
-    ax = grid.axes.flat[grid.col_names.index("test_acc1")]
+    fig = final_metrics(runset, "compare")
+    ax = panel(fig, "final test top-1 accuracy")
     expected = runset.runs.groupby("optimizer")["final_test_acc1"].mean()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["adam", "sgd"]
-    assert ax.lines[0].get_ydata() == pytest.approx(expected.loc[["adam", "sgd"]].to_numpy())
+    lines = lines_by_label(ax)
+    assert lines["adam (n=2)"].get_ydata() == pytest.approx([expected["adam"]])
+    assert lines["sgd (n=2)"].get_ydata() == pytest.approx([expected["sgd"]])
+    assert list(lines["sgd (n=2)"].get_xdata()) == [1]
+
+
+def test_one_colour_per_setting_in_curves_and_final_values(lr_sweep):
+    runset = load_runs([lr_sweep])
+    looks = sweep_looks(runset.runs, runset.swept["adam_lr"])
+    curves = lines_by_label(training_curves(runset, "adam_lr", looks).axes[0])
+    final = final_metrics(runset, "adam_lr", looks).axes[0]
+    dots = next(c for c in final.collections if len(c.get_offsets()) == 3)
+    for k, look in enumerate(looks.values()):
+        assert matplotlib.colors.to_rgb(curves[look.label].get_color()) == pytest.approx(look.colour)
+        assert tuple(dots.get_facecolors()[k][:3]) == pytest.approx(look.colour)
+
+
+@pytest.mark.parametrize("draw", [training_curves, final_metrics])
+def test_nothing_is_clipped(messy_sweep, optimizer_sweep, draw, tmp_path):
+    long_name = tmp_path / "a_sweep_with_a_rather_long_name_to_test_title_wrapping"
+    for num, lr in enumerate((2.01945e-05, 3.3333e-4, 1e-2)):
+        write_run(long_name / str(num), lr=lr, num=num, acc=0.5 + 0.1 * num)
+    runset = load_runs([messy_sweep, optimizer_sweep, long_name])
+    for sweep in runset.sweeps:
+        assert_on_canvas(draw(runset, sweep))
 
 
 def test_t_interval_by_hand():

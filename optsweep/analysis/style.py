@@ -1,0 +1,152 @@
+"""How every figure of the report looks: one colour per setting, swept values at 3 significant
+digits, integer epoch ticks, legends outside the panels, nothing clipped.
+
+The colour of each setting is decided once per sweep (`sweep_looks`) and handed to every figure
+that draws the sweep, so that a setting keeps its colour from the curves to the final-value figure.
+Colours come from seaborn's `colorblind` palette. An optimizer keeps one colour across the whole
+report (adam is the same blue in the overview, the comparison and the lr figure); in a sweep that
+crosses optimizers with a value (the lr grid) each optimizer's settings are shades of its colour,
+light for the smallest value to full for the largest. Nothing here sets a global theme: figures
+take their look from explicit arguments only.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from matplotlib.ticker import MaxNLocator
+
+from optsweep.analysis.sweeps import SEED, setting_order, short_names
+from optsweep.contract import AVERAGED, Status
+
+COLORBLIND = tuple(sns.color_palette("colorblind", 10))
+# Fixed slots, so that an optimizer has the same colour in every report, whatever else it holds.
+OPTIMIZER_SLOTS = ("adam", "adagrad", "rmsprop", "sgd", "adamw", "adadelta", "adamax", "nadam",
+                   "radam", "rprop")
+LINESTYLES = ("-", "--", ":", "-.")  # a second, third... round of the 10 colours changes the dash
+DIGITS = 3  # significant digits of a swept value in labels (lr=2.02e-05, not 2.01945e-05)
+# shown, never averaged (contract.AVERAGED)
+UNFINISHED = tuple(s.value for s in Status if s not in AVERAGED)
+LEGEND_ROWS_PER_IN = 5.0  # 8-point legend entries per inch of figure height
+DPI = 80  # enough to read on screen; PNG encoding time grows with the pixel count
+
+
+@dataclass(frozen=True)
+class Look:
+    """How one setting is drawn and named in every figure of its sweep."""
+
+    label: str  # its swept values at 3 significant digits, and its seed count or status
+    colour: tuple
+    linestyle: str = "-"
+
+
+def optimizer_colour(name: str) -> tuple:
+    slot = OPTIMIZER_SLOTS.index(name) if name in OPTIMIZER_SLOTS else zlib.crc32(name.encode())
+    return COLORBLIND[slot % len(COLORBLIND)]
+
+
+def optimizer_rank(name) -> tuple:
+    """Sort key: the study's optimizers in their slot order, any other alphabetically after."""
+    name = str(name)
+    return (OPTIMIZER_SLOTS.index(name), "") if name in OPTIMIZER_SLOTS else (len(OPTIMIZER_SLOTS), name)
+
+
+def short_value(value, digits: int = DIGITS) -> str:
+    """A swept value as a label shows it: floats at `digits` significant digits."""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.{digits}g}"
+    return str(value)
+
+
+def setting_names(runs: pd.DataFrame, params: list[str]) -> dict[str, str]:
+    """{setting: 'lr=2.02e-05'}: the setting's swept values at 3 significant digits, with more
+    digits only where two settings would otherwise read the same."""
+    first = runs.drop_duplicates("setting").set_index("setting")
+    names = short_names(params)
+    for digits in range(DIGITS, 18):
+        shown = {}
+        for setting, row in first.iterrows():
+            parts = [short_value(row[p], digits) if p == "optimizer"
+                     else f"{names[p]}={short_value(row[p], digits)}" for p in params]
+            shown[setting] = ", ".join(parts) if parts else str(setting)
+        if len(set(shown.values())) == len(shown):
+            return shown
+    return {s: str(s) for s in first.index}
+
+
+def count_note(statuses: pd.Series, seeds: int) -> str:
+    """'(n=3)', or '(pruned)' / '(n=2; 1 pruned)' where runs stopped early: a setting with no run
+    that counts never shows a count of 0."""
+    stopped = [f"{int(statuses.eq(s).sum())} {s}" for s in UNFINISHED if statuses.eq(s).any()]
+    if seeds == 0:
+        only = [s for s in UNFINISHED if statuses.eq(s).any()]
+        return f"({', '.join(only)})" if only else "(no final value)"
+    return f"(n={seeds}; {', '.join(stopped)})" if stopped else f"(n={seeds})"
+
+
+def sweep_looks(runs: pd.DataFrame, params: list[str]) -> dict[str, Look]:
+    """{setting: Look} for one sweep's runs, in swept-value order: computed once per sweep."""
+    order = setting_order(runs, params)
+    names = setting_names(runs, params)
+    counted = runs[runs["status"].isin(AVERAGED)]
+    seed = counted[SEED] if SEED in counted.columns else counted["run"]
+    seeds = seed.groupby(counted["setting"]).nunique()
+    statuses = runs.groupby("setting")["status"]
+    optimizer = runs.drop_duplicates("setting").set_index("setting")["optimizer"].astype(str)
+    colours = _colours(order, optimizer, by_optimizer="optimizer" in params)
+    return {s: Look(label=f"{names[s]} {count_note(statuses.get_group(s), int(seeds.get(s, 0)))}",
+                    colour=colours[s][0], linestyle=colours[s][1]) for s in order}
+
+
+def _colours(order: list[str], optimizer: pd.Series, by_optimizer: bool) -> dict[str, tuple]:
+    if not by_optimizer:  # one optimizer: the colorblind cycle, a new dash every 10 settings
+        return {s: (COLORBLIND[i % 10], LINESTYLES[(i // 10) % len(LINESTYLES)])
+                for i, s in enumerate(order)}
+    out = {}
+    for name in dict.fromkeys(optimizer[order]):
+        mine = [s for s in order if optimizer[s] == name]
+        out.update({s: (shade(optimizer_colour(name), 1 - (k + 1) / len(mine)), "-")
+                    for k, s in enumerate(mine)})
+    return out
+
+
+def shade(colour: tuple, lightness: float) -> tuple:
+    """`colour` mixed with white: 0 is the colour itself, 1 would be white (kept to 0.6 at most,
+    so that the lightest shade still reads on a white background)."""
+    mix = 0.6 * lightness
+    return tuple(float(c + (1 - c) * mix) for c in colour)
+
+
+def integer_ticks(ax) -> None:
+    """Whole epochs only on the x axis (no 1.5, 2.5)."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+def new_figure(rows: int, cols: int, panel=(3.2, 2.4), sharex: bool = False):
+    """A constrained-layout figure: panels, titles and an outside legend are all kept on the
+    canvas, whatever the label lengths (no fixed margins to outgrow)."""
+    fig, axes = plt.subplots(rows, cols, figsize=(panel[0] * cols, panel[1] * rows),
+                             layout="constrained", squeeze=False, sharex=sharex)
+    return fig, axes
+
+
+def outside_legend(fig, handles, title: str, width_in: float) -> None:
+    """A legend right of the panels, in as many columns as the figure's height needs; the figure
+    grows by the legend's width (`width_in` a column), so that the panels keep theirs."""
+    if not handles:
+        return
+    rows = max(4, int(fig.get_figheight() * LEGEND_ROWS_PER_IN) - 2)
+    columns = math.ceil(len(handles) / rows)
+    fig.set_figwidth(fig.get_figwidth() + columns * (width_in + 0.45))
+    fig.legend(handles=handles, title=title, loc="outside right upper", frameon=False,
+               fontsize=8, title_fontsize=9, ncols=columns)
+
+
+def save(figure, path) -> object:
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+    return path
