@@ -13,9 +13,9 @@ from typing import Callable, Optional
 import torch
 from omegaconf import DictConfig
 
-from optsweep.data.cifar import read_cifar
+from optsweep.data.cifar import ensure_cifar, read_cifar
 from optsweep.data.digits import read_digits
-from optsweep.data.imagefolder import read_imagefolder
+from optsweep.data.imagefolder import check_imagefolder, read_imagefolder
 
 
 @dataclass
@@ -42,38 +42,39 @@ class Splits:
         return len(self.classes)
 
 
-def _cifar100(root: str, download: bool, image_size: int):
-    return read_cifar("cifar100", root, download)
+@dataclass(frozen=True)
+class Dataset:
+    """How to read a dataset (``read(root, download, image_size)`` returns train images, train
+    labels, test images, test labels and class names; images uint8 N x 3 x H x W) and how to tell
+    cheaply, before a sweep launches, that it can be read (``check(root, download)`` raises
+    DataError)."""
+
+    read: Callable
+    check: Callable = lambda root, download: None
 
 
-def _cifar10(root: str, download: bool, image_size: int):
-    return read_cifar("cifar10", root, download)
-
-
-def _digits(root: str, download: bool, image_size: int):
-    return read_digits()
-
-
-def _imagefolder(root: str, download: bool, image_size: int):
-    return read_imagefolder(root, image_size)
-
-
-# The datasets `data.name` may name: adding one is a reader here and a YAML file in conf/data/.
-# A reader returns (train images, train labels, test images, test labels, class names), images as
-# uint8 N x 3 x H x W tensors.
-READERS: dict[str, Callable] = {
-    "cifar100": _cifar100,
-    "cifar10": _cifar10,
-    "digits": _digits,
-    "imagefolder": _imagefolder,
+# The datasets `data.name` may name: adding one is an entry here and a YAML file in conf/data/.
+REGISTRY: dict[str, Dataset] = {
+    "cifar100": Dataset(lambda root, download, size: read_cifar("cifar100", root, download),
+                        lambda root, download: ensure_cifar("cifar100", root, download)),
+    "cifar10": Dataset(lambda root, download, size: read_cifar("cifar10", root, download),
+                       lambda root, download: ensure_cifar("cifar10", root, download)),
+    "digits": Dataset(lambda root, download, size: read_digits()),
+    "imagefolder": Dataset(lambda root, download, size: read_imagefolder(root, size),
+                           lambda root, download: check_imagefolder(root)),
 }
-DATASETS = tuple(READERS)
+DATASETS = tuple(REGISTRY)
+
+
+def check_available(cfg: DictConfig) -> None:
+    """Raise DataError when ``cfg`` (the data group) names a dataset that cannot be read here."""
+    REGISTRY[cfg.name].check(str(cfg.root), bool(cfg.download))
 
 
 @lru_cache(maxsize=2)
 def read_dataset(name: str, root: str, download: bool, image_size: int):
     """(train_x, train_y, test_x, test_y, classes) as read from disk; cached, never mutated."""
-    return READERS[name](root, download, image_size)
+    return REGISTRY[name].read(root, download, image_size)
 
 
 def load_splits(cfg: DictConfig, seed: int) -> Splits:

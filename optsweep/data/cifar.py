@@ -44,9 +44,8 @@ def expected_files(name: str, root: str | Path) -> list[Path]:
     return [folder / f for f in (*layout.train_files, *layout.test_files, layout.meta_file)]
 
 
-def read_cifar(name: str, root: str | Path, download: bool):
-    """Return (train_x, train_y, test_x, test_y, class_names); x is uint8 N x 3 x 32 x 32."""
-    layout = LAYOUTS[name]
+def ensure_cifar(name: str, root: str | Path, download: bool) -> None:
+    """Make sure the dataset's files are on disk (downloading them if allowed) or raise DataError."""
     files = expected_files(name, root)
     missing = [f for f in files if not f.is_file()]
     if missing and download:
@@ -54,6 +53,12 @@ def read_cifar(name: str, root: str | Path, download: bool):
         missing = [f for f in files if not f.is_file()]
     if missing:
         raise DataError(_missing_message(name, root, missing, download))
+
+
+def read_cifar(name: str, root: str | Path, download: bool):
+    """Return (train_x, train_y, test_x, test_y, class_names); x is uint8 N x 3 x 32 x 32."""
+    layout = LAYOUTS[name]
+    ensure_cifar(name, root, download)
     folder = Path(root) / layout.folder
     train_x, train_y = _read_batches([folder / f for f in layout.train_files], layout)
     test_x, test_y = _read_batches([folder / f for f in layout.test_files], layout)

@@ -14,12 +14,17 @@ import torch
 from optsweep.errors import DataError
 
 
-def read_imagefolder(root: str | Path, image_size: int):
+def check_imagefolder(root: str | Path) -> None:
     root = Path(root)
     for split in ("train", "test"):
         if not (root / split).is_dir():
             raise DataError(f"data.root={root} has no '{split}/' folder: imagefolder expects "
                             f"{root}/train/<class>/<image> and {root}/test/<class>/<image>")
+
+
+def read_imagefolder(root: str | Path, image_size: int):
+    root = Path(root)
+    check_imagefolder(root)
     train_x, train_y, classes = _read_split(root / "train", image_size, None)
     test_x, test_y, _ = _read_split(root / "test", image_size, classes)
     return train_x, train_y, test_x, test_y, classes

@@ -23,6 +23,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from optsweep import contract
+from optsweep.sweep import preflight
 
 COMMAND_FILE = "sweep_command.json"
 STARTED_FILE = ".sweep_started"
@@ -40,6 +41,11 @@ class SweepSummary(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         command = sorted(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
         check_same_command(sweep_dir, command)
+        problem = preflight.shared_problem(config)
+        if problem:  # every job would fail on it: say it once, launch nothing
+            print(f"optsweep: error: {problem} (every job of this sweep needs it; nothing was "
+                  "launched)", file=sys.stderr)
+            sys.exit(2)
         contract.atomic_write(sweep_dir / COMMAND_FILE,
                             lambda f: json.dump({"overrides": command}, f, indent=2))
         marker = sweep_dir / STARTED_FILE

@@ -1,0 +1,45 @@
+"""Checks run once in the launching process before a sweep's first job: a cause that every job
+would share (pretrained weights that cannot be had, a dataset that is not there) is said once,
+instead of launching N jobs that each fail on it.
+
+Only keys the sweep does not vary are checked: a sweep over ``model.weights=null,IMAGENET1K_V1``
+leaves the weights to each job.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from optsweep.errors import OptsweepError
+
+# A check runs unless the sweep varies one of its keys (a group choice counts as its whole group).
+WEIGHTS_KEYS = {"model", "model.name", "model.weights"}
+DATA_KEYS = {"data", "data.name", "data.root", "data.download"}
+
+
+def swept_keys(config: DictConfig) -> set[str]:
+    """Keys the sweep varies: sweep overrides on the command line and ``hydra.sweeper.params``."""
+    task = [str(o) for o in OmegaConf.select(config, "hydra.overrides.task", default=[]) or []]
+    keys = {o.get_key_element().lstrip("+~") for o in OverridesParser.create().parse_overrides(task)
+            if o.is_sweep_override()}
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    return keys | {str(k) for k in params}
+
+
+def shared_problem(config: DictConfig) -> Optional[str]:
+    """The message of the first check that fails for every job, or None."""
+    from optsweep.data import check_available
+    from optsweep.model import check_weights_available
+
+    swept = swept_keys(config)
+    try:
+        if not swept & WEIGHTS_KEYS:
+            check_weights_available(config.model)
+        if not swept & DATA_KEYS:
+            check_available(config.data)
+    except OptsweepError as exc:
+        return str(exc)
+    return None

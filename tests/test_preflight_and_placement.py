@@ -1,0 +1,82 @@
+"""A cause shared by every job is said once, before launching; parallel jobs spread over GPUs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from optsweep.sweep import job, preflight
+from tests.conftest import make_cfg
+
+
+def with_hydra_task(config, *task: str):
+    """``config`` as the sweep callback sees it: with the command line's overrides."""
+    plain = OmegaConf.to_container(config)
+    return OmegaConf.create({**plain, "hydra": {"overrides": {"task": list(task)}}})
+
+
+def test_swept_keys_come_from_sweep_overrides_and_sweeper_params():
+    config = OmegaConf.create({"hydra": {
+        "overrides": {"task": ["model.weights=null,IMAGENET1K_V1", "data=digits", "+x=1"]},
+        "sweeper": {"params": {"optimizer.lr": "tag(log, interval(1e-5, 1e-1))"}}}})
+    assert preflight.swept_keys(config) == {"model.weights", "optimizer.lr"}
+
+
+def test_missing_weights_are_found_once_unless_the_sweep_varies_them(tmp_path, monkeypatch,
+                                                                    no_network):
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "empty-hub"))
+    config = make_cfg(["data=digits"])
+    with_task = lambda *task: with_hydra_task(config, *task)
+    problem = preflight.shared_problem(with_task("optimizer.weight_decay=0,1e-4"))
+    assert problem and problem.startswith("model.weights=IMAGENET1K_V1 is not cached")
+    assert preflight.shared_problem(with_task("model.weights=null,IMAGENET1K_V1")) is None
+
+
+def test_a_missing_dataset_is_found_before_launching(tmp_path):
+    config = make_cfg(["model.weights=null", f"data.root={tmp_path}", "data.download=false"])
+    config = with_hydra_task(config, "optimizer.lr=1e-3,1e-2")
+    problem = preflight.shared_problem(config)
+    assert problem and str(tmp_path) in problem and "cifar-100-python" in problem
+
+
+def test_the_design_cards_first_command_offline_says_the_cause_once(tmp_path):
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch-home")}
+    result = subprocess.run(
+        [sys.executable, "-m", "optsweep", "-m", "optimizer=adam",
+         "optimizer.weight_decay=0,1e-4,1e-3", "data=digits", f"hydra.sweep.dir={tmp_path / 's'}"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("optsweep: error:")]
+    assert len(errors) == 1 and "model.weights=IMAGENET1K_V1" in errors[0]
+    assert "nothing was launched" in errors[0] and "Traceback" not in result.stderr
+    assert not list((tmp_path / "s").glob("*/.hydra"))  # no job started
+
+
+@pytest.mark.parametrize("parallel, gpus, expected", [
+    (4, 4, [0, 1, 2, 3, 0, 1, 2, 3]),  # one job per GPU
+    (8, 4, [0, 1, 2, 3, 0, 1, 2, 3]),  # n_jobs = 2 x GPUs: two jobs on each GPU at a time
+    (4, 1, [None] * 8),  # one GPU: nothing to choose
+    (1, 4, [None] * 8),  # one job at a time: the current GPU
+])
+def test_job_i_goes_to_gpu_i_mod_g(parallel, gpus, expected):
+    assert [job.gpu_for_job(i, parallel, gpus) for i in range(8)] == expected
+
+
+def test_a_joblib_job_is_placed_on_its_gpu_with_a_fake_device_count(monkeypatch):
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(job, "_cores", lambda: 16)
+    for num in range(6):
+        hydra_cfg = OmegaConf.create({"job": {"num": num}, "launcher": {
+            "_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+            "n_jobs": 4}})
+        job.place_on_gpu(make_cfg(), hydra_cfg)
+    job.place_on_gpu(make_cfg(["trainer.device=cuda:3"]), hydra_cfg)  # explicit: left alone
+    assert chosen == [0, 1, 2, 3, 0, 1]
