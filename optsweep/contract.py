@@ -11,6 +11,7 @@ A run directory holds:
 - ``metrics.csv``: one row per finished epoch, ``METRIC_COLUMNS``, rewritten after every epoch;
 - ``summary.json``: written at the run's end, whatever the end was (``summary()`` builds it);
 - ``checkpoint.pt``: the last finished epoch while the run can still resume (``optsweep.checkpoint``);
+- ``lease.json``: while a process trains the run, who it is (``optsweep.lease``);
 - ``.hydra/``: Hydra's resolved config and overrides.
 
 Every file is written atomically (temporary file, fsync, rename): a reader sees the old file or the
@@ -38,6 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+LEASE_FILE = "lease.json"  # who trains the run right now (optsweep.lease)
 HYDRA_DIR = ".hydra"
 
 # One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the

@@ -29,6 +29,7 @@ from optsweep.data import Split, load_splits
 from optsweep.data.batches import Normalize, eval_batches, train_batches
 from optsweep.errors import OptsweepError
 from optsweep.inference import inference_forward
+from optsweep.lease import RunLease
 from optsweep.metrics import Tally
 from optsweep.model import build_model, check_weights_available, count_parameters
 from optsweep.optim import build_optimizer
@@ -94,9 +95,21 @@ def train(cfg: DictConfig, run_dir: str | Path, *, on_epoch: Optional[EpochHook]
     ``on_epoch(epoch, row)`` runs after each epoch's files are written (it may raise ``StopRun``);
     ``choices`` are Hydra's group choices (model, data, optimizer, ...), recorded in the summary.
     Raises OptsweepError for bad input and re-raises any other error after recording the run as
-    failed (KeyboardInterrupt: interrupted).
+    failed (KeyboardInterrupt: interrupted). A run directory that another live process is training
+    (its lease, ``optsweep.lease``) is left alone: UNFINISHED, with who holds it as the error.
     """
-    run_dir = Path(run_dir)
+    with RunLease(run_dir) as lease:
+        if lease.holder is not None:
+            held = (f"running elsewhere: {lease.holder.get('owner')} renewed its lease "
+                    f"{time.time() - float(lease.holder.get('renewed', 0)):.0f} s ago")
+            log.warning("%s: %s; not trained here", run_dir, held)
+            name = contract.objective_name(cfg)
+            return Outcome(Status.UNFINISHED, contract.worst_value(name), name, 0, held)
+        return _train(cfg, Path(run_dir), on_epoch, choices)
+
+
+def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
+           choices: Optional[Mapping[str, Any]]) -> Outcome:
     run_dir.mkdir(parents=True, exist_ok=True)
     facts = {"choices": dict(choices or {})}
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -23,6 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from optsweep import contract
+from optsweep.lease import is_live, read_lease
 from optsweep.sweep import preflight
 
 COMMAND_FILE = "sweep_command.json"
@@ -87,6 +89,14 @@ def _overrides(job_dir: Path) -> list:
         return []
 
 
+def _held_elsewhere(job_dir: Path) -> str:
+    """For a job without a summary: who trains it right now, if anyone."""
+    holder = read_lease(job_dir)
+    if not is_live(holder, time.time()):
+        return ""
+    return f"running elsewhere: {holder.get('owner')}"
+
+
 def collect(sweep_dir: Path, since_ns: int = 0) -> list[dict]:
     """One row per job directory under ``sweep_dir`` (any depth), in job order."""
     rows = []
@@ -100,7 +110,7 @@ def collect(sweep_dir: Path, since_ns: int = 0) -> list[dict]:
             "objective": summary.get("objective"),
             "epochs_completed": summary.get("epochs_completed", 0),
             "overrides": " ".join(str(o) for o in _overrides(job_dir)),
-            "error": summary.get("error") or "",
+            "error": summary.get("error") or _held_elsewhere(job_dir),
             # Hydra rewrites .hydra/config.yaml whenever it starts the job
             "this_run": config_path.stat().st_mtime_ns >= since_ns,
             "dir": str(job_dir),
