@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from optsweep import contract
 from optsweep.data import DATASETS
@@ -158,6 +158,15 @@ def register_configs() -> None:
     cs.store(group="trainer", name="trainer_schema", node=TrainerConf)
     for name, schema in OPTIMIZER_SCHEMAS.items():
         cs.store(group="optimizer", name=f"{name}_schema", node=schema)
+    # ${optsweep.direction:${trainer.objective},${data.val_fraction}}: the run contract's direction
+    # of the objective, for sweepers (conf/sweep/lr_search.yaml)
+    OmegaConf.register_new_resolver("optsweep.direction", objective_direction, replace=True)
+
+
+def objective_direction(objective: str, val_fraction: float) -> str:
+    """``maximize`` or ``minimize``: the direction of the objective these two keys name."""
+    cfg = {"trainer": {"objective": objective}, "data": {"val_fraction": val_fraction}}
+    return contract.direction(contract.objective_name(cfg))
 
 
 # --- checks beyond types --------------------------------------------------------------------------
