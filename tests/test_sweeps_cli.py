@@ -138,7 +138,7 @@ def test_a_pruner_that_must_prune_stops_trials_after_one_epoch(tmp_path):
         assert summary(job_dir)["status"] == "pruned" and len(rows(job_dir)) == 1
         assert summary(job_dir)["epochs_planned"] == 3
     results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
-    assert [p.after_epoch for p in results.pruned] == [1, 1]
+    assert [p.last_step for p in results.pruned] == [1, 1]
 
 
 def test_grid_killed_and_rerun_skips_finished_jobs_and_resumes_the_cut_one(tmp_path):
