@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from optsweep.sweep.trial import current_trial, report
@@ -20,12 +21,16 @@ def custom_space(cfg: DictConfig, trial) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="task")
 def main(cfg: DictConfig):
     x, y = float(cfg.x), float(cfg.y)
+    # which process ran the job (the launcher's worker or the sweeper's own)
+    (Path(HydraConfig.get().runtime.output_dir) / "pid").write_text(str(os.getpid()))
     if cfg.mode == "raise":
         raise ValueError(f"boom at x={x:.3f}")
     if cfg.mode == "nonfinite":
         return float("nan")
-    if cfg.mode == "pair":
-        return [x * x, y]  # direction: [minimize, maximize]
+    if cfg.mode == "pair":  # direction: [minimize, maximize]; reports, which cannot prune there
+        report(x * x, 0)
+        report(x * x, 1)
+        return [x * x, y]
     if cfg.mode == "steps":  # a loss that falls from x*x over the steps; reported after each
         for step in range(cfg.steps):
             report(x * x / (step + 1), step)
