@@ -5,6 +5,7 @@ optimization_results.yaml the sweep left behind."""
 from __future__ import annotations
 
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -157,9 +158,17 @@ def test_a_killed_sweep_rerun_finishes_its_trials_running_the_cut_one_again(run_
     assert done[1].params == cut[1].params
 
 
-@pytest.mark.parametrize("storage", ["", "journal:shared/optuna.journal"])
+# a PostgreSQL database to test with, e.g. postgresql://postgres:pw@127.0.0.1:5432/optsweep
+POSTGRES = os.environ.get("OPTSWEEP_TEST_POSTGRES_URL", "")
+
+
+@pytest.mark.parametrize("storage", [
+    "", "journal:shared/optuna.journal",
+    pytest.param(POSTGRES, marks=pytest.mark.skipif(not POSTGRES,
+                                                    reason="OPTSWEEP_TEST_POSTGRES_URL not set"))])
 def test_two_workers_on_one_study_run_exactly_n_trials_together(tmp_path, storage):
-    args = ["hydra.sweeper.n_trials=6", "sleep=0.3"] + (
+    study = f"workers_{tmp_path.name}"  # a database outlives tmp_path: one study per run
+    args = ["hydra.sweeper.n_trials=6", "sleep=0.3", f"hydra.sweeper.study_name={study}"] + (
         [f"hydra.sweeper.storage={storage}"] if storage else [])
     workers = [subprocess.Popen(app_command(*args), cwd=tmp_path, env=app_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -167,8 +176,9 @@ def test_two_workers_on_one_study_run_exactly_n_trials_together(tmp_path, storag
     for worker in workers:
         _, err = worker.communicate(timeout=TIMEOUT_S)
         assert worker.returncode == 0, err
-    done = trials(tmp_path / "sweep", storage=f"journal:{tmp_path}/shared/optuna.journal"
-                  if storage else "")
+    if storage.startswith("journal:"):
+        storage = f"journal:{tmp_path}/shared/optuna.journal"
+    done = trials(tmp_path / "sweep", name=study, storage=storage)
     assert [t.number for t in done] == list(range(6)) and all(t.state == COMPLETE for t in done)
     assert sorted(int(p.name) for p in (tmp_path / "sweep").iterdir() if p.name.isdigit()) == \
         list(range(6))
