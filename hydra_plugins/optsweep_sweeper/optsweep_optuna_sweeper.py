@@ -60,7 +60,7 @@ register_sweeper_configs = register_configs
 
 
 class OptunaSweeper(Sweeper):
-    """Thin public class over ``optsweep.sweep._optuna_impl`` (imported lazily: it imports optuna)."""
+    """Thin public class over ``optsweep.sweep._optuna_impl`` (imported lazily: it needs optuna)."""
 
     def __init__(self, sampler: Any, direction: Any, storage: Optional[str],
                  study_name: Optional[str], n_trials: int, n_jobs: int, max_failure_rate: float,

@@ -1,4 +1,4 @@
-"""Pruning for any Hydra task in an ``optsweep_optuna`` sweep: report after each step, stop when told.
+"""Pruning for any Hydra task in an ``optsweep_optuna`` sweep: report each step, stop when told.
 
     from optsweep.sweep.trial import report
 

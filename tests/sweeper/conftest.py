@@ -43,7 +43,8 @@ def run_app(tmp_path):
     return run
 
 
-def trials(sweep_dir: Path, name: str = "optsweep", storage: str = "") -> List[optuna.trial.FrozenTrial]:
+def trials(sweep_dir: Path, name: str = "optsweep",
+           storage: str = "") -> List[optuna.trial.FrozenTrial]:
     storage = storage or f"sqlite:///{sweep_dir / 'optuna.db'}"
     if storage.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
