@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Tuple
 
 if TYPE_CHECKING:
     import optuna
@@ -50,8 +50,9 @@ class _JobTrial(NamedTuple):
     trial_id: int
 
 
-# (storage, study, number) -> this process's handle on that trial; None: multi-objective study
-_trials: Dict[Tuple[str, str, str], Optional[_JobTrial]] = {}
+# ((storage, study, number), this process's handle on that trial or None when multi-objective):
+# only the current job's, so that a process running many jobs one by one holds one storage
+_current: List[Tuple[Tuple[str, str, str], Optional[_JobTrial]]] = []
 
 
 def report(value: float, step: int, *, may_prune: bool = True) -> None:
@@ -93,9 +94,9 @@ def _job() -> Optional[_JobTrial]:
     key = (os.environ.get(STORAGE_ENV), os.environ.get(STUDY_ENV), os.environ.get(TRIAL_ENV))
     if None in key:
         return None
-    if key not in _trials:  # once per trial and process: report() runs after every step
-        _trials[key] = _open(*key)
-    return _trials[key]
+    if not _current or _current[0][0] != key:  # once per job: report() runs after every step
+        _current[:] = [(key, _open(*key))]
+    return _current[0][1]
 
 
 def _open(url: str, study_name: str, number: str) -> Optional[_JobTrial]:
