@@ -103,3 +103,14 @@ def test_seeds_differ_per_trial_but_not_for_grid_and_qmc():
     grid = SamplerFactory({"_target_": "optuna.samplers.GridSampler", "seed": None})
     grid.grid = {"x": [1, 2]}
     assert grid(0) is grid(1)
+
+
+def test_cmaes_without_its_package_is_an_error_naming_the_extra():
+    import importlib.util
+
+    from optsweep.sweep._optuna_impl import SamplerFactory
+
+    if importlib.util.find_spec("cmaes") is not None:
+        pytest.skip("cmaes is installed")
+    with pytest.raises(SweepError, match=r"pip install 'optsweep\[cmaes\]'"):
+        SamplerFactory({"_target_": "optuna.samplers.CmaEsSampler", "seed": 0})
