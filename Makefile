@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench study clean
+.PHONY: install demo test test-sweeper-oldest bench study clean
 
 install: $(STAMP)
 
@@ -29,6 +29,23 @@ study: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The sweeper on the oldest Optuna it supports, without torch (the sweeper and
+# optsweep.sweep.trial must not need it): a separate venv, tests/sweeper only.
+OLDEST_VENV ?= .venv-optuna49
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
+
+$(OLDEST_STAMP): pyproject.toml Makefile
+	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST_VENV)/bin/python -m pip install -q 'optuna==4.9.0' 'hydra-core>=1.3.2,<1.4' \
+		'omegaconf>=2.3,<2.4' 'hydra-joblib-launcher>=1.2,<1.4' 'sqlalchemy>=2' pytest pytest-timeout
+	$(OLDEST_VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $(OLDEST_STAMP)
+
+test-sweeper-oldest: $(OLDEST_STAMP)
+	! $(OLDEST_VENV)/bin/python -c 'import torch' 2>/dev/null
+	$(OLDEST_VENV)/bin/python -m pytest tests/sweeper --confcutdir=tests/sweeper -q
 
 clean:
 	rm -rf multirun/quickstart analysis/quickstart .pytest_cache

@@ -31,7 +31,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=9, help="epochs of a run that is not pruned")
     parser.add_argument("--points", type=int, default=9, help="grid points = search trials")
     parser.add_argument("--pruner", default="successive_halving",
-                        help="a config in conf/hydra/sweeper/pruner/")
+                        help="hydra/sweeper/pruner=NAME (optsweep.sweep.optuna_config.PRUNERS)")
     parser.add_argument("--out", type=Path, default=Path("multirun/bench_pruning"))
     parser.add_argument("overrides", nargs="*", help="more overrides for both sweeps")
     return parser.parse_args()
@@ -64,8 +64,13 @@ def main() -> None:
               f"trainer.epochs={args.epochs}", "trainer.progress=false", *args.overrides]
     lrs = ",".join(f"{lr:.3g}" for lr in np.logspace(-5, -1, args.points))
     optsweep(*common, f"optimizer.lr={lrs}", f"hydra.sweep.dir={args.out / 'grid'}")
+    # the measured run's successive halving: cuts at epochs 1, 3, 9 (Optuna's defaults are
+    # min_resource=auto, reduction_factor=4)
+    halving = ["hydra.sweeper.pruner.min_resource=1", "hydra.sweeper.pruner.reduction_factor=3"] \
+        if args.pruner == "successive_halving" else []
     optsweep("sweep=lr_search", *common, f"hydra.sweeper.n_trials={args.points}",
-             f"hydra/sweeper/pruner={args.pruner}", f"hydra.sweep.dir={args.out / 'search'}")
+             f"hydra/sweeper/pruner={args.pruner}", *halving,
+             f"hydra.sweep.dir={args.out / 'search'}")
     grid, search = runs(args.out / "grid"), runs(args.out / "search")
     result = {
         "grid_best": best(grid), "search_best": best(search),

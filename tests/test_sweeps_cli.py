@@ -138,7 +138,7 @@ def test_a_pruner_that_must_prune_stops_trials_after_one_epoch(tmp_path):
         assert summary(job_dir)["status"] == "pruned" and len(rows(job_dir)) == 1
         assert summary(job_dir)["epochs_planned"] == 3
     results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
-    assert [p.after_epoch for p in results.pruned] == [1, 1]
+    assert [p.last_step for p in results.pruned] == [1, 1]
 
 
 def test_grid_killed_and_rerun_skips_finished_jobs_and_resumes_the_cut_one(tmp_path):
@@ -177,3 +177,43 @@ def test_storage_that_cannot_be_opened_is_one_error_before_any_job(tmp_path):
     assert "optsweep: error: hydra.sweeper.storage=" in result.stderr
     assert "Traceback" not in result.stderr and "secret" not in result.stderr
     assert not list(tmp_path.glob("multirun/**/.hydra"))
+
+
+def test_lr_search_on_a_loss_objective_minimises_it(tmp_path):
+    result = optsweep("-m", "sweep=lr_search", *ONE_EPOCH, "trainer.objective=val_loss",
+                      "hydra.sweeper.n_trials=3", "hydra/sweeper/pruner=nop", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sweep_dir = tmp_path / "multirun" / "lr_search" / "adam"
+    study = optuna.load_study(study_name="lr_search_adam",
+                              storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    values = {t.number: t.value for t in study.trials}
+    assert study.best_value == min(values.values())  # the lowest validation loss is the best
+    for number, value in values.items():
+        assert value == summary(sweep_dir / str(number))["final"]["val_loss"]
+
+
+def test_a_direction_against_the_objective_is_refused_before_any_job(tmp_path):
+    result = optsweep("-m", "sweep=lr_search", *ONE_EPOCH, "trainer.objective=val_loss",
+                      "hydra.sweeper.direction=maximize", cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("optsweep: error:")]
+    assert "hydra.sweeper.direction=maximize contradicts trainer.objective=val_loss" in line
+    assert "Traceback" not in result.stderr and not list(tmp_path.glob("multirun/**/.hydra"))
+
+
+def test_optsweeps_trials_are_complete_failed_or_diverged_in_optunas_terms(tmp_path):
+    # a grid over a good lr, an invalid one (the job fails) and one that diverges
+    result = optsweep("-m", "sweep=lr_search", *ONE_EPOCH, "hydra/sweeper/sampler=grid",
+                      "hydra/sweeper/pruner=nop", "optimizer.lr=choice(1e-3,-1,1e6)",
+                      cwd=tmp_path)
+    assert result.returncode == 1  # a job failed: the sweep went on, then says so
+    sweep_dir = tmp_path / "multirun" / "lr_search" / "adam"
+    by_lr = {t.params["optimizer.lr"]: t for t in study_trials(sweep_dir)}
+    good = summary(sweep_dir / str(by_lr[1e-3].number))
+    assert by_lr[1e-3].state == TrialState.COMPLETE and good["status"] == "completed"
+    assert by_lr[1e-3].value == good["final"]["val_acc1"]
+    assert by_lr[-1].state == TrialState.FAIL  # never a COMPLETE at the worst value
+    assert "optimizer.lr=-1" in by_lr[-1].user_attrs["error"]
+    assert by_lr[1e6].state == TrialState.COMPLETE and by_lr[1e6].value == 0.0  # worst value
+    assert summary(sweep_dir / str(by_lr[1e6].number))["status"] == "diverged"

@@ -20,11 +20,10 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
-from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 
 from optsweep.config import conf_dir, validate
 from optsweep.optim import build_optimizer
-from optsweep.sweep import callbacks, job, storage
+from optsweep.sweep import callbacks, job, search_space, storage
 from optsweep.sweep.errors import SweepError
 
 WD = [0.0, 1e-4, 1e-3, 1e-2, 0.1, 1.0]
@@ -115,9 +114,9 @@ def test_lr_search_is_a_seeded_log_uniform_tpe_search_stored_under_multirun():
     assert sweeper.direction == "maximize" and sweeper.n_trials == 20
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed == 0
     assert sweeper.storage == "sqlite:///multirun/lr_search/rmsprop/optuna.db"
-    space, fixed = create_params_from_overrides([f"{k}={v}" for k, v in sweeper.params.items()])
+    space, fixed = search_space.parse(sweeper.params, None, [])
     assert not fixed
-    assert space["optimizer.lr"] == optuna.distributions.LogUniformDistribution(1e-5, 1e-1)
+    assert space["optimizer.lr"] == optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True)
     assert isinstance(instantiate(sweeper.pruner), optuna.pruners.MedianPruner)
 
 
@@ -125,7 +124,9 @@ def test_lr_search_is_a_seeded_log_uniform_tpe_search_stored_under_multirun():
                                        ("successive_halving", "SuccessiveHalvingPruner"),
                                        ("threshold", "ThresholdPruner"), ("nop", "NopPruner")])
 def test_pruner_configs_instantiate(name, cls):
-    cfg = compose_hydra(["sweep=lr_search", f"hydra/sweeper/pruner={name}"])
+    # the threshold pruner needs a bound (Optuna's own rule): a run still at chance, say
+    bound = ["hydra.sweeper.pruner.lower=0.2"] if name == "threshold" else []
+    cfg = compose_hydra(["sweep=lr_search", f"hydra/sweeper/pruner={name}", *bound])
     assert type(instantiate(cfg.hydra.sweeper.pruner)).__name__ == cls
 
 
@@ -156,14 +157,16 @@ def test_unopenable_storage_is_one_clear_error(tmp_path):
     blocker.write_text("")
     for url in (f"sqlite:///{blocker}/sub/optuna.db", "postgresql://me:secret@127.0.0.1:1/none"):
         with pytest.raises(SweepError) as info:
-            storage.open_study(url, "s", None, "maximize")
+            storage.open_study(url, "s", ["maximize"], optuna.samplers.RandomSampler(),
+                               optuna.pruners.NopPruner())
         message = str(info.value)
         assert message.startswith("optsweep: error: hydra.sweeper.storage=") and "secret" not in message
 
 
 def test_sqlite_storage_creates_its_directory(tmp_path):
     url = storage.default_storage(tmp_path / "new" / "sweep")
-    study = storage.open_study(url, "s", None, "maximize")
+    study, _ = storage.open_study(url, "s", ["maximize"], optuna.samplers.RandomSampler(),
+                                  optuna.pruners.NopPruner())
     assert (tmp_path / "new" / "sweep" / "optuna.db").is_file() and study.direction.name == "MAXIMIZE"
 
 

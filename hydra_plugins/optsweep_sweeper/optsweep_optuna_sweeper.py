@@ -1,62 +1,77 @@
-"""``hydra/sweeper=optsweep_optuna``: hydra-optuna-sweeper plus what its users ask for and do not get.
+"""``hydra/sweeper=optsweep_optuna``: an Optuna sweeper for any Hydra app, on Optuna's public API.
 
-- pruning: ``hydra.sweeper.pruner`` (a config group: median, hyperband, successive_halving,
-  threshold, nop) stops unpromising trials after any epoch (see ``optsweep.sweep.pruning``);
-- resume: ``n_trials`` is the study's total, so rerunning a sweep finishes it instead of adding
-  ``n_trials`` more, and a trial cut off with its worker is run again in its own directory, where
-  training resumes from its last epoch checkpoint;
-- several workers (processes or machines) on one study ask exactly ``n_trials`` trials together;
-- a failed or non-finite result is a FAIL trial, never a crash; a storage that cannot be opened is
-  one clear error before any job starts.
+It reads hydra-optuna-sweeper 1.3's configuration with the same meaning (``sampler``, ``direction``,
+``storage``, ``study_name``, ``n_trials``, ``n_jobs``, ``max_failure_rate``, ``params``,
+``custom_search_space``, the deprecated ``search_space``) and adds:
+
+- pruning: ``hydra.sweeper.pruner`` (a config group registered here: median, percentile,
+  successive_halving, hyperband, threshold, patient, wilcoxon, nop); a task reports with
+  ``optsweep.sweep.trial.report(value, step)``;
+- resume: ``n_trials`` is the study's total (default storage: SQLite in the sweep directory), and a
+  trial cut off with its worker is run again in its own directory;
+- several workers on one study ask exactly ``n_trials`` trials together;
+- a failed, pruned or non-finite result is recorded as such, never a crash; a storage that cannot be
+  opened is one clear error before any job starts.
 
 Each trial's job directory is ``<hydra.sweep.dir>/<trial number>``.
 
-Hydra only instantiates sweepers defined under the ``hydra_plugins`` package, and imports every
-module there at start-up: this module stays small and imports optuna and torch lazily; the work is
-in ``optsweep.sweep._optuna_impl``.
+Hydra imports every module under ``hydra_plugins`` at start-up: this one stays small and imports
+neither optuna nor torch; the work is in ``optsweep.sweep._optuna_impl``.
 """
 
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module outside
 # sys.modules, where dataclasses cannot resolve string annotations.
-from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
-from omegaconf import MISSING, DictConfig
+from omegaconf import DictConfig
+
+from optsweep.sweep.optuna_config import PRUNERS, SAMPLERS, OptsweepOptunaSweeperConf
+
+PROVIDER = "optsweep_optuna_sweeper"
 
 
-@dataclass
-class OptsweepOptunaSweeperConf(OptunaSweeperConf):
-    _target_: str = "hydra_plugins.optsweep_sweeper.optsweep_optuna_sweeper.OptunaSweeper"
-    defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "median"}])
-    # an optuna.pruners.* node from conf/hydra/sweeper/pruner/ (nop: never prune); MISSING, not
-    # None, so that the group's choice is not overwritten by this schema's own value
-    pruner: Any = MISSING
-    # hydra-optuna-sweeper runs 2 trials per batch by default; with the basic launcher they run
-    # one after the other anyway, and the second is sampled without the first's result
-    n_jobs: int = 1
+def register_configs() -> None:
+    """The sweeper and its sampler and pruner groups, in Hydra's ConfigStore.
+
+    The sampler group has to be ``hydra/sweeper/sampler`` (a user's ``hydra/sweeper/sampler=grid``
+    must keep working), the same group hydra-optuna-sweeper fills. ConfigStore keeps one node per
+    name, the last stored: were both plugins importable, the one Hydra scans last would serve
+    ``tpe``, ``random`` and the other shared names for both sweepers. hydra-optuna-sweeper 1.3
+    requires optuna<3 and optsweep optuna>=4.9, so pip never installs both in one environment;
+    should it happen anyway, our sweeper instantiates whatever node it gets with Optuna's current
+    classes, and a stale key is an error that names it. Our own sweeper name and the pruner group
+    do not clash (hydra-optuna-sweeper has ``hydra/sweeper/optuna`` and no pruner group).
+    """
+    store = ConfigStore.instance()
+    store.store(group="hydra/sweeper", name="optsweep_optuna", node=OptsweepOptunaSweeperConf,
+                provider=PROVIDER)
+    for name, node in SAMPLERS.items():
+        store.store(group="hydra/sweeper/sampler", name=name, node=node, provider=PROVIDER)
+    for name, node in PRUNERS.items():
+        store.store(group="hydra/sweeper/pruner", name=name, node=node, provider=PROVIDER)
 
 
-def register_sweeper_configs() -> None:
-    ConfigStore.instance().store(group="hydra/sweeper", name="optsweep_optuna",
-                                 node=OptsweepOptunaSweeperConf, provider="optsweep")
+# optsweep/config.py on this branch still imports this name (an import cycle that main removes);
+# delete it once no module imports it
 
 
 class OptunaSweeper(Sweeper):
-    """Thin public class over ``optsweep.sweep._optuna_impl`` (imported lazily: it imports optuna)."""
+    """Thin public class over ``optsweep.sweep._optuna_impl`` (imported lazily: it needs optuna)."""
 
-    def __init__(self, sampler: Any, direction: Any, storage: Optional[Any],
+    def __init__(self, sampler: Any, direction: Any, storage: Optional[str],
                  study_name: Optional[str], n_trials: int, n_jobs: int, max_failure_rate: float,
                  search_space: Optional[DictConfig], custom_search_space: Optional[str],
-                 params: Optional[DictConfig], pruner: Optional[DictConfig] = None) -> None:
-        from optsweep.sweep._optuna_impl import OptsweepOptunaSweeperImpl
+                 params: Optional[DictConfig], pruner: Any = None) -> None:
+        from optsweep.sweep._optuna_impl import OptunaSweeperImpl
 
-        self.sweeper = OptsweepOptunaSweeperImpl(
-            sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
-            search_space, custom_search_space, params, pruner=pruner)
+        self.sweeper = OptunaSweeperImpl(
+            sampler=sampler, direction=direction, storage=storage, study_name=study_name,
+            n_trials=n_trials, n_jobs=n_jobs, max_failure_rate=max_failure_rate,
+            search_space=search_space, custom_search_space=custom_search_space, params=params,
+            pruner=pruner)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -66,4 +81,4 @@ class OptunaSweeper(Sweeper):
         return self.sweeper.sweep(arguments)
 
 
-register_sweeper_configs()  # as Hydra's own plugins do: discovery imports this module
+register_configs()  # as Hydra's own plugins do: discovery imports this module

@@ -1,170 +1,357 @@
-"""The work behind ``hydra_plugins.optsweep_sweeper.optsweep_optuna_sweeper.OptunaSweeper`` (see its docstring).
+"""The work behind ``hydra_plugins.optsweep_sweeper.optsweep_optuna_sweeper.OptunaSweeper`` (see its
+docstring), on Optuna's ask-and-tell interface.
 
-It reuses hydra-optuna-sweeper's parsing of ``hydra.sweeper.params`` and replaces its ``sweep``
-loop: ask (under the study lock, up to the study's ``n_trials``), launch, tell from each job's
-``summary.json`` (completed/diverged: COMPLETE with the finite objective; pruned: PRUNED; anything
-else: FAIL).
+One loop: under the study lock, claim up to ``n_jobs`` trials (first those cut off with a dead worker
+of this host, then new ones while the study has fewer than ``n_trials``); launch them as Hydra jobs;
+tell each result. A returned number (a sequence of them when multi-objective) is COMPLETE; an
+exception is FAIL with its text in the trial's ``error`` user attribute; ``optuna.TrialPruned``, or a
+trial that ``optsweep.sweep.trial.report`` told to stop, is PRUNED; NaN, inf or a value that is no
+number is FAIL. As in hydra-optuna-sweeper 1.3, a batch in which more than ``max_failure_rate`` of
+the trials failed ends the sweep with an error showing the last failure.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib.util
 import logging
 import math
+import traceback
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-import numpy as np
 import optuna
-from hydra.core.utils import JobReturn
-from hydra_plugins.hydra_optuna_sweeper._impl import (OptunaSweeperImpl,
-                                                      create_params_from_overrides)
-from omegaconf import OmegaConf
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import get_method, instantiate
+from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from optsweep import contract as runlog
+from optsweep.sweep import _optuna_private, search_space
 from optsweep.sweep import storage as st
+from optsweep.sweep import trial as job_trial
 from optsweep.sweep.errors import SweepError
-from optsweep.sweep.pruning import trial_overrides
 
 log = logging.getLogger(__name__)
 
 WORKER_ATTR = "optsweep_worker"  # system attribute: the host:pid that runs the trial
-Claim = Tuple[int, Sequence[str]]  # (trial number, its parameter overrides)
+ERROR_ATTR = "error"  # user attribute of a FAIL trial: why
+DIRECTIONS = ("minimize", "maximize")
+# Samplers whose seed fixes an order kept across trials, not one trial's draw: the grid sampler
+# shuffles its grid with the seed and gives trial n grid point n; the QMC sampler scrambles its
+# sequence with it. Reseeding them per trial would repeat points.
+KEEP_SEED = ("GridSampler", "QMCSampler")
 
 
-class OptsweepOptunaSweeperImpl(OptunaSweeperImpl):
-    def __init__(self, *args: Any, pruner: Any = None) -> None:
-        super().__init__(*args)
-        self.pruner = pruner  # used by the jobs (from the config); kept here for the log
+class Claim(NamedTuple):
+    number: int
+    overrides: Tuple[str, ...]
+
+
+class Outcome(NamedTuple):
+    state: TrialState
+    values: Optional[List[float]] = None
+    error: Optional[str] = None
+
+
+class SamplerFactory:
+    """Builds the sampler of ``hydra.sweeper.sampler`` afresh for each trial, seeded with
+    ``seed + trial number``: trial n draws the same whether the study ran in one go, was resumed,
+    or is shared by workers (which would otherwise all start from one seed and draw alike)."""
+
+    def __init__(self, node: Any) -> None:
+        if not node or "_target_" not in node:
+            raise SweepError("hydra.sweeper.sampler is not set: expected hydra/sweeper/sampler=tpe "
+                             "(or random, grid, cmaes, nsgaii, nsgaiii, qmc, gp)")
+        self.node = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) \
+            else dict(node)
+        self.target = str(self.node["_target_"])
+        self.seed = self.node.get("seed")
+        self.grid: Optional[Dict[str, List[Any]]] = None
+        self._shared: Optional[optuna.samplers.BaseSampler] = None
+        self._check()
+
+    @property
+    def is_grid(self) -> bool:
+        return self.target.endswith("GridSampler")
+
+    def _check(self) -> None:
+        name = self.target.rsplit(".", 1)[-1]
+        if name == "MOTPESampler":
+            raise SweepError("hydra/sweeper/sampler=motpe: Optuna has no MOTPESampler any more; "
+                             "use hydra/sweeper/sampler=tpe (TPESampler optimizes several "
+                             "objectives, e.g. hydra.sweeper.direction=[minimize,maximize])")
+        needs = {"CmaEsSampler": ("cmaes", "pip install 'optsweep[cmaes]'"),
+                 "GPSampler": ("scipy", "pip install scipy torch")}.get(name)
+        if needs and importlib.util.find_spec(needs[0]) is None:
+            raise SweepError(f"hydra.sweeper.sampler={name} needs the {needs[0]} package: "
+                             f"{needs[1]}")
+
+    def __call__(self, number: Optional[int]) -> optuna.samplers.BaseSampler:
+        """The sampler for trial ``number`` (None: for opening the study)."""
+        reseed = self.seed is not None and not self.target.endswith(KEEP_SEED)
+        if not reseed and self._shared is not None:
+            return self._shared  # unseeded, grid, QMC: one sampler for the whole sweep
+        kwargs = {k: v for k, v in self.node.items() if v is not None}
+        if reseed and number is not None:
+            kwargs["seed"] = (int(self.seed) + number) % 2**32
+        if self.is_grid:
+            kwargs["search_space"] = self.grid
+        try:
+            sampler = instantiate(kwargs)
+        except Exception as exc:
+            raise SweepError(f"hydra.sweeper.sampler ({self.target}) cannot be built: "
+                             f"{_last_line(exc)}") from exc
+        if not reseed:
+            self._shared = sampler
+        return sampler
+
+
+class OptunaSweeperImpl(Sweeper):
+    def __init__(self, *, sampler: Any, direction: Any, storage: Optional[str],
+                 study_name: Optional[str], n_trials: int, n_jobs: int, max_failure_rate: float,
+                 search_space: Optional[DictConfig], custom_search_space: Optional[str],
+                 params: Optional[DictConfig], pruner: Any) -> None:
+        self.sampler_node, self.pruner_node = sampler, pruner
+        self.direction, self.storage, self.study_name = direction, storage, study_name
+        self.n_trials, self.n_jobs = int(n_trials), int(n_jobs)
+        self.max_failure_rate = float(max_failure_rate)
+        self.legacy_space, self.params = search_space, params
+        self.custom_search_space = custom_search_space
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
+              config: DictConfig) -> None:
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function)
+        self.sweep_dir = config.hydra.sweep.dir
+
+    # --- the sweep ----------------------------------------------------------------------------
 
     def sweep(self, arguments: List[str]) -> None:
-        space, fixed = self._search_space(arguments)
-        directions = self._get_directions()
-        if len(directions) != 1:
-            raise SweepError(f"hydra.sweeper.direction={directions} is invalid: optsweep trains "
-                             "for one objective; expected maximize or minimize")
-        url = str(self.storage) if self.storage else st.default_storage(self.sweep_dir)
+        self._validate()
+        directions = self._directions()
+        sampler = SamplerFactory(self.sampler_node)
+        space, fixed = search_space.parse(self.params, self.legacy_space, arguments)
+        if sampler.is_grid:
+            sampler.grid = search_space.grid(space)
+            size = math.prod(len(v) for v in sampler.grid.values())
+            if self.n_trials > size:
+                log.info("n_trials %d capped at the grid's %d points", self.n_trials, size)
+                self.n_trials = size
+        extend = self._custom_search_space()
+        url = st.absolute(self.storage or st.default_storage(self.sweep_dir))
         name = str(self.study_name or st.DEFAULT_STUDY_NAME)
-        study = st.open_study(url, name, self.sampler, directions[0])
-        log.info("Optuna study %r in %s: %d of %d trials exist; sampler %s, pruner %s", name,
-                 st.shown(url), len(study.get_trials(deepcopy=False)), self.n_trials,
-                 type(self.sampler).__name__, type(self.pruner).__name__)
-        worker = st.worker_id()
+        study, storage = st.open_study(url, name, directions, sampler(None), self._pruner())
+        log.info("Optuna study %r in %s: %d of %d trials exist; sampler %s, pruner %s, "
+                 "directions %s", name, st.shown(url), len(study.get_trials(deepcopy=False)),
+                 self.n_trials, sampler.target.rsplit(".", 1)[-1],
+                 type(study.pruner).__name__, directions)
+        run = _Run(self, study, storage, url, name, space, fixed, sampler, extend)
         while True:
             with st.study_lock(url, name):
-                batch = self._claim(study, space, fixed, worker)
+                batch = run.claim()
             if not batch:
                 break
-            self._run_batch(study, batch, url, name)
-        self._report(study, url)
+            failures = run.launch(batch)
+            if failures and len(failures) / len(batch) > self.max_failure_rate:
+                self._write_results(study, url)
+                number, error = failures[-1]
+                raise SweepError(
+                    f"{len(failures)} of {len(batch)} trials of the last batch failed, more than "
+                    f"hydra.sweeper.max_failure_rate={self.max_failure_rate}; last failure: trial "
+                    f"{number}: {error} (see its log in {Path(self.sweep_dir) / str(number)}; "
+                    "hydra.sweeper.max_failure_rate=1.0 lets a sweep go on past failures)")
+        self._write_results(study, url)
 
-    def _search_space(self, arguments: List[str]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-        """The distributions to sample and the fixed overrides, as hydra-optuna-sweeper reads them."""
-        self._process_searchspace_config()
-        space, fixed = create_params_from_overrides(
-            self._parse_sweeper_params_config() + list(arguments))
-        if self.search_space_distributions:
-            space = {**self.search_space_distributions, **space}
-        if isinstance(self.sampler, functools.partial) and \
-                self.sampler.func is optuna.samplers.GridSampler:
-            grid = {n: self._to_grid_sampler_choices(d) for n, d in space.items()}
-            self.sampler = self.sampler(grid)
-            self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
-        for param in fixed:
-            space.pop(param, None)
-        return space, fixed
+    def _validate(self) -> None:
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise SweepError(f"hydra.sweeper.max_failure_rate={self.max_failure_rate} is invalid: "
+                             "expected a fraction in [0, 1]")
+        if self.n_jobs < 1 or self.n_trials < 0:
+            raise SweepError(f"hydra.sweeper.n_jobs={self.n_jobs}, n_trials={self.n_trials}: "
+                             "expected n_jobs >= 1 and n_trials >= 0")
 
-    def _claim(self, study: optuna.Study, space: Dict[str, Any], fixed: Dict[str, Any],
-               worker: str) -> List[Claim]:
-        """Up to n_jobs trials for this worker: first those cut off with a dead worker of this
-        host, then new ones while the study has fewer than n_trials. Call under the study lock."""
-        batch: List[Claim] = []
-        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if len(batch) < self.n_jobs and st.is_dead_local_worker(
-                    frozen.system_attrs.get(WORKER_ATTR)):
-                study._storage.set_trial_system_attr(frozen._trial_id, WORKER_ATTR, worker)
-                log.info("trial %d was cut off with its worker; running it again", frozen.number)
-                batch.append((frozen.number, self._overrides(frozen.params, fixed)))
-        while len(batch) < self.n_jobs and len(study.get_trials(deepcopy=False)) < self.n_trials:
-            self._reseed(len(study.get_trials(deepcopy=False)))  # the number ask() will give
-            trial = study.ask()
-            trial.set_system_attr(WORKER_ATTR, worker)
-            (overrides,) = self._configure_trials([trial], space, fixed)
-            batch.append((trial.number, overrides))
-        return batch
+    def _directions(self) -> List[str]:
+        given = self.direction if isinstance(self.direction, Sequence) and \
+            not isinstance(self.direction, str) else [self.direction]
+        # str(): a plain string, or hydra-optuna-sweeper's Direction enum (Direction.maximize)
+        directions = [str(d).rsplit(".", 1)[-1].lower() for d in given]
+        if not directions or any(d not in DIRECTIONS for d in directions):
+            raise SweepError(f"hydra.sweeper.direction={self.direction} is invalid: expected "
+                             "minimize, maximize or a list of them (one per objective)")
+        return directions
 
-    def _reseed(self, number: int) -> None:
-        """Seed the sampler with (seed + trial number): trial n gets the same draw whether the study
-        ran in one go, was resumed, or is shared by workers, which would otherwise all start from
-        the same seed and sample the same values."""
-        seed = OmegaConf.select(self.config, "hydra.sweeper.sampler.seed")
-        if seed is None:
-            return
-        rng = np.random.RandomState((int(seed) + number) % 2**32)
-        for sampler in (self.sampler, getattr(self.sampler, "_random_sampler", None)):
-            if sampler is not None and hasattr(sampler, "_rng"):  # TPE, its startup sampler, Random
-                sampler._rng = rng
+    def _pruner(self) -> optuna.pruners.BasePruner:
+        if not self.pruner_node:
+            return optuna.pruners.NopPruner()
+        try:
+            return instantiate(self.pruner_node)
+        except Exception as exc:
+            raise SweepError(f"hydra.sweeper.pruner cannot be built: {_last_line(exc)}") from exc
 
-    @staticmethod
-    def _overrides(params: Dict[str, Any], fixed: Dict[str, Any]) -> Sequence[str]:
-        # written as _configure_trials writes them, so that a rerun trial has the same config
-        return tuple(f"{name}={value}" for name, value in {**params, **fixed}.items())
+    def _custom_search_space(self) -> Any:
+        if not self.custom_search_space:
+            return None
+        try:
+            return get_method(self.custom_search_space)
+        except Exception as exc:
+            raise SweepError(f"hydra.sweeper.custom_search_space={self.custom_search_space} cannot "
+                             f"be imported: {_last_line(exc)}; expected the dotted path of a "
+                             "function (cfg, trial) -> None") from exc
 
-    def _run_batch(self, study: optuna.Study, batch: List[Claim], url: str, name: str) -> None:
-        jobs = [(*overrides, f"hydra.sweep.subdir={number}", *trial_overrides(url, name, number))
-                for number, overrides in batch]
-        returns = self.launcher.launch(jobs, initial_job_idx=batch[0][0])
-        self.job_idx += len(returns)
-        for (number, _), ret in zip(batch, returns):
-            self._tell(study, number, ret)
-
-    @staticmethod
-    def _tell(study: optuna.Study, number: int, ret: JobReturn) -> None:
-        job_dir = _job_dir(ret)
-        summary = (runlog.read_summary(job_dir) if job_dir else None) or {}
-        status, value = summary.get("status"), _finite_value(ret)
-        if status == "pruned":
-            study.tell(number, state=TrialState.PRUNED)  # Optuna keeps its last reported value
-            log.info("trial %d pruned: %s", number, summary.get("error"))
-        elif status in ("completed", "diverged") and value is not None:
-            study.tell(number, value)  # diverged: a result (the worst finite value), not a failure
-        else:
-            study.tell(number, state=TrialState.FAIL)
-            log.warning("trial %d failed (%s); recorded as FAIL", number,
-                        summary.get("error") or f"status {status}, returned {value}")
-
-    def _report(self, study: optuna.Study, url: str) -> None:
+    def _write_results(self, study: optuna.Study, url: str) -> None:
+        """``optimization_results.yaml``: hydra-optuna-sweeper's keys (name, best_params,
+        best_value; solutions when multi-objective) plus the states and the pruned trials."""
         trials = study.get_trials(deepcopy=False)
-        pruned = [{"trial": t.number, "after_epoch": t.last_step}
-                  for t in trials if t.state == TrialState.PRUNED]
+        states = Counter(t.state.name for t in trials)
         results: Dict[str, Any] = {
             "name": "optuna", "study_name": study.study_name, "storage": st.shown(url),
-            "n_trials": len(trials), "states": dict(Counter(t.state.name for t in trials)),
-            "pruned": pruned}
-        if any(t.state == TrialState.COMPLETE for t in trials):
-            results.update(best_trial=study.best_trial.number, best_params=study.best_params,
-                           best_value=study.best_value)
+            "n_trials": len(trials), "states": {s.name: states[s.name] for s in TrialState
+                                                if states[s.name]},
+            "pruned": [{"trial": t.number, "last_step": t.last_step}
+                       for t in trials if t.state == TrialState.PRUNED]}
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        if len(study.directions) > 1:
+            results["solutions"] = [{"trial": t.number, "params": t.params, "values": t.values}
+                                    for t in (study.best_trials if complete else [])]
+            best = f"{len(results['solutions'])} Pareto-optimal trials"
+        elif complete:
+            best_trial = study.best_trial
+            results.update(best_trial=best_trial.number, best_params=best_trial.params,
+                           best_value=best_trial.value)
+            best = f"trial {best_trial.number}, {best_trial.params}, value {best_trial.value:.6g}"
+        else:
+            best = "no completed trial"
         log.info("Optuna study %r: %d trials %s; pruned: %s; best: %s", study.study_name,
-                 len(trials), results["states"],
-                 ", ".join(f"#{p['trial']} after epoch {p['after_epoch']}" for p in pruned)
-                 or "none", f"trial {results['best_trial']}, {results['best_params']}, value "
-                 f"{results['best_value']:.4f}" if "best_trial" in results else "no completed trial")
+                 len(trials), results["states"], ", ".join(
+                     f"#{p['trial']} at step {p['last_step']}" for p in results["pruned"])
+                 or "none", best)
+        Path(self.sweep_dir).mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(results), Path(self.sweep_dir) / "optimization_results.yaml")
 
 
-def _job_dir(ret: JobReturn) -> Optional[Path]:
-    try:
-        return Path(ret.hydra_cfg.hydra.runtime.output_dir)
-    except Exception:
-        return None
+class _Run:
+    """One worker's part of a sweep: what it claims, launches and tells."""
+
+    def __init__(self, sweeper: OptunaSweeperImpl, study: optuna.Study,
+                 storage: optuna.storages.BaseStorage, url: str, name: str,
+                 space: search_space.Space, fixed: Dict[str, str], sampler: SamplerFactory,
+                 extend: Any) -> None:
+        self.sweeper, self.study, self.storage, self.url, self.name = \
+            sweeper, study, storage, url, name
+        self.space, self.fixed, self.sampler, self.extend = space, fixed, sampler, extend
+        self.study_id = storage.get_study_id_from_name(name)
+        self.worker = st.worker_id()
+
+    def trial_id(self, number: int) -> int:
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+
+    def claim(self) -> List[Claim]:
+        """Up to n_jobs trials for this worker: first those cut off with a dead worker of this
+        host, then new ones while the study has fewer than n_trials. Call under the study lock."""
+        n_jobs, n_trials = self.sweeper.n_jobs, self.sweeper.n_trials
+        batch: List[Claim] = []
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if len(batch) < n_jobs and st.is_dead_local_worker(
+                    frozen.system_attrs.get(WORKER_ATTR)):
+                self.storage.set_trial_system_attr(self.trial_id(frozen.number), WORKER_ATTR,
+                                                   self.worker)
+                log.info("trial %d was cut off with its worker; running it again", frozen.number)
+                batch.append(Claim(frozen.number, self.overrides(frozen.params)))
+        count = len(self.study.get_trials(deepcopy=False))
+        while len(batch) < n_jobs and count < n_trials:
+            batch.append(self.ask(count))
+            count += 1
+        return batch
+
+    def ask(self, number: int) -> Claim:
+        """A new trial; ``number`` is the one Optuna gives it (trials are counted under the lock)."""
+        self.study.sampler = self.sampler(number)
+        trial = self.study.ask(fixed_distributions=self.space)
+        self.storage.set_trial_system_attr(self.trial_id(trial.number), WORKER_ATTR, self.worker)
+        for key, value in self.fixed.items():
+            trial.set_user_attr(key, value)  # as hydra-optuna-sweeper records them
+        try:
+            if self.extend is not None:
+                self.extend(self.sweeper.config, trial)
+            overlap = sorted(set(trial.params) & set(self.fixed))
+            if overlap:
+                raise ValueError(f"parameters {overlap} are both fixed and suggested")
+        except Exception as exc:
+            self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            raise SweepError(f"hydra.sweeper.custom_search_space={self.sweeper.custom_search_space}"
+                             f" failed on trial {trial.number}: {_last_line(exc)}") from exc
+        return Claim(trial.number, self.overrides(trial.params))
+
+    def overrides(self, params: Dict[str, Any]) -> Tuple[str, ...]:
+        return tuple(f"{name}={value}" for name, value in {**params, **self.fixed}.items())
+
+    def launch(self, batch: List[Claim]) -> List[Tuple[int, str]]:
+        """Run ``batch`` as Hydra jobs and tell their results; the (number, error) of failures."""
+        jobs = [(*claim.overrides, f"hydra.sweep.subdir={claim.number}",
+                 *job_trial.job_overrides(self.url, self.name, claim.number)) for claim in batch]
+        returns = self.sweeper.launcher.launch(jobs, initial_job_idx=batch[0].number)
+        failures = []
+        for claim, ret in zip(batch, returns):
+            outcome = self.outcome(claim.number, ret)
+            self.tell(claim.number, outcome)
+            if outcome.state == TrialState.FAIL:
+                failures.append((claim.number, outcome.error))
+        return failures
+
+    def outcome(self, number: int, ret: JobReturn) -> Outcome:
+        n_objectives = len(self.study.directions)
+        told_to_stop = job_trial.PRUNED_ATTR in self.storage.get_trial(
+            self.trial_id(number)).system_attrs
+        if ret.status != JobStatus.COMPLETED:
+            try:
+                ret.return_value  # re-raises the task's exception
+                exc: Exception = RuntimeError(f"job status {ret.status.name}")
+            except Exception as raised:
+                exc = raised
+            if isinstance(exc, optuna.TrialPruned):
+                log.info("trial %d pruned: %s", number, exc)
+                return Outcome(TrialState.PRUNED)
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("trial %d failed: %s", number, "".join(traceback.format_exception(
+                type(exc), exc, exc.__traceback__)).rstrip())
+            return Outcome(TrialState.FAIL, error=error)
+        if told_to_stop:  # the task caught TrialPruned and returned anyway
+            return Outcome(TrialState.PRUNED)
+        values, error = _objective_values(ret.return_value, n_objectives)
+        if error:
+            log.warning("trial %d failed: %s", number, error)
+            return Outcome(TrialState.FAIL, error=error)
+        return Outcome(TrialState.COMPLETE, values)
+
+    def tell(self, number: int, outcome: Outcome) -> None:
+        trial_id = self.trial_id(number)
+        if self.storage.get_trial(trial_id).state.is_finished():
+            log.warning("trial %d was finished elsewhere; its result here is dropped", number)
+            return
+        if outcome.error:
+            self.storage.set_trial_user_attr(trial_id, ERROR_ATTR, outcome.error[:2000])
+        with _optuna_private.grid_exhaustion_tolerated():
+            self.study.tell(number, outcome.values, state=outcome.state, skip_if_finished=True)
 
 
-def _finite_value(ret: JobReturn) -> Optional[float]:
-    """The job's objective if it is a finite number (Optuna's sweeper crashes on NaN)."""
+def _objective_values(value: Any, n_objectives: int) -> Tuple[Optional[List[float]], Optional[str]]:
+    """The task's return value as ``n_objectives`` finite floats, or why it is not."""
+    expected = "a number" if n_objectives == 1 else f"a sequence of {n_objectives} numbers"
     try:
-        value = float(ret.return_value)
-    except Exception:  # the job raised (JobReturn re-raises it) or returned no number
-        return None
-    return value if math.isfinite(value) else None
+        values = [float(value)] if n_objectives == 1 else [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None, f"the task returned {value!r}: expected {expected}"
+    if len(values) != n_objectives:
+        return None, f"the task returned {value!r}: expected {expected}"
+    if not all(math.isfinite(v) for v in values):
+        return None, f"the task returned {value!r}: not a finite number"
+    return values, None
+
+
+def _last_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}".rstrip(": ")

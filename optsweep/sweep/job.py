@@ -20,8 +20,8 @@ from omegaconf import DictConfig
 from optsweep import contract
 from optsweep.contract import Outcome, Status
 from optsweep.errors import OptsweepError
-from optsweep.sweep import pruning
-from optsweep.train import train
+from optsweep.sweep import trial
+from optsweep.train import EpochHook, StopRun, train
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,48 @@ def sweep_job(cfg: DictConfig, hydra_cfg: DictConfig) -> float:
     limit_threads(cfg, hydra_cfg)
     place_on_gpu(cfg, hydra_cfg)
     choices = dict(hydra_cfg.runtime.choices)
+    in_trial = trial.current_trial() is not None
     try:
-        outcome = train(cfg, run_dir, on_epoch=pruning.trial_hook(cfg), choices=choices)
+        outcome = train(cfg, run_dir, on_epoch=_report_epochs(cfg) if in_trial else None,
+                        choices=choices)
     except Exception as exc:  # one job's failure is a result of the sweep, not its end
         outcome = record_failure(cfg, run_dir, exc, choices)
-    return outcome.objective
+    return _trial_answer(outcome) if in_trial else outcome.objective
+
+
+class RunFailed(Exception):
+    """An Optuna trial's training failed: the sweeper records a FAIL trial with this message."""
+
+
+def _report_epochs(cfg: DictConfig) -> EpochHook:
+    """After every epoch, report the objective to this job's Optuna trial (``trial.report``); a
+    prune ends the run as PRUNED, keeping its metrics so far."""
+    import optuna
+
+    name = contract.objective_name(cfg)
+
+    def report(epoch: int, row: dict) -> None:
+        try:
+            # after the last epoch a prune saves nothing and would discard a finished run
+            trial.report(row[name], epoch, may_prune=epoch < cfg.trainer.epochs)
+        except optuna.TrialPruned as exc:
+            raise StopRun(Status.PRUNED, f"{exc} ({name}={row[name]:.4f} after epoch {epoch})")
+
+    return report
+
+
+def _trial_answer(outcome: Outcome) -> float:
+    """optsweep's run in the sweeper's terms: completed -> its objective (COMPLETE); diverged ->
+    the worst finite value (COMPLETE: an outcome of its setting, which the sampler should learn);
+    pruned -> optuna.TrialPruned (PRUNED); failed or not run -> an exception (FAIL, never a value
+    that would mislead the sampler)."""
+    import optuna
+
+    if outcome.status == Status.PRUNED:
+        raise optuna.TrialPruned(outcome.error or Status.PRUNED.value)
+    if outcome.status in contract.FINAL:
+        return outcome.objective
+    raise RunFailed(f"{outcome.status}: {outcome.error}")
 
 
 def record_failure(cfg: DictConfig, run_dir: Path, exc: Exception, choices: dict) -> Outcome:

@@ -34,6 +34,9 @@ def shared_problem(config: DictConfig) -> Optional[str]:
     from optsweep.data import check_available
     from optsweep.model import check_weights_available
 
+    contradiction = _direction_contradiction(config)
+    if contradiction:
+        return contradiction
     swept = swept_keys(config)
     try:
         if not swept & WEIGHTS_KEYS:
@@ -42,4 +45,19 @@ def shared_problem(config: DictConfig) -> Optional[str]:
             check_available(config.data)
     except OptsweepError as exc:
         return str(exc)
+    return None
+
+
+def _direction_contradiction(config: DictConfig) -> Optional[str]:
+    """An Optuna direction that works against ``trainer.objective`` (maximising a loss)."""
+    from optsweep import contract
+
+    given = OmegaConf.select(config, "hydra.sweeper.direction", default=None)
+    if not isinstance(given, str) or "trainer" not in config:
+        return None  # not an Optuna sweep, or several objectives (not optsweep's task)
+    name = contract.objective_name(config)
+    if given.lower() != contract.direction(name):
+        return (f"hydra.sweeper.direction={given} contradicts trainer.objective={name}, which "
+                f"is to {contract.direction(name)}; drop hydra.sweeper.direction (optsweep's "
+                "presets follow the objective) or choose another trainer.objective")
     return None

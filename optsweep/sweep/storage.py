@@ -1,9 +1,17 @@
-"""Optuna storages: open one with a clear error, and serialise the asks of several workers.
+"""Optuna storages: name one with a string, open it with a clear error, and serialise the asks of
+several workers.
+
+A storage string is either a database URL (SQLAlchemy's: ``sqlite:///multirun/x/optuna.db``,
+``postgresql://USER:PASSWORD@HOST:5432/DB``, ``mysql+pymysql://...``) or ``journal:PATH`` for
+Optuna's JournalStorage on a file (``journal:///abs/path/optuna.journal`` or
+``journal:relative/path``), which needs no database server and works on shared filesystems (its
+writes are serialised by ``JournalFileOpenLock``, an ``O_EXCL`` lock file, not ``fcntl``). The
+sweeper hands each job the absolute form, so a job reopens the same study from any directory.
 
 Optuna numbers trials atomically but has no "at most n_trials in this study": two workers that each
 count 19 of 20 trials would both ask one more. ``study_lock`` makes count-then-ask atomic: a file
-lock next to a SQLite database (SQLite is for one machine), an advisory lock on PostgreSQL (several
-machines), MySQL's GET_LOCK.
+lock next to a SQLite database (SQLite is for one machine), an ``O_EXCL`` lock file next to a journal
+(shared filesystems), an advisory lock on PostgreSQL (``pg_advisory_lock``), MySQL's ``GET_LOCK``.
 """
 
 from __future__ import annotations
@@ -15,24 +23,32 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 from optsweep.sweep.errors import SweepError
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger(__name__)
 
 SQLITE_PREFIX = "sqlite:///"
+JOURNAL_PREFIX = "journal:"
 DEFAULT_STUDY_NAME = "optsweep"
-EXAMPLES = "sqlite:///multirun/NAME/optuna.db or postgresql://USER:PASSWORD@HOST:5432/DATABASE"
+EXAMPLES = ("sqlite:///multirun/NAME/optuna.db, journal:///shared/NAME/optuna.journal or "
+            "postgresql://USER:PASSWORD@HOST:5432/DATABASE")
+SQLITE_TIMEOUT_S = 60  # several workers write one SQLite file: wait for its lock, do not fail
 
 
 def default_storage(sweep_dir: str | Path) -> str:
     """A SQLite database inside the sweep directory: the sweep and its study stay together."""
-    return SQLITE_PREFIX + str(Path(sweep_dir) / "optuna.db")
+    return SQLITE_PREFIX + str(Path(sweep_dir).absolute() / "optuna.db")
 
 
 def shown(url: str) -> str:
     """``url`` with its password masked, for messages and logs."""
+    if url.startswith(JOURNAL_PREFIX):
+        return url
     try:
         from sqlalchemy.engine import make_url
 
@@ -48,37 +64,76 @@ def sqlite_path(url: str) -> Optional[Path]:
     return None if path in ("", ":memory:") else Path(path)
 
 
-def uncached(study):
-    """``study`` reading and writing the database directly. Optuna 2's _CachedStorage assumes that
-    the process that asked a trial is its only writer; here the trial's job (another process or
-    machine) reports its epochs, and the cache would tell PRUNED without the last reported value
-    and count trials without other workers' new ones."""
-    backend = getattr(study._storage, "_backend", None)
-    if backend is not None:
-        study._storage = backend
-    return study
+def journal_path(url: str) -> Optional[Path]:
+    """The file of ``journal:///abs/path`` or ``journal:relative/path``."""
+    if not url.startswith(JOURNAL_PREFIX):
+        return None
+    path = url[len(JOURNAL_PREFIX):]
+    if path.startswith("//"):
+        path = path[2:]  # journal:///abs -> /abs (journal://rel would be a host: read it as a path)
+    if not path:
+        raise SweepError(f"hydra.sweeper.storage={url!r} names no file: expected "
+                         "journal:///abs/path/optuna.journal or journal:relative/path")
+    return Path(path)
 
 
-def open_study(url: str, study_name: str, sampler, direction: str):
-    """Create or load the study; every way this can fail becomes one ``SweepError``."""
+def absolute(url: str) -> str:
+    """``url`` with a relative SQLite or journal path made absolute (jobs may change directory)."""
+    path = sqlite_path(url)
+    if path is not None:
+        query = url[url.index("?"):] if "?" in url else ""
+        return SQLITE_PREFIX + str(path.absolute()) + query
+    path = journal_path(url)
+    if path is not None:
+        return f"{JOURNAL_PREFIX}//{path.absolute()}"
+    return url
+
+
+def open_storage(url: str) -> "optuna.storages.BaseStorage":
+    """The Optuna storage behind ``url`` (creates a SQLite schema: call under ``study_lock``)."""
+    import optuna
+
+    path = journal_path(url)
+    if path is not None:
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        return optuna.storages.JournalStorage(
+            JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+    kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if sqlite_path(url) else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def open_study(url: str, study_name: str, directions: Sequence[str],
+               sampler: "optuna.samplers.BaseSampler", pruner: "optuna.pruners.BasePruner"
+               ) -> "tuple[optuna.Study, optuna.storages.BaseStorage]":
+    """Create or load the study and return it with its storage; every way this can fail (and a
+    study whose directions differ from ``directions``) becomes one ``SweepError``."""
     import optuna
 
     try:
-        path = sqlite_path(url)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)  # SQLite does not create directories
+        for path in (sqlite_path(url), journal_path(url)):
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)  # neither creates directories
         # workers that start together would race to create the schema (UNIQUE constraint failed)
         with study_lock(url, study_name):
-            return uncached(optuna.create_study(study_name=study_name, storage=url,
-                                                sampler=sampler, direction=direction,
-                                                load_if_exists=True))
+            storage = open_storage(url)
+            study = optuna.create_study(storage=storage, study_name=study_name, sampler=sampler,
+                                        pruner=pruner, directions=list(directions),
+                                        load_if_exists=True)
+    except SweepError:
+        raise
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SweepError(
             f"hydra.sweeper.storage={shown(url)!r} (study {study_name!r}) cannot be opened: "
-            f"{type(exc).__name__}: {reason}. Expected a reachable database URL such as "
-            f"{EXAMPLES}; check the path, host, credentials and that the database exists"
-        ) from exc
+            f"{type(exc).__name__}: {reason}. Expected a reachable storage such as {EXAMPLES}; "
+            "check the path, host, credentials, driver and that the database exists") from exc
+    found = [d.name.lower() for d in study.directions]
+    if found != [d.lower() for d in directions]:
+        raise SweepError(f"hydra.sweeper.direction={list(directions)} but study {study_name!r} in "
+                         f"{shown(url)} was created with {found}: use another "
+                         "hydra.sweeper.study_name or the study's directions")
+    return study, storage
 
 
 @contextlib.contextmanager
@@ -93,6 +148,11 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
         return
+    path = journal_path(url)
+    if path is not None:
+        with _journal_lock(path):
+            yield
+        return
     key = int(hashlib.sha256(study_name.encode()).hexdigest()[:15], 16)  # fits a bigint
     if url.startswith(("postgresql", "postgres")):
         with _sql_lock(url, "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)",
@@ -105,6 +165,20 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
     else:
         log.warning("no cross-worker lock for %s: run one worker per study", shown(url))
         yield
+
+
+@contextlib.contextmanager
+def _journal_lock(path: Path) -> Iterator[None]:
+    """Optuna's O_EXCL file lock on ``<journal>.ask.lock``: not the journal's own ``.lock``, which
+    Optuna takes for every write made while this one is held."""
+    from optuna.storages.journal import JournalFileOpenLock
+
+    lock = JournalFileOpenLock(f"{path}.ask")
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,131 @@
+"""Pruning for any Hydra task in an ``optsweep_optuna`` sweep: report each step, stop when told.
+
+    from optsweep.sweep.trial import report
+
+    @hydra.main(...)
+    def main(cfg) -> float:
+        for epoch in range(1, cfg.epochs + 1):
+            loss = train_one_epoch(...)
+            report(loss, epoch)  # raises optuna.TrialPruned when the pruner says stop
+        return loss
+
+The sweeper asks Optuna for trials in the launching process and passes three ``hydra.job.env_set``
+overrides to each trial's job: the storage, the study name and the trial number. Hydra sets them as
+environment variables around the task, in whichever process or machine runs it (basic, joblib or
+submitit launcher). ``report`` opens the same study there, records the value at that step, asks the
+study's pruner (``hydra.sweeper.pruner``) and raises ``optuna.TrialPruned`` to stop; the sweeper then
+records the trial as PRUNED with its last reported value. A task that catches ``TrialPruned`` and
+returns anyway is still recorded PRUNED: it was told to stop.
+
+Outside an Optuna sweep ``report`` does nothing and ``current_trial`` returns None, so a task runs
+unchanged on its own. Multi-objective studies cannot prune (Optuna's ``Trial.report`` refuses
+them): ``report`` warns once and does nothing there.
+
+Torch-free; optuna is imported only inside a sweep's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Tuple
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+
+STORAGE_ENV = "OPTSWEEP_OPTUNA_STORAGE"
+STUDY_ENV = "OPTSWEEP_OPTUNA_STUDY"
+TRIAL_ENV = "OPTSWEEP_OPTUNA_TRIAL"
+PRUNED_ATTR = "optsweep_pruned_at_step"  # system attribute: report() told the task to stop
+
+__all__ = ["report", "current_trial"]
+
+
+class _JobTrial(NamedTuple):
+    trial: "optuna.Trial"
+    storage: "optuna.storages.BaseStorage"
+    trial_id: int
+
+
+# ((storage, study, number), this process's handle on that trial or None when multi-objective):
+# only the current job's, so that a process running many jobs one by one holds one storage
+_current: List[Tuple[Tuple[str, str, str], Optional[_JobTrial]]] = []
+
+
+def report(value: float, step: int, *, may_prune: bool = True) -> None:
+    """Record ``value`` at ``step`` for this job's trial and raise ``optuna.TrialPruned`` when the
+    sweep's pruner says the trial should stop (never when ``may_prune`` is False: after the last
+    step, say, where stopping saves nothing). Does nothing outside an Optuna sweep."""
+    job = _job()
+    if job is None:
+        return
+    import optuna
+
+    value, step = float(value), int(step)
+    job.trial.report(value, step)
+    if may_prune and job.trial.should_prune():
+        job.storage.set_trial_system_attr(job.trial_id, PRUNED_ATTR, step)
+        raise optuna.TrialPruned(f"trial {job.trial.number} pruned at step {step} (value "
+                                 f"{value:.6g}) by {type(job.trial.study.pruner).__name__}")
+
+
+def current_trial() -> Optional["optuna.Trial"]:
+    """This job's ``optuna.Trial`` (``number``, ``params``, ``report``, ``should_prune``), or None
+    outside an Optuna sweep and in a multi-objective study."""
+    job = _job()
+    return None if job is None else job.trial
+
+
+def job_overrides(storage: str, study_name: str, number: int) -> List[str]:
+    """The overrides that tell trial ``number``'s job where its trial lives (used by the sweeper)."""
+    env = {STORAGE_ENV: storage, STUDY_ENV: study_name, TRIAL_ENV: str(number)}
+    return [f"++hydra.job.env_set.{key}={_quote(value)}" for key, value in env.items()]
+
+
+def _quote(value: str) -> str:
+    """A Hydra override value that survives the override grammar (URLs hold ':' '/' '@' '?')."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _job() -> Optional[_JobTrial]:
+    key = (os.environ.get(STORAGE_ENV), os.environ.get(STUDY_ENV), os.environ.get(TRIAL_ENV))
+    if None in key:
+        return None
+    if not _current or _current[0][0] != key:  # once per job: report() runs after every step
+        _current[:] = [(key, _open(*key))]
+    return _current[0][1]
+
+
+def _open(url: str, study_name: str, number: str) -> Optional[_JobTrial]:
+    import optuna
+
+    from optsweep.sweep import _optuna_private
+    from optsweep.sweep.storage import open_storage
+
+    storage = open_storage(url)
+    # RandomSampler: this process never samples, and rebuilding a trial calls the sampler
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=_pruner(),
+                              sampler=optuna.samplers.RandomSampler())
+    if len(study.directions) > 1:
+        message = (f"study {study_name!r} has {len(study.directions)} objectives: Optuna does not "
+                   "prune multi-objective studies, so optsweep.sweep.trial.report does nothing")
+        log.warning(message)
+        warnings.warn(message, stacklevel=4)
+        return None
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name(study_name), int(number))
+    return _JobTrial(_optuna_private.rebuild_trial(study, trial_id), storage, trial_id)
+
+
+def _pruner() -> "optuna.pruners.BasePruner":
+    """``hydra.sweeper.pruner`` of the sweep this job belongs to (Hydra passes its config to every
+    job, in any launcher); Optuna's NopPruner where there is none."""
+    import optuna
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    node = HydraConfig.get().sweeper.get("pruner") if HydraConfig.initialized() else None
+    return instantiate(node) if node else optuna.pruners.NopPruner()

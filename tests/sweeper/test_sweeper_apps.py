@@ -1,0 +1,219 @@
+"""The sweeper driving small Hydra apps of its own (tests/sweeper/apps, outside optsweep's conf/),
+run as a user runs them: ``python task.py -m ...``. Each test reads the study and
+optimization_results.yaml the sweep left behind."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from optuna.trial import TrialState
+
+from .conftest import APPS, TIMEOUT_S, app_command, app_env, results, trials
+
+COMPLETE, FAIL, PRUNED, RUNNING = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED,
+                                   TrialState.RUNNING)
+
+
+def test_tpe_finds_the_minimum_and_the_same_seed_gives_the_same_trials(run_app, tmp_path):
+    args = ("hydra.sweeper.n_trials=16", "hydra.sweeper.n_jobs=2",
+            "hydra.sweeper.sampler.n_startup_trials=6")
+    for sweep in ("a", "b"):
+        assert run_app(*args, f"hydra.sweep.dir={sweep}").returncode == 0
+    first, second = trials(tmp_path / "a"), trials(tmp_path / "b")
+    assert [t.params for t in first] == [t.params for t in second]
+    assert len(first) == 16 and all(t.state == COMPLETE for t in first)
+    best = results(tmp_path / "a")
+    # (x - 1)^2 over x in [-4, 4]: random search's 16 draws get within 0.1 only 1 time in 2
+    assert best["name"] == "optuna" and best["best_value"] < 0.01
+    assert abs(best["best_params"]["x"] - 1.0) < 0.1 and best["states"] == {"COMPLETE": 16}
+    assert sorted(p.name for p in (tmp_path / "a").iterdir() if p.is_dir()) == \
+        sorted(str(n) for n in range(16))  # job directory = trial number
+
+
+def test_a_grid_smaller_than_n_trials_ends_cleanly_after_its_points(run_app, tmp_path):
+    result = run_app("hydra/sweeper/sampler=grid", "x=choice(0,1,2)", "y=range(0,2)",
+                     "hydra.sweeper.n_trials=10", "hydra.sweeper.n_jobs=4")
+    assert result.returncode == 0, result.output
+    done = trials(tmp_path / "sweep")
+    assert sorted((t.params["x"], t.params["y"]) for t in done) == \
+        [(x, y) for x in (0, 1, 2) for y in (0, 1)]  # 6 points, each once
+    assert all(t.state == COMPLETE for t in done)
+    assert results(tmp_path / "sweep")["best_params"] == {"x": 1, "y": 0}
+
+
+def test_two_objectives_write_their_pareto_solutions(run_app, tmp_path):
+    result = run_app("mode=pair", "hydra.sweeper.direction=[minimize,maximize]",
+                     "y=interval(0,1)", "hydra.sweeper.n_trials=5")
+    assert result.returncode == 0, result.output
+    done = trials(tmp_path / "sweep")
+    assert [t.state for t in done] == [COMPLETE] * 5
+    solutions = results(tmp_path / "sweep")["solutions"]
+    assert solutions and all(len(s["values"]) == 2 and set(s["params"]) == {"x", "y"}
+                             for s in solutions)
+    for s in solutions:  # no other trial dominates a Pareto solution
+        assert not any(t.values[0] < s["values"][0] and t.values[1] > s["values"][1] for t in done)
+    log = (tmp_path / "sweep" / "0" / "task.log").read_text()
+    assert log.count("does not prune multi-objective studies") == 1  # reported twice, warned once
+
+
+def test_a_task_that_raises_is_a_failed_trial_and_stops_the_sweep_by_default(run_app, tmp_path):
+    result = run_app("mode=raise")
+    assert result.returncode != 0
+    assert "boom at x=" in result.output and "max_failure_rate=0.0" in result.output
+    (failed,) = trials(tmp_path / "sweep")  # the first batch's failure ended the sweep
+    assert failed.state == FAIL and failed.user_attrs["error"].startswith("ValueError: boom")
+
+
+def test_max_failure_rate_one_lets_a_failing_sweep_go_on(run_app, tmp_path):
+    result = run_app("mode=raise", "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.n_trials=3")
+    assert result.returncode == 0, result.output
+    assert [t.state for t in trials(tmp_path / "sweep")] == [FAIL] * 3
+    assert results(tmp_path / "sweep")["states"] == {"FAIL": 3}
+
+
+def test_a_nan_result_is_a_failed_trial_not_a_crash(run_app, tmp_path):
+    result = run_app("mode=nonfinite", "hydra.sweeper.max_failure_rate=1.0",
+                     "hydra.sweeper.n_trials=2")
+    assert result.returncode == 0, result.output
+    done = trials(tmp_path / "sweep")
+    assert [t.state for t in done] == [FAIL, FAIL]
+    assert all("not a finite number" in t.user_attrs["error"] for t in done)
+
+
+def test_reported_steps_are_pruned_in_joblib_worker_processes(tmp_path):
+    # the threshold pruner stops a trial whose loss x^2 / (step + 1) is above 1 at step 0
+    sweeper = subprocess.Popen(
+        app_command("mode=steps", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                    "hydra.sweeper.n_jobs=2", "hydra/sweeper/pruner=threshold",
+                    "hydra.sweeper.pruner.upper=1.0"),
+        cwd=tmp_path, env=app_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output, _ = sweeper.communicate(timeout=TIMEOUT_S)
+    assert sweeper.returncode == 0, output
+    done = trials(tmp_path / "sweep")
+    assert {t.state for t in done} == {COMPLETE, PRUNED}
+    for t in done:
+        x2 = t.params["x"] ** 2
+        if x2 > 1.0:
+            assert t.state == PRUNED and t.intermediate_values == {0: x2} and t.value == x2
+        else:
+            assert t.state == COMPLETE and sorted(t.intermediate_values) == [0, 1, 2, 3]
+    assert results(tmp_path / "sweep")["pruned"] == [
+        {"trial": t.number, "last_step": 0} for t in done if t.state == PRUNED]
+    # each job ran in a joblib worker process, not in the sweeper's
+    pids = {int((tmp_path / "sweep" / str(t.number) / "pid").read_text()) for t in done}
+    assert sweeper.pid not in pids
+
+
+def test_a_task_that_never_reports_is_never_pruned(run_app, tmp_path):
+    result = run_app("hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=-1.0",
+                     "hydra.sweeper.n_trials=2")
+    assert result.returncode == 0, result.output
+    assert [t.state for t in trials(tmp_path / "sweep")] == [COMPLETE, COMPLETE]
+
+
+def test_a_custom_search_space_adds_parameters(run_app, tmp_path):
+    result = run_app("hydra.sweeper.custom_search_space=task.custom_space",
+                     "hydra.sweeper.n_trials=3")
+    assert result.returncode == 0, result.output
+    for t in trials(tmp_path / "sweep"):
+        assert t.state == COMPLETE and set(t.params) == {"x", "y"}
+        assert t.params["y"] <= max(t.params["x"], -0.5)
+        assert t.value == pytest.approx((t.params["x"] - 1) ** 2 + t.params["y"] ** 2)
+
+
+def test_n_trials_is_the_studys_total_so_a_rerun_finishes_it(run_app, tmp_path):
+    assert run_app("hydra.sweeper.n_trials=3").returncode == 0
+    first = trials(tmp_path / "sweep")
+    again = run_app("hydra.sweeper.n_trials=3")
+    assert again.returncode == 0 and "3 of 3 trials exist" in again.output
+    assert "Launching" not in again.output and trials(tmp_path / "sweep") == first
+    assert run_app("hydra.sweeper.n_trials=5").returncode == 0
+    assert [t.number for t in trials(tmp_path / "sweep")] == list(range(5))
+
+
+def test_a_killed_sweep_rerun_finishes_its_trials_running_the_cut_one_again(run_app, tmp_path):
+    args = ("mode=stall", f"stall_file={tmp_path / 'stall'}", "hydra.sweeper.n_trials=3")
+    (tmp_path / "stall").write_text("")
+    worker = subprocess.Popen(app_command(*args), cwd=tmp_path, env=app_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + TIMEOUT_S
+    while not (tmp_path / "stall.started").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    worker.send_signal(signal.SIGKILL)  # cut off inside trial 1
+    worker.wait()
+    cut = trials(tmp_path / "sweep")
+    assert [t.state for t in cut] == [COMPLETE, RUNNING]
+    (tmp_path / "stall").unlink()
+    result = run_app(*args)
+    assert result.returncode == 0, result.output
+    assert "trial 1 was cut off with its worker" in result.output
+    done = trials(tmp_path / "sweep")
+    assert [t.state for t in done] == [COMPLETE] * 3  # 3 in all, not 3 more
+    assert done[1].params == cut[1].params
+
+
+# a PostgreSQL database to test with, e.g. postgresql://postgres:pw@127.0.0.1:5432/optsweep
+POSTGRES = os.environ.get("OPTSWEEP_TEST_POSTGRES_URL", "")
+
+
+@pytest.mark.parametrize("storage", [
+    "", "journal:shared/optuna.journal",
+    pytest.param(POSTGRES, marks=pytest.mark.skipif(not POSTGRES,
+                                                    reason="OPTSWEEP_TEST_POSTGRES_URL not set"))])
+def test_two_workers_on_one_study_run_exactly_n_trials_together(tmp_path, storage):
+    study = f"workers_{tmp_path.name}"  # a database outlives tmp_path: one study per run
+    args = ["hydra.sweeper.n_trials=6", "sleep=0.3", f"hydra.sweeper.study_name={study}"] + (
+        [f"hydra.sweeper.storage={storage}"] if storage else [])
+    workers = [subprocess.Popen(app_command(*args), cwd=tmp_path, env=app_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=TIMEOUT_S)
+        assert worker.returncode == 0, err
+    if storage.startswith("journal:"):
+        storage = f"journal:{tmp_path}/shared/optuna.journal"
+    done = trials(tmp_path / "sweep", name=study, storage=storage)
+    assert [t.number for t in done] == list(range(6)) and all(t.state == COMPLETE for t in done)
+    assert sorted(int(p.name) for p in (tmp_path / "sweep").iterdir() if p.name.isdigit()) == \
+        list(range(6))
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line_before_any_job(run_app, tmp_path):
+    result = run_app("hydra.sweeper.storage=postgresql://me:secret@127.0.0.1:1/study")
+    assert result.returncode != 0
+    assert "optsweep: error: hydra.sweeper.storage='postgresql://me:***@127.0.0.1:1/study'" in \
+        result.stderr
+    assert "Traceback" not in result.output and "secret" not in result.output
+    assert not (tmp_path / "sweep" / "0").exists()
+
+
+def test_motpe_is_a_clear_error_naming_tpe(run_app):
+    result = run_app("hydra/sweeper/sampler=motpe")
+    assert result.returncode != 0 and "Traceback" not in result.output
+    assert "MOTPESampler" in result.stderr and "TPESampler" in result.stderr
+
+
+def test_the_deprecated_search_space_warns_and_works(run_app, tmp_path):
+    result = run_app("--config-name", "legacy")
+    assert result.returncode == 0, result.output
+    assert "search_space is deprecated" in result.output
+    done = trials(tmp_path / "sweep")
+    assert len(done) == 3 and all(t.state == COMPLETE and -1 <= t.params["x"] <= 1 for t in done)
+
+
+def test_the_sweeper_and_report_run_without_torch(tmp_path):
+    code = ("import runpy, sys; sys.modules['torch'] = None; "
+            f"sys.argv = [{str(APPS / 'task.py')!r}, 'mode=steps', 'hydra.sweeper.n_trials=2']; "
+            f"runpy.run_path({str(APPS / 'task.py')!r}, run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=app_env(),
+                            capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stdout + result.stderr
+    done = trials(tmp_path / "sweep")
+    assert [t.state for t in done] == [COMPLETE] * 2
+    assert all(len(t.intermediate_values) == 4 and not math.isnan(t.value) for t in done)
