@@ -27,8 +27,10 @@ demo: install
 study: install
 	$(BIN)/python -m optsweep.study $(ARGS)
 
+# the whole suite, then the sweeper's tests again on the oldest Optuna it supports
 test: install
 	$(BIN)/python -m pytest
+	$(MAKE) test-sweeper-oldest
 
 # The sweeper on the oldest Optuna it supports, without torch (the sweeper and
 # optsweep.sweep.trial must not need it): a separate venv, tests/sweeper only.
@@ -39,7 +41,8 @@ $(OLDEST_STAMP): pyproject.toml Makefile
 	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install -q --upgrade pip
 	$(OLDEST_VENV)/bin/python -m pip install -q 'optuna==4.9.0' 'hydra-core>=1.3.2,<1.4' \
-		'omegaconf>=2.3,<2.4' 'hydra-joblib-launcher>=1.2,<1.4' 'sqlalchemy>=2' pytest pytest-timeout
+		'omegaconf>=2.3,<2.4' 'hydra-joblib-launcher>=1.2,<1.4' 'sqlalchemy>=2' 'psycopg[binary]' \
+		pytest pytest-timeout
 	$(OLDEST_VENV)/bin/python -m pip install -q --no-deps -e .
 	touch $(OLDEST_STAMP)
 

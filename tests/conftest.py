@@ -63,3 +63,21 @@ def no_network(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
     monkeypatch.setattr(torch.hub, "urlopen", refuse)
     monkeypatch.setattr(urllib.request.OpenerDirector, "open", refuse)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server on loopback for this session (skips, or fails under CI=true)."""
+    from tests.engines import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def slurm_env():
+    """A single-node SLURM cluster for this session: the environment its clients need."""
+    from tests.engines import slurm_cluster
+
+    with slurm_cluster() as env:
+        yield env

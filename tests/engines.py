@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -85,4 +86,78 @@ def postgres_server() -> Iterator[str]:
     finally:
         subprocess.run(["runuser", "-u", "postgres", "--", str(bindir / "pg_ctl"), "-D", str(data),
                         "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+SLURM_CONF = """\
+ClusterName=optsweep
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket={root}/munge.sock
+CredType=cred/munge
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/slurmctld.log
+SlurmdLogFile={root}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SchedulerType=sched/backfill
+MpiDefault=none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+ReturnToService=2
+JobRequeue=1
+KillWait=5
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=8000 State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+@contextlib.contextmanager
+def slurm_cluster() -> Iterator[dict]:
+    """A single-node SLURM cluster on localhost (Debian's slurm-wlm and munge), its state and
+    spool in a temporary directory; yields the environment its clients need (SLURM_CONF)."""
+    tools = ("munged", "slurmctld", "slurmd", "sbatch", "scontrol", "sinfo")
+    if os.geteuid() != 0:
+        missing("the single-node SLURM cluster runs its daemons as root")
+    absent = [t for t in tools if shutil.which(t) is None]
+    if absent:
+        missing(f"no {', '.join(absent)} (Debian: apt-get install slurm-wlm munge)")
+    root = Path(tempfile.mkdtemp(prefix="optsweep-slurm-"))
+    (root / "state").mkdir()
+    (root / "spool").mkdir()
+    key = root / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o400)
+    conf = root / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(host=socket.gethostname(), root=root, cpus=os.cpu_count(),
+                                      ctld_port=free_port(), d_port=free_port()))
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    run = lambda *command: subprocess.run(command, check=True, capture_output=True, text=True,  # noqa: E731
+                                          timeout=60, env=env)
+    try:
+        run("munged", "--force", f"--key-file={key}", f"--socket={root}/munge.sock",
+            f"--pid-file={root}/munged.pid", f"--log-file={root}/munged.log",
+            f"--seed-file={root}/munged.seed")
+        run("slurmctld", "-i", "-f", str(conf))
+        run("slurmd", "-f", str(conf))
+        deadline = time.monotonic() + 60
+        while "idle" not in run("sinfo", "-h", "-o", "%t").stdout:
+            if time.monotonic() > deadline:
+                raise RuntimeError("SLURM's node never became idle: " +
+                                   (root / "slurmctld.log").read_text()[-2000:])
+            time.sleep(0.5)
+        yield env
+    finally:
+        subprocess.run(["scontrol", "shutdown"], env=env, capture_output=True, timeout=60)
+        subprocess.run(["munged", "--stop", f"--socket={root}/munge.sock"], capture_output=True,
+                       timeout=60)
         shutil.rmtree(root, ignore_errors=True)

@@ -230,10 +230,12 @@ def test_summary_lists_every_job_in_order_with_its_status(tmp_path):
 def test_a_job_failure_is_recorded_with_a_finite_objective(tmp_path):
     from tests.conftest import QUICK, make_cfg
 
-    value = job.record_failure(make_cfg(QUICK), tmp_path, RuntimeError("CUDA out of memory"))
+    outcome = job.record_failure(make_cfg(QUICK), tmp_path, RuntimeError("CUDA out of memory"),
+                                 {"data": "digits"})
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert math.isfinite(value) and value == summary["objective"]
-    assert summary["status"] == "failed" and "CUDA out of memory" in summary["error"]
+    assert math.isfinite(outcome.objective) and outcome.objective == summary["objective"]
+    assert summary["status"] == outcome.status == "failed"
+    assert "CUDA out of memory" in summary["error"] and summary["choices"] == {"data": "digits"}
 
 
 def test_study_runs_every_grid_preset_in_order_then_the_analysis(monkeypatch, capsys):

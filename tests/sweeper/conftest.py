@@ -30,6 +30,15 @@ def app_env() -> Dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server on loopback for this session (skips, or fails under CI=true)."""
+    from tests.engines import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
 @pytest.fixture
 def run_app(tmp_path):
     """``run_app(*overrides)``: the finished process (stdout+stderr in .output), run in tmp_path."""

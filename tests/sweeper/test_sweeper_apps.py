@@ -5,7 +5,6 @@ optimization_results.yaml the sweep left behind."""
 from __future__ import annotations
 
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -158,15 +157,10 @@ def test_a_killed_sweep_rerun_finishes_its_trials_running_the_cut_one_again(run_
     assert done[1].params == cut[1].params
 
 
-# a PostgreSQL database to test with, e.g. postgresql://postgres:pw@127.0.0.1:5432/optsweep
-POSTGRES = os.environ.get("OPTSWEEP_TEST_POSTGRES_URL", "")
-
-
-@pytest.mark.parametrize("storage", [
-    "", "journal:shared/optuna.journal",
-    pytest.param(POSTGRES, marks=pytest.mark.skipif(not POSTGRES,
-                                                    reason="OPTSWEEP_TEST_POSTGRES_URL not set"))])
-def test_two_workers_on_one_study_run_exactly_n_trials_together(tmp_path, storage):
+@pytest.mark.parametrize("storage", ["", "journal:shared/optuna.journal", "postgres"])
+def test_two_workers_on_one_study_run_exactly_n_trials_together(tmp_path, storage, request):
+    if storage == "postgres":  # a real server, started for this test session (tests/engines.py)
+        storage = request.getfixturevalue("postgres_url")
     study = f"workers_{tmp_path.name}"  # a database outlives tmp_path: one study per run
     args = ["hydra.sweeper.n_trials=6", "sleep=0.3", f"hydra.sweeper.study_name={study}"] + (
         [f"hydra.sweeper.storage={storage}"] if storage else [])
