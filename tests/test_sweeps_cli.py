@@ -217,3 +217,12 @@ def test_optsweeps_trials_are_complete_failed_or_diverged_in_optunas_terms(tmp_p
     assert "optimizer.lr=-1" in by_lr[-1].user_attrs["error"]
     assert by_lr[1e6].state == TrialState.COMPLETE and by_lr[1e6].value == 0.0  # worst value
     assert summary(sweep_dir / str(by_lr[1e6].number))["status"] == "diverged"
+
+
+def test_n_trials_below_one_is_an_error_not_an_empty_success(tmp_path):
+    for n in ("0", "-3"):
+        result = optsweep("-m", "sweep=lr_search", *ONE_EPOCH, f"hydra.sweeper.n_trials={n}",
+                          f"hydra.sweep.dir=multirun/n{n}", cwd=tmp_path)
+        assert result.returncode != 0
+        assert f"optsweep: error: hydra.sweeper.n_trials={n} is invalid" in result.stderr
+        assert "Traceback" not in result.stderr

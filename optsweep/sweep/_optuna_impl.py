@@ -170,9 +170,12 @@ class OptunaSweeperImpl(Sweeper):
         if not 0.0 <= self.max_failure_rate <= 1.0:
             raise SweepError(f"hydra.sweeper.max_failure_rate={self.max_failure_rate} is invalid: "
                              "expected a fraction in [0, 1]")
-        if self.n_jobs < 1 or self.n_trials < 0:
-            raise SweepError(f"hydra.sweeper.n_jobs={self.n_jobs}, n_trials={self.n_trials}: "
-                             "expected n_jobs >= 1 and n_trials >= 0")
+        if self.n_trials < 1:  # 0 would run nothing and exit 0: nobody would notice
+            raise SweepError(f"hydra.sweeper.n_trials={self.n_trials} is invalid: expected the "
+                             "study's total number of trials, an integer >= 1")
+        if self.n_jobs < 1:
+            raise SweepError(f"hydra.sweeper.n_jobs={self.n_jobs} is invalid: expected the "
+                             "number of trials launched per batch, an integer >= 1")
 
     def _directions(self) -> List[str]:
         given = self.direction if isinstance(self.direction, Sequence) and \
