@@ -11,7 +11,9 @@ A run directory holds:
 - ``metrics.csv``: one row per finished epoch, ``METRIC_COLUMNS``, rewritten after every epoch;
 - ``summary.json``: written at the run's end, whatever the end was (``summary()`` builds it);
 - ``checkpoint.pt``: the last finished epoch while the run can still resume (``optsweep.checkpoint``);
-- ``.hydra/``: Hydra's resolved config and overrides.
+- ``.hydra/``: Hydra's resolved config and overrides;
+- ``tracking.json``: the run's ids in the selected trackers (``optsweep.tracking``), so that a
+  resumed run continues them.
 
 Every file is written atomically (temporary file, fsync, rename): a reader sees the old file or the
 new one, never a mix, and a crash loses at most the epoch in progress.
@@ -39,6 +41,7 @@ METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 HYDRA_DIR = ".hydra"
+TRACKING_FILE = "tracking.json"
 
 # One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the
 # learning rate of the epoch's first step.

@@ -1,0 +1,144 @@
+"""Trackers fed from real runs and read back with each tracker's own reader: TensorBoard's event
+accumulator, MLflow's client on a local SQLite store, W&B's offline run files.
+
+A test whose tracker package is missing skips with a one-line reason, and fails instead where
+CI=true: CI installs every extra (pip install -e '.[test,tensorboard,mlflow,wandb]').
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+from optsweep import contract
+from optsweep.contract import METRIC_COLUMNS, Status
+from optsweep.train import train
+from tests.conftest import QUICK, make_cfg
+
+ROOT = Path(__file__).resolve().parents[1]
+TWO_EPOCHS = [*QUICK, "trainer.epochs=2"]
+
+
+def needs(package: str) -> None:
+    """Skip when ``package`` is missing, except on CI, where every tracker must be tested."""
+    if importlib.util.find_spec(package) is None:
+        message = f"{package} is not installed (pip install -e '.[{package}]')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {message}")
+        pytest.skip(message)
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / contract.METRICS_FILE, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def interrupt_after_first_epoch(epoch: int, row: dict) -> None:
+    if epoch == 1:
+        raise KeyboardInterrupt  # as Ctrl-C or a scheduler's SIGTERM would
+
+
+def train_interrupted_then_resumed(cfg, run_dir: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run_dir, on_epoch=interrupt_after_first_epoch, choices={"optimizer": "adam"})
+    assert contract.read_summary(run_dir)["status"] == Status.INTERRUPTED
+    train(cfg, run_dir, choices={"optimizer": "adam"})
+    assert contract.read_summary(run_dir)["status"] == Status.COMPLETED
+
+
+# --- the logger group -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides, loggers", [
+    ([], []),
+    (["logger=[tensorboard,mlflow]"], ["tensorboard", "mlflow"]),
+    (["logger=wandb"], ["wandb"]),
+    (["logger=[wandb]", "logger.wandb.mode=offline"], ["wandb"]),
+])
+def test_logger_group_composes_none_one_or_a_list(overrides, loggers):
+    from optsweep.tracking import selected
+
+    cfg = make_cfg(overrides)
+    assert selected(cfg) == loggers
+    assert "logger" not in cfg or set(cfg.logger) == set(loggers)
+
+
+def test_a_logger_list_is_one_value_inside_a_multirun_sweep():
+    overrides = OverridesParser.create().parse_overrides(
+        ["optimizer=adam,rmsprop", "logger=[tensorboard,mlflow]"])
+    (batch,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)
+    assert len(batch) == 2
+    for job in batch:
+        assert list(make_cfg(job).logger) == ["tensorboard", "mlflow"]
+
+
+def test_a_missing_tracker_is_one_line_and_exit_2_before_training(tmp_path):
+    probe = ("import sys; sys.modules['mlflow'] = None; from optsweep.__main__ import cli; "
+             f"sys.argv = ['optsweep', *{[*QUICK, 'logger=[tensorboard,mlflow]']!r}]; cli()")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2
+    assert ("optsweep: error: logger=mlflow needs the mlflow package: "
+            "pip install -e '.[mlflow]'") in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("multirun/runs/*/metrics.csv"))
+
+
+# --- TensorBoard ----------------------------------------------------------------------------------
+
+
+def read_events(run_dir: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return events
+
+
+def hparams_of(events) -> dict:
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    session = HParamsPluginData.FromString(content).session_start_info
+    return {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
+            for k, v in session.hparams.items()}
+
+
+def assert_every_metric_every_epoch_once(events, rows: list[dict]) -> None:
+    for column in METRIC_COLUMNS[1:]:
+        logged = [(e.step, e.value) for e in events.Scalars(column)]
+        expected = [(int(r["epoch"]), r[column]) for r in rows]
+        assert [s for s, _ in logged] == [s for s, _ in expected], column
+        assert [v for _, v in logged] == pytest.approx([v for _, v in expected], rel=1e-6), column
+
+
+def test_tensorboard_gets_every_metric_every_epoch_and_the_config(tmp_path):
+    needs("tensorboard")
+    run_dir = tmp_path / "sweep" / "0"
+    train(make_cfg([*TWO_EPOCHS, "logger=tensorboard", "optimizer.lr=0.002"]), run_dir,
+          choices={"optimizer": "adam", "data": "digits", "model": "resnet18"})
+    events = read_events(run_dir)
+    assert_every_metric_every_epoch_once(events, read_rows(run_dir))
+    hparams = hparams_of(events)
+    assert hparams["optimizer.lr"] == 0.002 and hparams["trainer.seed"] == 0
+    assert hparams["data.name"] == "digits" and hparams["tag.optimizer"] == "adam"
+    assert hparams["tag.sweep"] == "sweep" and hparams["tag.dataset"] == "digits"
+    summary = contract.read_summary(run_dir)
+    objective = events.Scalars("summary/objective")[-1].value
+    assert objective == pytest.approx(summary["objective"])
+    assert events.Scalars("summary/best_epoch")[-1].value == summary["best"]["epoch"]
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1  # one TensorBoard run per job
+
+
+def test_tensorboard_after_a_resume_holds_each_epoch_once(tmp_path):
+    needs("tensorboard")
+    train_interrupted_then_resumed(make_cfg([*TWO_EPOCHS, "logger=tensorboard"]), tmp_path)
+    assert_every_metric_every_epoch_once(read_events(tmp_path), read_rows(tmp_path))
