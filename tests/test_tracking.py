@@ -142,3 +142,98 @@ def test_tensorboard_after_a_resume_holds_each_epoch_once(tmp_path):
     needs("tensorboard")
     train_interrupted_then_resumed(make_cfg([*TWO_EPOCHS, "logger=tensorboard"]), tmp_path)
     assert_every_metric_every_epoch_once(read_events(tmp_path), read_rows(tmp_path))
+
+
+# --- MLflow ---------------------------------------------------------------------------------------
+
+
+def mlflow_runs(store: str, experiment: str) -> list:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store)
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no experiment {experiment!r} in {store}"
+    return client.search_runs([found.experiment_id])
+
+
+def assert_mlflow_run_matches(store: str, run, run_dir: Path) -> None:
+    from mlflow import MlflowClient
+
+    client, rows = MlflowClient(store), read_rows(run_dir)
+    for column in METRIC_COLUMNS[1:]:
+        history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, column))
+        assert history == [(int(r["epoch"]), pytest.approx(r[column])) for r in rows], column
+    summary = contract.read_summary(run_dir)
+    assert run.data.metrics["objective"] == pytest.approx(summary["objective"])
+    assert run.data.metrics["best_epoch"] == summary["best"]["epoch"]
+    assert run.data.tags["status"] == summary["status"] and run.info.status == "FINISHED"
+    assert run.data.tags["run_dir"] == str(run_dir.resolve())
+    assert run.data.tags["config_fingerprint"] == summary["config_fingerprint"]
+
+
+def test_mlflow_gets_metrics_by_epoch_params_and_tags_in_one_run(tmp_path):
+    needs("mlflow")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dir = tmp_path / "lr_sweep" / "3"
+    train(make_cfg([*TWO_EPOCHS, "logger=mlflow", f"logger.mlflow.tracking_uri={store}"]),
+          run_dir, choices={"optimizer": "adam", "data": "digits", "model": "resnet18"})
+    (run,) = mlflow_runs(store, "lr_sweep")
+    assert_mlflow_run_matches(store, run, run_dir)
+    assert run.info.run_name == "lr_sweep/3"
+    assert run.data.params["optimizer.lr"] == "0.001" and run.data.params["data.name"] == "digits"
+    assert {k: run.data.tags[k] for k in ("sweep", "optimizer", "dataset", "model", "seed")} == \
+        {"sweep": "lr_sweep", "optimizer": "adam", "dataset": "digits", "model": "resnet18",
+         "seed": "0"}
+
+
+def test_mlflow_continues_the_same_run_after_a_resume(tmp_path):
+    needs("mlflow")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dir = tmp_path / "sweep" / "0"
+    cfg = make_cfg([*TWO_EPOCHS, "logger=mlflow", f"logger.mlflow.tracking_uri={store}"])
+    train_interrupted_then_resumed(cfg, run_dir)
+    (run,) = mlflow_runs(store, "sweep")
+    assert_mlflow_run_matches(store, run, run_dir)
+    assert (run_dir / contract.TRACKING_FILE).is_file()
+
+
+def test_two_parallel_joblib_jobs_write_one_mlflow_store(tmp_path):
+    needs("mlflow")
+    result = subprocess.run(
+        [sys.executable, "-m", "optsweep", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+         "optimizer=adam,rmsprop", *QUICK, "logger=mlflow", "hydra.sweep.dir=multirun/pair"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    store = f"sqlite:///{tmp_path / 'multirun' / 'mlflow.db'}"  # the default store
+    runs = mlflow_runs(store, "pair")
+    assert sorted(r.info.run_name for r in runs) == ["pair/0", "pair/1"]
+    assert sorted(r.data.tags["optimizer"] for r in runs) == ["adam", "rmsprop"]
+    for run in runs:
+        assert_mlflow_run_matches(store, run, Path(run.data.tags["run_dir"]))
+        assert "epoch 1/1" in (Path(run.data.tags["run_dir"]) / "optsweep.log").read_text()
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+def test_an_unreachable_mlflow_server_costs_seconds_and_the_run_completes(tmp_path, caplog):
+    needs("mlflow")
+    import time
+
+    t0 = time.perf_counter()
+    train(make_cfg(QUICK), tmp_path / "plain")
+    plain_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    train(make_cfg([*QUICK, "logger=mlflow",
+                    f"logger.mlflow.tracking_uri=http://127.0.0.1:{closed_port()}"]),
+          tmp_path / "tracked")
+    tracked_s = time.perf_counter() - t0
+    assert contract.read_summary(tmp_path / "tracked")["status"] == Status.COMPLETED
+    warnings = [r.message for r in caplog.records if "logger=mlflow failed" in r.message]
+    assert len(warnings) == 1  # warned once, then off
+    assert tracked_s - plain_s < 10, f"{tracked_s:.1f} s with the server down, {plain_s:.1f} s without"
