@@ -222,6 +222,16 @@ def write_metrics(run_dir: Path, rows: Iterable[Mapping]) -> None:
     atomic_write(Path(run_dir) / METRICS_FILE, write)
 
 
+def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.csv's rows as numbers (None where a column was not measured); [] without a file."""
+    try:
+        with open(Path(run_dir) / METRICS_FILE, newline="") as f:
+            return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
+                    for row in csv.DictReader(f)]
+    except FileNotFoundError:
+        return []
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None  # JSON has no NaN; a diverged value is recorded as null

@@ -237,3 +237,43 @@ def test_an_unreachable_mlflow_server_costs_seconds_and_the_run_completes(tmp_pa
     warnings = [r.message for r in caplog.records if "logger=mlflow failed" in r.message]
     assert len(warnings) == 1  # warned once, then off
     assert tracked_s - plain_s < 10, f"{tracked_s:.1f} s with the server down, {plain_s:.1f} s without"
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+
+def export(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "optsweep.export", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_export_of_a_finished_sweep_twice_adds_each_run_once(tmp_path):
+    needs("mlflow")
+    needs("tensorboard")
+    result = subprocess.run([sys.executable, "-m", "optsweep", "-m", "optimizer=adam,rmsprop", *QUICK,
+                             "hydra.sweep.dir=finished"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    store, sweep = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "finished"
+    for _ in range(2):
+        result = export("mlflow", str(sweep), f"logger.mlflow.tracking_uri={store}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        result = export("tensorboard", str(sweep), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert "0 exported, 2 already there" in result.stdout
+    runs = mlflow_runs(store, "finished")
+    assert sorted(r.info.run_name for r in runs) == ["finished/0", "finished/1"]
+    assert sorted(r.data.tags["optimizer"] for r in runs) == ["adam", "rmsprop"]
+    for run in runs:
+        assert_mlflow_run_matches(store, run, Path(run.data.tags["run_dir"]))
+    for job in ("0", "1"):
+        assert len(list((sweep / job).glob("events.out.tfevents.*"))) == 1
+        events = read_events(sweep / job)
+        assert_every_metric_every_epoch_once(events, read_rows(sweep / job))
+        assert hparams_of(events)["tag.sweep"] == "finished"
+
+
+def test_export_of_a_path_without_runs_is_one_error(tmp_path):
+    result = export("tensorboard", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "optsweep: error:" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -65,6 +65,9 @@ class Tracker(Protocol):
 
     def end(self, summary: Mapping) -> None: ...
 
+    def recorded(self, info: RunInfo) -> bool:
+        """For export: True when the tracker holds this finished run already."""
+
 
 def selected(cfg: Mapping) -> list[str]:
     """The logger names in ``cfg`` (a DictConfig or the plain dict of ``.hydra/config.yaml``)."""

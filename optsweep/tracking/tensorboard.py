@@ -46,6 +46,10 @@ class Tracker:
         self.flush_secs = int(settings["flush_secs"])
         self.writer = None
 
+    def recorded(self, info: RunInfo) -> bool:
+        """True when the run directory holds event files already (an export leaves it alone)."""
+        return bool(event_files(info.run_dir))
+
     def start(self, info: RunInfo) -> None:
         self.writer = SummaryWriter(str(info.run_dir), flush_secs=self.flush_secs, purge_step=1)
         hparam_values = {**info.params, **{f"tag.{k}": v for k, v in info.tags.items()
