@@ -8,10 +8,12 @@ CI=true: CI installs every extra (pip install -e '.[test,tensorboard,mlflow,wand
 from __future__ import annotations
 
 import csv
+import json
 import importlib.util
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -277,3 +279,26 @@ def test_export_of_a_path_without_runs_is_one_error(tmp_path):
     result = export("tensorboard", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "optsweep: error:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- Weights & Biases -----------------------------------------------------------------------------
+
+
+def test_wandb_without_an_api_key_writes_an_offline_run_with_the_config(tmp_path, monkeypatch):
+    needs("wandb")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no key from `wandb login` either
+    run_dir = tmp_path / "sweep" / "0"
+    t0 = time.perf_counter()
+    train(make_cfg([*TWO_EPOCHS, "logger=wandb", "optimizer.lr=0.002"]), run_dir,
+          choices={"optimizer": "adam", "data": "digits", "model": "resnet18"})
+    assert contract.read_summary(run_dir)["status"] == Status.COMPLETED
+    run_id = json.loads((run_dir / contract.TRACKING_FILE).read_text())["wandb"]["id"]
+    (offline,) = (run_dir / "wandb").glob(f"offline-run-*-{run_id}")
+    assert (offline / f"run-{run_id}.wandb").stat().st_size > 0
+    # no public reader of offline runs: protobuf records, each config value as JSON text
+    records = (offline / f"run-{run_id}.wandb").read_bytes()
+    assert b"optimizer.lr" in records and b"0.002" in records and b"trainer.seed" in records
+    assert b"val_acc1" in records and b"sweep/0" in records  # a metric, the run's name
+    assert time.perf_counter() - t0 < 120
