@@ -141,6 +141,29 @@ class SGDConf(OptimizerConf):
     fused: Optional[bool] = MISSING
 
 
+@dataclass
+class TensorBoardConf:
+    flush_secs: int = MISSING
+
+
+@dataclass
+class MlflowConf:
+    tracking_uri: str = MISSING
+    experiment: Optional[str] = MISSING
+    http_retries: int = MISSING
+    http_timeout_s: int = MISSING
+
+
+@dataclass
+class WandbConf:
+    project: str = MISSING
+    entity: Optional[str] = MISSING
+    mode: str = MISSING
+
+
+# conf/logger/<name>.yaml; optsweep.tracking holds the tracker behind each name.
+LOGGER_SCHEMAS = {"tensorboard": TensorBoardConf, "mlflow": MlflowConf, "wandb": WandbConf}
+
 OPTIMIZER_SCHEMAS = {
     "adam": AdamConf,
     "adamw": AdamWConf,
@@ -158,6 +181,8 @@ def register_configs() -> None:
     cs.store(group="trainer", name="trainer_schema", node=TrainerConf)
     for name, schema in OPTIMIZER_SCHEMAS.items():
         cs.store(group="optimizer", name=f"{name}_schema", node=schema)
+    for name, schema in LOGGER_SCHEMAS.items():
+        cs.store(group="logger", name=f"{name}_schema", node=schema)
     # ${optsweep.direction:${trainer.objective},${data.val_fraction}}: the run contract's direction
     # of the objective, for sweepers (conf/sweep/lr_search.yaml)
     OmegaConf.register_new_resolver("optsweep.direction", objective_direction, replace=True)

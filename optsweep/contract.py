@@ -12,7 +12,9 @@ A run directory holds:
 - ``summary.json``: written at the run's end, whatever the end was (``summary()`` builds it);
 - ``checkpoint.pt``: the last finished epoch while the run can still resume (``optsweep.checkpoint``);
 - ``lease.json``: while a process trains the run, who it is (``optsweep.lease``);
-- ``.hydra/``: Hydra's resolved config and overrides.
+- ``.hydra/``: Hydra's resolved config and overrides;
+- ``tracking.json``: the run's ids in the selected trackers (``optsweep.tracking``), so that a
+  resumed run continues them.
 
 Every file is written atomically (temporary file, fsync, rename): a reader sees the old file or the
 new one, never a mix, and a crash loses at most the epoch in progress.
@@ -41,6 +43,7 @@ SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 LEASE_FILE = "lease.json"  # who trains the run right now (optsweep.lease)
 HYDRA_DIR = ".hydra"
+TRACKING_FILE = "tracking.json"
 
 # One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the
 # learning rate of the epoch's first step.
@@ -219,6 +222,16 @@ def write_metrics(run_dir: Path, rows: Iterable[Mapping]) -> None:
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
 
     atomic_write(Path(run_dir) / METRICS_FILE, write)
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.csv's rows as numbers (None where a column was not measured); [] without a file."""
+    try:
+        with open(Path(run_dir) / METRICS_FILE, newline="") as f:
+            return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
+                    for row in csv.DictReader(f)]
+    except FileNotFoundError:
+        return []
 
 
 def _json_safe(value: Any) -> Any:

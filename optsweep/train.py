@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from optsweep import contract
+from optsweep import contract, tracking
 from optsweep.checkpoint import delete_checkpoint, load_checkpoint, save_checkpoint
 from optsweep.config import validate
 from optsweep.contract import Outcome, Status
@@ -72,6 +72,7 @@ class Run:
     generator: torch.Generator
     fingerprint: str
     rows: list = field(default_factory=list)
+    trackers: tracking.Trackers = field(default_factory=tracking.Trackers)
 
     def checkpoint_state(self) -> dict:
         return {"fingerprint": self.fingerprint, "rows": self.rows,
@@ -114,6 +115,7 @@ def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
     facts = {"choices": dict(choices or {})}
     try:
         validate(cfg)
+        tracking.require(tracking.selected(cfg))
     except OptsweepError as exc:
         contract.write_failed_summary(run_dir, str(exc), **facts)
         raise
@@ -145,12 +147,14 @@ def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
     status, error = Status.COMPLETED, None
     try:
         _maybe_resume(run)
+        run.trackers = tracking.start(cfg, run_dir, facts["choices"], run.rows)
         for epoch in range(len(run.rows) + 1, cfg.trainer.epochs + 1):
             row = _run_epoch(run, epoch, train_split, val_split, test_split)
             run.rows.append(row)
             contract.write_metrics(run_dir, run.rows)
             save_checkpoint(run_dir, run.checkpoint_state())
             _log_epoch(row, cfg.trainer.epochs)
+            run.trackers.epoch(row)
             if on_epoch is not None:
                 on_epoch(epoch, row)
     except Diverged as exc:
@@ -287,4 +291,5 @@ def _finish(run: Run, status: Status, error: Optional[str], name: str, start: fl
         parameters=count_parameters(run.model),
         trainable_parameters=count_parameters(run.model, trainable_only=True))
     contract.write_summary(run.run_dir, content)
+    run.trackers.end(content)
     return Outcome(status, content["objective"], name, len(run.rows), error)

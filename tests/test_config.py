@@ -28,7 +28,7 @@ def test_defaults_compose_to_the_study_setting():
     validate(cfg)
 
 
-@pytest.mark.parametrize("group", ["optimizer", "data", "model", "trainer"])
+@pytest.mark.parametrize("group", ["optimizer", "data", "model", "trainer", "logger"])
 def test_every_group_option_composes_and_validates(group):
     options = group_options(group)
     assert options, f"conf/{group} is empty"
@@ -47,7 +47,7 @@ def test_schemas_hold_types_only_so_each_default_is_written_once_in_yaml():
     from optsweep import config
 
     schemas = [config.ModelConf, config.DataConf, config.TrainerConf,
-               *config.OPTIMIZER_SCHEMAS.values()]
+               *config.OPTIMIZER_SCHEMAS.values(), *config.LOGGER_SCHEMAS.values()]
     for schema in schemas:
         for field in dataclasses.fields(schema):
             assert field.default is MISSING, f"{schema.__name__}.{field.name}: write it in YAML"

@@ -1,5 +1,6 @@
 """Checks run once in the launching process before a sweep's first job: a cause that every job
-would share (pretrained weights that cannot be had, a dataset that is not there) is said once,
+would share (pretrained weights that cannot be had, a dataset that is not there, a selected tracker
+that is not installed) is said once,
 instead of launching N jobs that each fail on it.
 
 Only keys the sweep does not vary are checked: a sweep over ``model.weights=null,IMAGENET1K_V1``
@@ -31,6 +32,7 @@ def swept_keys(config: DictConfig) -> set[str]:
 
 def shared_problem(config: DictConfig) -> Optional[str]:
     """The message of the first check that fails for every job, or None."""
+    from optsweep import tracking
     from optsweep.data import check_available
     from optsweep.model import check_weights_available
 
@@ -39,6 +41,8 @@ def shared_problem(config: DictConfig) -> Optional[str]:
         return contradiction
     swept = swept_keys(config)
     try:
+        if "logger" in config and not swept & {"logger"}:
+            tracking.require(tracking.selected(config))
         if not swept & WEIGHTS_KEYS:
             check_weights_available(config.model)
         if not swept & DATA_KEYS:
