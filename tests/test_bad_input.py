@@ -197,3 +197,9 @@ def test_a_run_asking_for_1000_threads_trains_on_the_available_cores(tmp_path, m
     finally:
         torch.set_num_threads(threads)
     assert outcome.status == contract.Status.COMPLETED
+
+
+def test_every_dataset_says_its_decoded_size_before_reading():
+    from optsweep.data import DECODED, READERS
+
+    assert set(DECODED) == set(READERS)
