@@ -15,6 +15,8 @@ import threading
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -44,10 +46,36 @@ def main(cfg: DictConfig) -> float:
         sys.exit(2)
 
 
+def check_overrides(args: list[str]) -> None:
+    """Exit with status 2 and one line naming an override that Hydra's grammar rejects (Hydra's
+    own message names neither the argument nor its key: ``mismatched input '<EOF>' ...``)."""
+    parser = OverridesParser.create()
+    options_with_values = ("-sc", "--shell-completion")
+    for before, arg in zip(["", *args], args):
+        if arg.startswith("-") or "=" not in arg or before in options_with_values:
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except HydraException as exc:
+            key = arg.split("=", 1)[0].lstrip("+~")
+            if arg.endswith(","):
+                reason = "nothing follows its last comma: list a sweep's values as " \
+                         f"{key}=1e-3,1e-2, with no comma at the end"
+            else:
+                reason = "; ".join(line for line in str(exc).splitlines()
+                                   if not line.startswith(("See ", "Error parsing")))
+                reason += f"; quote a value with spaces or ()[]{{}},= in it: '{key}=\"...\"'"
+            print(f"optsweep: error: cannot parse the override {arg!r} of {key}: {reason} "
+                  "(grammar: https://hydra.cc/docs/advanced/override_grammar/basic/)",
+                  file=sys.stderr)
+            sys.exit(2)
+
+
 def cli() -> None:
     # A scheduler's SIGTERM becomes KeyboardInterrupt, so the run records itself as interrupted.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
+    check_overrides(sys.argv[1:])
     try:
         main()
     except KeyboardInterrupt:

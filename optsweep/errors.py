@@ -5,7 +5,9 @@ The entry point prints their message as one line and exits with status 2, before
 
 from __future__ import annotations
 
-from typing import Any
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
 
 
 class OptsweepError(Exception):
@@ -25,3 +27,17 @@ class DataError(OptsweepError):
 
 class WeightsError(OptsweepError):
     """Pretrained weights that are neither cached nor downloadable."""
+
+
+def unwritable(path: str | Path) -> Optional[str]:
+    """Why ``path`` cannot serve as an output directory (it is created when missing), or None.
+
+    Probed by writing a file, not by permission bits: root passes every permission check, while a
+    path below a regular file, a read-only mount or a full disk fails for everyone."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None

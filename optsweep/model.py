@@ -66,5 +66,10 @@ def build_model(cfg: DictConfig, num_classes: int) -> nn.Module:
     return model
 
 
+def has_batch_norm(model: nn.Module) -> bool:
+    """Batch norm in training mode cannot take a batch of one image (no variance to normalise by)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def count_parameters(model: nn.Module, trainable_only: Optional[bool] = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

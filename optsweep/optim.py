@@ -16,7 +16,10 @@ import hydra.utils
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from optsweep.errors import ConfigError
+
 OWN_KEYS = ("beta1", "beta2")
+HYDRA_KEYS = ("_target_", "_partial_")
 
 
 def optimizer_kwargs(cfg: DictConfig) -> dict:
@@ -28,6 +31,26 @@ def optimizer_kwargs(cfg: DictConfig) -> dict:
     for key in OWN_KEYS:
         kwargs.pop(key, None)
     return kwargs
+
+
+def check_optimizer_keys(cfg: DictConfig) -> None:
+    """Raise ConfigError naming a key (``+optimizer.foo=1``) that the ``_target_`` class does not
+    take: checked against its signature before any data is read, not when it is first built."""
+    try:
+        optimizer_class = hydra.utils.get_class(cfg._target_)
+    except Exception as exc:
+        raise ConfigError("optimizer._target_", cfg._target_, "an importable optimizer class",
+                          f"{type(exc).__name__}: {exc}") from None
+    parameters = inspect.signature(optimizer_class.__init__).parameters
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return  # takes any keyword: torch will judge
+    valid = [name for name in parameters if name not in ("self", "params")]
+    allowed = {*valid, *HYDRA_KEYS, *(OWN_KEYS if "betas" in valid else ())}
+    for key in cfg:
+        if key not in allowed:
+            raise ConfigError(f"optimizer.{key}", cfg[key], f"an argument of {cfg._target_}",
+                              f"remove +optimizer.{key}; {optimizer_class.__name__} takes "
+                              f"{', '.join(sorted(allowed - set(HYDRA_KEYS)))}")
 
 
 def supports_fused(optimizer_class: type, device: torch.device) -> bool:

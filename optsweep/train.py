@@ -25,14 +25,15 @@ from optsweep import contract, tracking
 from optsweep.checkpoint import delete_checkpoint, load_checkpoint, save_checkpoint
 from optsweep.config import validate
 from optsweep.contract import Outcome, Status
-from optsweep.data import Split, load_splits
-from optsweep.data.batches import Normalize, eval_batches, train_batches
-from optsweep.errors import OptsweepError
+from optsweep.data import Split, Splits, check_splits, decoded_size, load_splits
+from optsweep.data.batches import Normalize, eval_batches, train_batches, trained_count
+from optsweep.errors import ConfigError, OptsweepError
 from optsweep.inference import inference_forward
 from optsweep.lease import RunLease
 from optsweep.metrics import Tally
-from optsweep.model import build_model, check_weights_available, count_parameters
-from optsweep.optim import build_optimizer
+from optsweep.model import build_model, check_weights_available, count_parameters, has_batch_norm
+from optsweep.optim import build_optimizer, check_optimizer_keys
+from optsweep.resources import capped_threads, check_memory, device_memory
 from optsweep.runtime import (autocast, grad_scaler, resolve_device, seed_everything,
                               weight_memory_format)
 from optsweep.small_maps import lower_point_convs
@@ -71,6 +72,7 @@ class Run:
     normalize: Normalize
     generator: torch.Generator
     fingerprint: str
+    min_batch: int = 1  # a smaller last training batch is left out of its epoch (batch norm: 2)
     rows: list = field(default_factory=list)
     trackers: tracking.Trackers = field(default_factory=tracking.Trackers)
 
@@ -115,6 +117,7 @@ def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
     facts = {"choices": dict(choices or {})}
     try:
         validate(cfg)
+        check_optimizer_keys(cfg.optimizer)
         tracking.require(tracking.selected(cfg))
     except OptsweepError as exc:
         contract.write_failed_summary(run_dir, str(exc), **facts)
@@ -130,16 +133,12 @@ def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
         return Outcome.from_summary(previous)
     start = time.perf_counter()
     try:
-        check_weights_available(cfg.model)  # fail on missing weights before reading any data
-        device = resolve_device(cfg.trainer.device)
-        if cfg.trainer.num_threads:
-            torch.set_num_threads(cfg.trainer.num_threads)
-        seed_everything(cfg.trainer.seed)
-        splits = load_splits(cfg.data, cfg.trainer.seed)
-        run = build_run(cfg, device, splits.num_classes, run_dir, facts["config_fingerprint"])
-    except OptsweepError as exc:
-        contract.write_failed_summary(run_dir, str(exc), name, **facts)
+        run, splits = _prepare(cfg, run_dir, facts["config_fingerprint"])
+    except Exception as exc:  # bad input, or a bug: either way the directory says failed
+        error = str(exc) if isinstance(exc, OptsweepError) else f"{type(exc).__name__}: {exc}"
+        contract.write_failed_summary(run_dir, error, name, **facts)
         raise
+    device = run.device
     train_split = splits.train.to(device)
     val_split = splits.val.to(device) if splits.val is not None else None
     test_split = splits.test.to(device)
@@ -173,6 +172,34 @@ def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
     return _finish(run, status, error, name, start, facts)
 
 
+def _prepare(cfg: DictConfig, run_dir: Path, fingerprint: str) -> tuple[Run, Splits]:
+    """Everything checked, read and built before the first epoch; what is cheap to check first
+    (weights, device, memory) is checked before the data is read."""
+    check_weights_available(cfg.model)
+    device = resolve_device(cfg.trainer.device)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(capped_threads(cfg.trainer.num_threads))
+    images, side = decoded_size(cfg.data)
+    check_memory(cfg.data, images, side, device_memory(device))
+    seed_everything(cfg.trainer.seed)
+    splits = load_splits(cfg.data, cfg.trainer.seed)
+    run = build_run(cfg, device, splits.num_classes, run_dir, fingerprint)
+    if cfg.data.batch_size < run.min_batch:
+        raise ConfigError("data.batch_size", cfg.data.batch_size,
+                          f"an integer >= {run.min_batch} for {cfg.model.name}",
+                          "its batch norm normalises each training batch by the batch's own "
+                          "variance, which one image does not have")
+    check_splits(splits, cfg.data, run.min_batch)
+    left_out = len(splits.train) - trained_count(len(splits.train), cfg.data.batch_size,
+                                                 run.min_batch)
+    if left_out:
+        log.warning("data.batch_size=%d leaves a last training batch of %d image, which batch "
+                    "norm cannot train on: each epoch leaves out that image (another one each "
+                    "epoch) and trains on %d of %d", cfg.data.batch_size, left_out,
+                    len(splits.train) - left_out, len(splits.train))
+    return run, splits
+
+
 def build_run(cfg: DictConfig, device: torch.device, num_classes: int,
               run_dir: Optional[Path] = None, fingerprint: str = "") -> Run:
     """Model, optimizer, scaler and batch pipeline for ``cfg`` on ``device``, before any epoch.
@@ -183,6 +210,7 @@ def build_run(cfg: DictConfig, device: torch.device, num_classes: int,
     model = build_model(cfg.model, num_classes)
     if cfg.trainer.fast_path:
         lower_point_convs(model)
+    min_batch = 2 if has_batch_norm(model) else 1  # before compiling wraps it
     model = model.to(device=device, memory_format=memory_format)
     forward = torch.compile(model) if cfg.trainer.compile else model
     return Run(
@@ -193,6 +221,7 @@ def build_run(cfg: DictConfig, device: torch.device, num_classes: int,
                             cfg.trainer.channels_last),
         generator=torch.Generator().manual_seed(cfg.trainer.seed),
         fingerprint=fingerprint,
+        min_batch=min_batch,
     )
 
 
@@ -221,8 +250,9 @@ def _run_epoch(run: Run, epoch: int, train_split: Split, val_split: Optional[Spl
     non_finite = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
     if non_finite:
         raise Diverged(f"epoch {epoch}: {', '.join(non_finite)} not finite")
+    trained = trained_count(len(train_split), run.cfg.data.batch_size, run.min_batch)
     row.update(lr=run.optimizer.param_groups[0]["lr"], epoch_seconds=seconds,
-               train_images_per_s=len(train_split) / seconds)
+               train_images_per_s=trained / seconds)
     return row
 
 
@@ -231,8 +261,10 @@ def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
     cfg = run.cfg
     run.forward.train()
     tally = Tally()
-    batches = train_batches(split, cfg.data.batch_size, run.generator, cfg.data.augment)
-    steps = math.ceil(len(split) / cfg.data.batch_size)
+    batches = train_batches(split, cfg.data.batch_size, run.generator, cfg.data.augment,
+                            run.min_batch)
+    steps = math.ceil(trained_count(len(split), cfg.data.batch_size, run.min_batch)
+                      / cfg.data.batch_size)
     for step, (images, labels) in enumerate(_progress(batches, steps, epoch, cfg), start=1):
         with autocast(run.device, cfg.trainer.precision):
             logits = run.forward(run.normalize(images))

@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib
 
 from optsweep.analysis.load import METRIC_COLUMNS, AnalysisInputError, load_runs
+from optsweep.errors import unwritable
 
 
 def parse_args(argv):
@@ -57,14 +58,23 @@ def main(argv=None) -> int:
                                           setting_table)
 
     try:
+        if args.select not in METRIC_COLUMNS:  # checked first: a misspelt name must not fall back
+            raise AnalysisInputError(f"--select {args.select}: not a metric; choose one of "
+                                     f"{', '.join(METRIC_COLUMNS)} (val_* to choose settings "
+                                     "without looking at the test set)")
         runset = load_runs(args.paths)
         if f"final_{args.metric}" not in runset.runs.columns:
             raise AnalysisInputError(f"--metric {args.metric}: not a metric of these runs; "
                                      f"choose one of {', '.join(METRIC_COLUMNS)}")
         select = selection_metric(runset, args.select, args.metric)
         studies, bad_studies = find_studies(args.paths)
-        report = write_report(runset, args.out or default_out_dir(args.paths), metric=args.metric, select=select,
-                              studies=studies, skipped=bad_studies)
+        out = Path(args.out) if args.out else default_out_dir(args.paths)
+        problem = unwritable(out)
+        if problem:
+            raise AnalysisInputError(f"--out {out}: cannot be created or written ({problem}); "
+                                     "name a writable directory with --out DIR")
+        report = write_report(runset, out, metric=args.metric, select=select, studies=studies,
+                              skipped=bad_studies)
     except AnalysisInputError as err:
         print(f"optsweep.analysis: error: {err}", file=sys.stderr)
         return 2

@@ -53,9 +53,17 @@ class Normalize:
         return x.contiguous(memory_format=self.memory_format)
 
 
-def train_batches(split: Split, batch_size: int, generator: torch.Generator,
-                  augment: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of shuffled uint8 batches (the last one may be smaller).
+def trained_count(n: int, batch_size: int, min_batch: int = 1) -> int:
+    """How many of ``n`` images an epoch trains on: all, but a last batch smaller than
+    ``min_batch`` (one image, for a model with batch norm) is left out of that epoch."""
+    rest = n % batch_size
+    return n - rest if 0 < rest < min_batch else n
+
+
+def train_batches(split: Split, batch_size: int, generator: torch.Generator, augment: bool,
+                  min_batch: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of shuffled uint8 batches (the last one may be smaller, and is left out when
+    smaller than ``min_batch``: see ``trained_count``; which images it holds changes every epoch).
 
     The epoch's random numbers (order, crop offsets, flips) are drawn up front and moved to the
     device in one copy: a copy from pageable CPU memory to a GPU waits for the GPU's queued work,
@@ -68,7 +76,7 @@ def train_batches(split: Split, batch_size: int, generator: torch.Generator,
                   (torch.rand(n, generator=generator) < 0.5).long()]
     draws = torch.stack(draws).to(split.labels.device)  # one host-to-device copy per epoch
     order = draws[0]
-    for start in range(0, n, batch_size):
+    for start in range(0, trained_count(n, batch_size, min_batch), batch_size):
         idx = order[start:start + batch_size]
         images = split.images[idx]
         if augment:

@@ -30,6 +30,14 @@ def read_imagefolder(root: str | Path, image_size: int):
     return train_x, train_y, test_x, test_y, classes
 
 
+def count_images(root: str | Path) -> int:
+    """Image files under root/train and root/test, counted without decoding any."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    return sum(1 for split in ("train", "test") for p in (Path(root) / split).glob("*/*")
+               if p.suffix.lower() in IMG_EXTENSIONS)
+
+
 def _read_split(folder: Path, image_size: int, classes: list[str] | None):
     from PIL import Image
     from torchvision.datasets.folder import IMG_EXTENSIONS
@@ -40,9 +48,18 @@ def _read_split(folder: Path, image_size: int, classes: list[str] | None):
     unknown = sorted(set(found) - set(classes))
     if unknown:
         raise DataError(f"{folder} has class folders {unknown} that train/ does not have")
+    missing = [name for name in classes if name not in found]
+    if missing:  # the test accuracy would never measure these classes, without a word
+        raise DataError(f"{folder} has no folder for the classes {missing} that train/ has: add "
+                        f"their test images as {folder}/<class>/<image>, or remove them from "
+                        "train/")
     images, labels = [], []
     for label, name in enumerate(classes):
         files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in IMG_EXTENSIONS)
+        if not files:  # an empty class folder would silently add an output class
+            raise DataError(f"{folder / name} holds no images (looked for "
+                            f"{', '.join(IMG_EXTENSIONS)}): add images of class '{name}' or "
+                            "remove the folder")
         for path in files:
             try:
                 with Image.open(path) as image:

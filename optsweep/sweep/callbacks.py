@@ -1,4 +1,11 @@
-"""``SweepSummary``: the Hydra callback (``hydra.callbacks`` in conf/config.yaml) that runs in the
+"""``RunDirGuard`` and ``SweepSummary``: the Hydra callbacks (``hydra.callbacks`` in conf/config.yaml)
+that check an output directory before Hydra writes into it, and summarise a multirun.
+
+``RunDirGuard``, before a single run: its directory must be writable, and must not hold the
+finished result of another config (Hydra would overwrite its ``.hydra/`` and training its metrics);
+the same config there is left to ``train`` (skipped when final, resumed otherwise).
+
+``SweepSummary``: the Hydra callback (``hydra.callbacks`` in conf/config.yaml) that runs in the
 launching process around every multirun.
 
 Start: a named sweep directory belongs to one command. Hydra numbers jobs by their position in the
@@ -24,6 +31,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from optsweep import contract
+from optsweep.errors import unwritable
 from optsweep.lease import is_live, read_lease
 from optsweep.sweep import preflight
 
@@ -40,7 +48,7 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        refuse_unwritable("hydra.sweep.dir", sweep_dir)
         command = sorted(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
         check_same_command(sweep_dir, command)
         problem = preflight.shared_problem(config)
@@ -65,17 +73,46 @@ class SweepSummary(Callback):
             sys.exit(1)
 
 
+class RunDirGuard(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        run_dir = Path(str(config.hydra.run.dir))
+        refuse_unwritable("hydra.run.dir", run_dir)
+        task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+        try:
+            fingerprint = contract.config_fingerprint(task)
+        except Exception:  # an unresolvable value (data.root=???): train() will name it
+            return
+        previous = contract.read_summary(run_dir)
+        if contract.status_of(previous) in contract.FINAL \
+                and previous.get("config_fingerprint") != fingerprint:
+            _refuse(f"hydra.run.dir={run_dir} holds a {previous['status']} run of another "
+                    "config; its metrics.csv, summary.json and .hydra/ would be overwritten. Name "
+                    "a new directory with hydra.run.dir=PATH (or rerun that config there)")
+
+
+def _refuse(message: str) -> None:
+    # SystemExit, not an exception: Hydra turns a callback's exceptions into warnings
+    print(f"optsweep: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def refuse_unwritable(key: str, path: Path) -> None:
+    """Exit with one line naming ``key`` when ``path`` cannot be created or written."""
+    problem = unwritable(path)
+    if problem:
+        _refuse(f"{key}={path} cannot be created or written ({problem}); name a writable "
+                f"directory with {key}=PATH")
+
+
 def check_same_command(sweep_dir: Path, command: list) -> None:
     try:
         previous = json.loads((sweep_dir / COMMAND_FILE).read_text())["overrides"]
     except (OSError, ValueError, KeyError):
         return
     if previous != command:
-        print(f"optsweep: error: hydra.sweep.dir={sweep_dir} holds a sweep started with "
-              f"overrides {previous}, not {command}: its job directories would get other "
-              "configs. Rerun that command to resume it, or name a new directory with "
-              "hydra.sweep.dir=multirun/NAME", file=sys.stderr)
-        sys.exit(2)
+        _refuse(f"hydra.sweep.dir={sweep_dir} holds a sweep started with overrides {previous}, "
+                f"not {command}: its job directories would get other configs. Rerun that "
+                "command to resume it, or name a new directory with hydra.sweep.dir=multirun/NAME")
 
 
 def _job_key(job: str) -> tuple:
