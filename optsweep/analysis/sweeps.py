@@ -9,6 +9,7 @@ than one.
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -56,9 +57,25 @@ def short_names(params: list[str]) -> dict[str, str]:
 
 
 def format_value(value) -> str:
+    """A swept value in a setting's name: precise enough to tell any two settings apart (the name
+    is the setting's key); ``readable`` shortens names for display."""
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:g}"
     return str(value)
+
+
+_NUMBER = re.compile(r"(?<==)-?\d+\.?\d*(?:e[-+]?\d+)?")
+
+
+def readable(settings: pd.Series, digits: int = 3) -> pd.Series:
+    """Setting names with their numbers at ``digits`` significant digits (``lr=0.000998856`` ->
+    ``lr=0.000999``), more only where two settings would otherwise read the same."""
+    for places in range(digits, 18):
+        short = settings.map(lambda name: _NUMBER.sub(lambda m: f"{float(m.group()):.{places}g}",
+                                                      str(name)))
+        if short.nunique() == settings.nunique():
+            return short
+    return settings
 
 
 def add_settings(runs: pd.DataFrame, swept: dict[str, list[str]]) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from optsweep.analysis.load import STATUSES, RunSet
-from optsweep.analysis.sweeps import order_sweeps, setting_order
+from optsweep.analysis.sweeps import order_sweeps, readable, setting_order
 from optsweep.contract import AVERAGED, maximize
 
 KEYS = ["sweep", "dataset", "optimizer", "setting"]
@@ -87,7 +87,7 @@ def mean_std(mean: float, std: float, n: int) -> str:
 def display_table(table: pd.DataFrame, metric: str = "test_acc1") -> pd.DataFrame:
     """The setting table as people read it: mean ± std (n) strings, status counts in one cell."""
     shown = pd.DataFrame({"sweep": table["sweep"], "dataset": table["dataset"],
-                          "setting": table["setting"]})
+                          "setting": readable(table["setting"])})
     for m in dict.fromkeys([metric, *REPORTED]):
         shown[m] = [mean_std(a, b, int(n)) for a, b, n in
                     zip(table[f"{m}_mean"], table[f"{m}_std"], table[f"{m}_n"].fillna(0))]

@@ -92,3 +92,14 @@ def test_best_is_chosen_on_validation_never_on_test(tmp_path):
     assert main([str(sweep), "--out", str(tmp_path / "out")]) == 0
     report = (tmp_path / "out" / "report.md").read_text()
     assert "Best on digits (by val_acc1 0.9500): **lr=0.01**, test_acc1 0.8000 (n=1)." in report
+
+
+def test_tables_show_swept_values_at_three_significant_digits_unless_that_merges_two():
+    import pandas as pd
+
+    from optsweep.analysis.sweeps import readable
+
+    names = pd.Series(["lr=0.000998856, weight_decay=0", "lr=2.01945e-05", "adam"])
+    assert readable(names).tolist() == ["lr=0.000999, weight_decay=0", "lr=2.02e-05", "adam"]
+    close = pd.Series(["lr=0.00100011", "lr=0.00100012"])
+    assert readable(close).nunique() == 2  # more digits rather than one name for two settings
