@@ -41,9 +41,10 @@ CHECKPOINT_FILE = "checkpoint.pt"
 HYDRA_DIR = ".hydra"
 
 # One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the
-# learning rate of the epoch's first step.
+# learning rate of the epoch's first step, `lr_last` that of its last (they differ when the
+# schedule steps per batch).
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5",
-                  "test_loss", "test_acc1", "test_acc5", "lr", "epoch_seconds",
+                  "test_loss", "test_acc1", "test_acc5", "lr", "lr_last", "epoch_seconds",
                   "train_images_per_s")
 SPLITS = ("train", "val", "test")
 # The one-line log of each epoch (optsweep.log) shows these, where measured.

@@ -34,6 +34,7 @@ from optsweep.model import build_model, check_weights_available, count_parameter
 from optsweep.optim import build_optimizer
 from optsweep.runtime import (autocast, grad_scaler, resolve_device, seed_everything,
                               weight_memory_format)
+from optsweep.schedule import Schedule
 from optsweep.small_maps import lower_point_convs
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Run:
     model: torch.nn.Module
     forward: torch.nn.Module  # the model, or its compiled wrapper
     optimizer: torch.optim.Optimizer
+    schedule: Schedule
     scaler: torch.amp.GradScaler
     normalize: Normalize
     generator: torch.Generator
@@ -75,12 +77,13 @@ class Run:
     def checkpoint_state(self) -> dict:
         return {"fingerprint": self.fingerprint, "rows": self.rows,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
+                "scheduler": self.schedule.state_dict(), "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
                 "torch_rng": torch.get_rng_state()}
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state.get("scheduler"))
         self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
@@ -121,7 +124,8 @@ def train(cfg: DictConfig, run_dir: str | Path, *, on_epoch: Optional[EpochHook]
             torch.set_num_threads(cfg.trainer.num_threads)
         seed_everything(cfg.trainer.seed)
         splits = load_splits(cfg.data, cfg.trainer.seed)
-        run = build_run(cfg, device, splits.num_classes, run_dir, facts["config_fingerprint"])
+        run = build_run(cfg, device, splits.num_classes, run_dir, facts["config_fingerprint"],
+                        steps_per_epoch=math.ceil(len(splits.train) / cfg.data.batch_size))
     except OptsweepError as exc:
         contract.write_failed_summary(run_dir, str(exc), name, **facts)
         raise
@@ -135,6 +139,7 @@ def train(cfg: DictConfig, run_dir: str | Path, *, on_epoch: Optional[EpochHook]
         for epoch in range(len(run.rows) + 1, cfg.trainer.epochs + 1):
             row = _run_epoch(run, epoch, train_split, val_split, test_split)
             run.rows.append(row)
+            run.schedule.after_epoch(row)
             contract.write_metrics(run_dir, run.rows)
             save_checkpoint(run_dir, run.checkpoint_state())
             _log_epoch(row, cfg.trainer.epochs)
@@ -157,8 +162,10 @@ def train(cfg: DictConfig, run_dir: str | Path, *, on_epoch: Optional[EpochHook]
 
 
 def build_run(cfg: DictConfig, device: torch.device, num_classes: int,
-              run_dir: Optional[Path] = None, fingerprint: str = "") -> Run:
-    """Model, optimizer, scaler and batch pipeline for ``cfg`` on ``device``, before any epoch.
+              run_dir: Optional[Path] = None, fingerprint: str = "", *,
+              steps_per_epoch: int = 1) -> Run:
+    """Model, optimizer, lr schedule, scaler and batch pipeline for ``cfg`` on ``device``, before
+    any epoch (``steps_per_epoch``: batches per epoch, for schedules that step per batch).
 
     Public so that benchmarks time ``train_one_epoch``/``evaluate`` on exactly what ``train`` runs.
     """
@@ -168,9 +175,12 @@ def build_run(cfg: DictConfig, device: torch.device, num_classes: int,
         lower_point_convs(model)
     model = model.to(device=device, memory_format=memory_format)
     forward = torch.compile(model) if cfg.trainer.compile else model
+    optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
     return Run(
         cfg=cfg, run_dir=run_dir, device=device, model=model, forward=forward,
-        optimizer=build_optimizer(cfg.optimizer, model.parameters(), device),
+        optimizer=optimizer,
+        schedule=Schedule(cfg.scheduler, optimizer, cfg.trainer.epochs, steps_per_epoch,
+                          contract.objective_name(cfg)),
         scaler=grad_scaler(device, cfg.trainer.precision),
         normalize=Normalize(cfg.data.mean, cfg.data.std, cfg.data.image_size, device,
                             cfg.trainer.channels_last),
@@ -204,13 +214,14 @@ def _run_epoch(run: Run, epoch: int, train_split: Split, val_split: Optional[Spl
     non_finite = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
     if non_finite:
         raise Diverged(f"epoch {epoch}: {', '.join(non_finite)} not finite")
-    row.update(lr=run.optimizer.param_groups[0]["lr"], epoch_seconds=seconds,
+    row.update(epoch_seconds=seconds,
                train_images_per_s=len(train_split) / seconds)
     return row
 
 
 def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
-    """One pass over ``split`` in shuffled batches; returns train_loss and train_acc1."""
+    """One pass over ``split`` in shuffled batches; returns train_loss, train_acc1 and the lr of
+    the first and the last step (lr, lr_last)."""
     cfg = run.cfg
     run.forward.train()
     tally = Tally()
@@ -222,8 +233,12 @@ def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
             loss = F.cross_entropy(logits.float(), labels)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
+        lr_last = run.optimizer.param_groups[0]["lr"]  # the lr this step uses
+        if step == 1:
+            lr_first = lr_last
         run.scaler.step(run.optimizer)
         run.scaler.update()
+        run.schedule.after_batch()
         tally.add(loss.detach() * len(labels), logits, labels)
         if step % DIVERGENCE_CHECK_STEPS == 0 and not tally.loss_below(cfg.trainer.max_loss):
             raise Diverged(f"epoch {epoch} step {step}: mean training loss above "
@@ -232,7 +247,8 @@ def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
         raise Diverged(f"epoch {epoch}: mean training loss above trainer.max_loss="
                        f"{cfg.trainer.max_loss} or not finite")
     metrics = tally.result("train")
-    return {"train_loss": metrics["train_loss"], "train_acc1": metrics["train_acc1"]}
+    return {"train_loss": metrics["train_loss"], "train_acc1": metrics["train_acc1"],
+            "lr": float(lr_first), "lr_last": float(lr_last)}
 
 
 @torch.inference_mode()
