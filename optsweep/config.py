@@ -74,6 +74,8 @@ class TrainerConf:
     max_loss: float = MISSING
     resume: bool = MISSING
     keep_checkpoint: bool = MISSING
+    early_stop_patience: Optional[int] = MISSING  # epochs
+    keep_best: bool = MISSING
 
 
 @dataclass
@@ -270,6 +272,11 @@ def validate(cfg: DictConfig) -> None:
     _require(not (trainer.objective.startswith("val_") and data.val_fraction == 0),
              "trainer.objective", trainer.objective, "a test_* metric when data.val_fraction=0",
              "there is no validation split to measure it on")
+    _require(trainer.early_stop_patience is None or trainer.early_stop_patience >= 1,
+             "trainer.early_stop_patience", trainer.early_stop_patience, "null (off) or epochs >= 1")
+    for key in ("early_stop_patience", "keep_best"):
+        _require(not trainer[key] or data.val_fraction > 0, f"trainer.{key}", trainer[key],
+                 "null/false when data.val_fraction=0", "it reads the validation split, never test")
     _require(trainer.max_loss > 0, "trainer.max_loss", trainer.max_loss, "a number > 0")
     _require(trainer.num_threads is None or trainer.num_threads >= 1, "trainer.num_threads",
              trainer.num_threads, "null or an integer >= 1")

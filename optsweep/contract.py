@@ -11,6 +11,7 @@ A run directory holds:
 - ``metrics.csv``: one row per finished epoch, ``METRIC_COLUMNS``, rewritten after every epoch;
 - ``summary.json``: written at the run's end, whatever the end was (``summary()`` builds it);
 - ``checkpoint.pt``: the last finished epoch while the run can still resume (``optsweep.checkpoint``);
+- ``best.pt``: with ``trainer.keep_best``, the model's weights at the best epoch (``best_row``);
 - ``.hydra/``: Hydra's resolved config and overrides.
 
 Every file is written atomically (temporary file, fsync, rename): a reader sees the old file or the
@@ -38,6 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+BEST_WEIGHTS_FILE = "best.pt"  # trainer.keep_best: the model's state dict at the best epoch
 HYDRA_DIR = ".hydra"
 
 # One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the
@@ -55,6 +57,9 @@ class Status(str, Enum):
     """How a run ended. The value is what ``summary.json`` holds."""
 
     COMPLETED = "completed"  # every planned epoch
+    # trainer.early_stop_patience epochs without a better validation objective: a result, as final
+    # as a completed run
+    EARLY_STOPPED = "early_stopped"
     DIVERGED = "diverged"  # NaN/inf or a loss above trainer.max_loss: an outcome of its setting
     PRUNED = "pruned"  # stopped by an Optuna pruner; never resumed
     INTERRUPTED = "interrupted"  # Ctrl-C or a scheduler's SIGTERM; resumes from its checkpoint
@@ -66,9 +71,9 @@ class Status(str, Enum):
 
 
 # A summary.json may hold these (UNFINISHED is the absence of one).
-RECORDED = (Status.COMPLETED, Status.DIVERGED, Status.PRUNED, Status.INTERRUPTED, Status.FAILED)
+RECORDED = (Status.COMPLETED, Status.EARLY_STOPPED, Status.DIVERGED, Status.PRUNED, Status.INTERRUPTED, Status.FAILED)
 # A rerun of the same config would only repeat these (training is deterministic per seed): skipped.
-FINAL = (Status.COMPLETED, Status.DIVERGED)
+FINAL = (Status.COMPLETED, Status.EARLY_STOPPED, Status.DIVERGED)
 # Counted in means and tests: reached their last epoch (a diverged run at its last finished epoch).
 AVERAGED = FINAL
 # Ends whose checkpoint is kept, because the run can go on from it.
@@ -141,10 +146,21 @@ def best_row(rows: Sequence[Mapping], name: str) -> Optional[Mapping]:
     return best
 
 
+def stops_early(rows: Sequence[Mapping], name: str, patience: Optional[int]) -> bool:
+    """True when the last ``patience`` epochs brought no better ``selection_metric(name)`` than
+    the best epoch before them (``best_row``: strictly better, in the objective's direction).
+    Never with ``patience`` None or before any epoch measured it."""
+    best = best_row(rows, name)
+    if patience is None or best is None:
+        return False
+    return rows[-1]["epoch"] - best["epoch"] >= patience
+
+
 def objective_value(status: Status, rows: Sequence[Mapping], name: str) -> float:
-    """What a run returns to sweepers: the final epoch's objective when the run completed or was
-    pruned, the worst finite value otherwise (a diverged or failed run has no trustworthy one)."""
-    if rows and status in (Status.COMPLETED, Status.PRUNED):
+    """What a run returns to sweepers: the final epoch's objective when the run completed, stopped
+    early or was pruned, the worst finite value otherwise (a diverged or failed run has no
+    trustworthy one)."""
+    if rows and status in (Status.COMPLETED, Status.EARLY_STOPPED, Status.PRUNED):
         return float(rows[-1][name])
     return worst_value(name)
 

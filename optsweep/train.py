@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from optsweep import contract
-from optsweep.checkpoint import delete_checkpoint, load_checkpoint, save_checkpoint
+from optsweep.checkpoint import (delete_checkpoint, load_checkpoint, save_best_weights,
+                                 save_checkpoint)
 from optsweep.config import validate
 from optsweep.contract import Outcome, Status
 from optsweep.data import Split, load_splits
@@ -141,10 +142,18 @@ def train(cfg: DictConfig, run_dir: str | Path, *, on_epoch: Optional[EpochHook]
             run.rows.append(row)
             run.schedule.after_epoch(row)
             contract.write_metrics(run_dir, run.rows)
+            if cfg.trainer.keep_best and contract.best_row(run.rows, name) is row:
+                save_best_weights(run_dir, run.model.state_dict())
             save_checkpoint(run_dir, run.checkpoint_state())
             _log_epoch(row, cfg.trainer.epochs)
             if on_epoch is not None:
                 on_epoch(epoch, row)
+            if epoch < cfg.trainer.epochs and contract.stops_early(
+                    run.rows, name, cfg.trainer.early_stop_patience):
+                status = Status.EARLY_STOPPED
+                log.info("%s: no better %s for %d epochs; stopped after epoch %d", run_dir,
+                         contract.selection_metric(name), cfg.trainer.early_stop_patience, epoch)
+                break
     except Diverged as exc:
         status, error = Status.DIVERGED, str(exc)
         log.warning("%s: diverged: %s", run_dir, exc)

@@ -133,3 +133,22 @@ def test_options_run_one_epoch(tmp_path, extra):
     objective = train(make_cfg([*QUICK, "data.train_limit=40", *extra]), tmp_path).objective
     assert math.isfinite(objective)
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+
+
+def test_early_stopping_ends_the_run_and_best_pt_holds_the_best_epochs_weights(tmp_path):
+    import torch
+
+    # lr 0: the validation accuracy never improves on epoch 1, so patience 1 stops after epoch 2
+    frozen = [*QUICK, "optimizer.lr=0"]
+    train(make_cfg([*frozen, "trainer.keep_checkpoint=true"]), tmp_path / "one_epoch")
+    outcome = train(make_cfg([*frozen, "trainer.epochs=4", "trainer.early_stop_patience=1",
+                              "trainer.keep_best=true"]), tmp_path / "stopped")
+    summary = json.loads((tmp_path / "stopped" / "summary.json").read_text())
+    assert summary["status"] == outcome.status == "early_stopped"
+    assert summary["epochs_completed"] == 2 and summary["best"]["epoch"] == 1
+    assert outcome.objective == float(read_rows(tmp_path / "stopped")[-1]["val_acc1"])
+    assert not (tmp_path / "stopped" / "checkpoint.pt").exists()
+    best = torch.load(tmp_path / "stopped" / "best.pt", weights_only=True)
+    epoch_one = torch.load(tmp_path / "one_epoch" / "checkpoint.pt", weights_only=True)["model"]
+    assert best.keys() == epoch_one.keys()
+    assert all(torch.equal(best[k], epoch_one[k]) for k in best)  # batch-norm statistics included
