@@ -18,6 +18,7 @@ from omegaconf import MISSING, DictConfig
 from optsweep import contract
 from optsweep.data import DATASETS
 from optsweep.errors import ConfigError
+from optsweep.model import check_model
 from optsweep.schedule import STEP_PER
 
 def conf_dir() -> str:
@@ -41,6 +42,7 @@ class ModelConf:
     name: str = MISSING
     weights: Optional[str] = MISSING
     freeze_backbone: bool = MISSING
+    cifar_stem: bool = MISSING
 
 
 @dataclass
@@ -281,7 +283,7 @@ def validate(cfg: DictConfig) -> None:
     _require(trainer.num_threads is None or trainer.num_threads >= 1, "trainer.num_threads",
              trainer.num_threads, "null or an integer >= 1")
     _validate_scheduler(cfg.scheduler, data.val_fraction)
-    _require(cfg.model.name == "resnet18", "model.name", cfg.model.name, "resnet18")
+    check_model(cfg.model, data.image_size)
 
 
 def _validate_scheduler(sched: DictConfig, val_fraction: float) -> None:

@@ -179,7 +179,7 @@ def build_run(cfg: DictConfig, device: torch.device, num_classes: int,
     Public so that benchmarks time ``train_one_epoch``/``evaluate`` on exactly what ``train`` runs.
     """
     memory_format = weight_memory_format(device, cfg.trainer.channels_last)
-    model = build_model(cfg.model, num_classes)
+    model = build_model(cfg.model, num_classes, cfg.data.image_size)
     if cfg.trainer.fast_path:
         lower_point_convs(model)
     model = model.to(device=device, memory_format=memory_format)

@@ -152,3 +152,21 @@ def test_early_stopping_ends_the_run_and_best_pt_holds_the_best_epochs_weights(t
     epoch_one = torch.load(tmp_path / "one_epoch" / "checkpoint.pt", weights_only=True)["model"]
     assert best.keys() == epoch_one.keys()
     assert all(torch.equal(best[k], epoch_one[k]) for k in best)  # batch-norm statistics included
+
+
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v3_small", "efficientnet_b0",
+                                  "convnext_tiny", "regnet_x_400mf", "vit_b_32", "swin_t"])
+def test_each_family_trains_a_step_and_evaluates(tmp_path, name):
+    overrides = [*QUICK, f"model.name={name}", "data.train_limit=20", "data.test_limit=10"]
+    assert train(make_cfg(overrides), tmp_path).status == "completed"
+    assert float(read_rows(tmp_path)[0]["train_loss"]) > 0
+
+
+def test_resnet_with_the_cifar_stem_trains(tmp_path):
+    overrides = [*QUICK, "model.cifar_stem=true", "data.train_limit=20", "data.test_limit=10"]
+    assert train(make_cfg(overrides), tmp_path).status == "completed"
+
+
+def test_a_model_too_big_for_the_image_size_is_refused_before_any_data(tmp_path, no_network):
+    with pytest.raises(ConfigError, match="data.image_size=32.*at least 75.*inception_v3"):
+        train(make_cfg([*QUICK, "model.name=inception_v3", "data.root=/nonexistent"]), tmp_path)
