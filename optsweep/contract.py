@@ -191,12 +191,31 @@ VOLATILE_KEYS = {"trainer": ("progress", "resume", "keep_checkpoint", "num_threa
                  "data": ("eval_batch_size", "root", "download")}
 
 
+# Keys added after runs were recorded, at the value that does what those runs did: left out at that
+# value, so that a run directory recorded before them is still recognised (skipped, resumed).
+NEUTRAL_KEYS = {"trainer": {"early_stop_patience": None, "keep_best": False},
+                "model": {"cifar_stem": False}}
+# How data.train_limit / data.test_limit draw their subset (optsweep.data.subset; rename this when
+# that rule changes). Part of a capped run's fingerprint: runs capped by an older rule trained on
+# other examples, and are neither skipped nor resumed.
+SUBSET_RULE = "stratified-v1"
+
+
 def config_fingerprint(cfg: DictConfig) -> str:
     """A short hash of what determines a run's results: equal fingerprints, equal metrics."""
     container = OmegaConf.to_container(cfg, resolve=True)
     for group, keys in VOLATILE_KEYS.items():
         for key in keys:
             container.get(group, {}).pop(key, None)
+    for group, neutral in NEUTRAL_KEYS.items():
+        for key, value in neutral.items():
+            if key in container.get(group, {}) and container[group][key] == value:
+                del container[group][key]
+    if container.get("scheduler", {}).get("_target_", "") is None:  # scheduler=none: constant lr
+        del container["scheduler"]
+    data = container.get("data", {})
+    if data.get("train_limit") is not None or data.get("test_limit") is not None:
+        data["subset_rule"] = SUBSET_RULE
     return hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
 
 
