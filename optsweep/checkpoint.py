@@ -12,7 +12,7 @@ from typing import Optional
 
 import torch
 
-from optsweep.contract import CHECKPOINT_FILE, atomic_write
+from optsweep.contract import BEST_WEIGHTS_FILE, CHECKPOINT_FILE, atomic_write
 from optsweep.errors import OptsweepError
 
 
@@ -44,6 +44,12 @@ def load_checkpoint(run_dir: Path, device: torch.device) -> Optional[dict]:
         raise CheckpointError(f"{path} is not an optsweep checkpoint; delete it to train this "
                               "run from scratch, or set trainer.resume=false")
     return state
+
+
+def save_best_weights(run_dir: Path, model_state: dict) -> None:
+    """``best.pt``: a plain state dict (``model.load_state_dict(torch.load(path))``)."""
+    atomic_write(Path(run_dir) / BEST_WEIGHTS_FILE, lambda f: torch.save(model_state, f),
+                 binary=True)
 
 
 def delete_checkpoint(run_dir: Path) -> None:

@@ -18,6 +18,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from optsweep import contract
 from optsweep.data import DATASETS
 from optsweep.errors import ConfigError
+from optsweep.model import check_model
+from optsweep.schedule import STEP_PER
 
 def conf_dir() -> str:
     """The config tree: ``conf/`` beside the package in a checkout or an editable install, or
@@ -40,6 +42,7 @@ class ModelConf:
     name: str = MISSING
     weights: Optional[str] = MISSING
     freeze_backbone: bool = MISSING
+    cifar_stem: bool = MISSING
 
 
 @dataclass
@@ -73,6 +76,8 @@ class TrainerConf:
     max_loss: float = MISSING
     resume: bool = MISSING
     keep_checkpoint: bool = MISSING
+    early_stop_patience: Optional[int] = MISSING  # epochs
+    keep_best: bool = MISSING
 
 
 @dataclass
@@ -164,6 +169,77 @@ class WandbConf:
 # conf/logger/<name>.yaml; optsweep.tracking holds the tracker behind each name.
 LOGGER_SCHEMAS = {"tensorboard": TensorBoardConf, "mlflow": MlflowConf, "wandb": WandbConf}
 
+
+@dataclass
+class SchedulerConf:
+    _target_: Optional[str] = MISSING  # null: a constant lr
+    _partial_: bool = MISSING
+    step_per: str = MISSING  # batch | epoch
+
+
+@dataclass
+class StepConf(SchedulerConf):
+    step_size: int = MISSING  # epochs
+    gamma: float = MISSING
+
+
+@dataclass
+class MultiStepConf(SchedulerConf):
+    milestones: List[int] = MISSING  # epochs
+    gamma: float = MISSING
+
+
+@dataclass
+class ExponentialConf(SchedulerConf):
+    gamma: float = MISSING  # per epoch
+
+
+@dataclass
+class CosineConf(SchedulerConf):
+    T_max: int = MISSING  # epochs
+    eta_min: float = MISSING
+
+
+@dataclass
+class WarmupCosineConf(CosineConf):
+    warmup_epochs: int = MISSING
+    start_factor: float = MISSING
+
+
+@dataclass
+class OneCycleConf(SchedulerConf):
+    pct_start: float = MISSING
+    anneal_strategy: str = MISSING
+    cycle_momentum: bool = MISSING
+    base_momentum: float = MISSING
+    max_momentum: float = MISSING
+    div_factor: float = MISSING
+    final_div_factor: float = MISSING
+    three_phase: bool = MISSING
+
+
+@dataclass
+class PlateauConf(SchedulerConf):
+    factor: float = MISSING
+    patience: int = MISSING  # epochs
+    threshold: float = MISSING
+    threshold_mode: str = MISSING
+    cooldown: int = MISSING  # epochs
+    min_lr: float = MISSING
+    eps: float = MISSING
+
+
+SCHEDULER_SCHEMAS = {
+    "scheduler": SchedulerConf,
+    "step": StepConf,
+    "multistep": MultiStepConf,
+    "exponential": ExponentialConf,
+    "cosine": CosineConf,
+    "warmup_cosine": WarmupCosineConf,
+    "onecycle": OneCycleConf,
+    "plateau": PlateauConf,
+}
+
 OPTIMIZER_SCHEMAS = {
     "adam": AdamConf,
     "adamw": AdamWConf,
@@ -181,6 +257,8 @@ def register_configs() -> None:
     cs.store(group="trainer", name="trainer_schema", node=TrainerConf)
     for name, schema in OPTIMIZER_SCHEMAS.items():
         cs.store(group="optimizer", name=f"{name}_schema", node=schema)
+    for name, schema in SCHEDULER_SCHEMAS.items():
+        cs.store(group="scheduler", name=f"{name}_schema", node=schema)
     for name, schema in LOGGER_SCHEMAS.items():
         cs.store(group="logger", name=f"{name}_schema", node=schema)
     # ${optsweep.direction:${trainer.objective},${data.val_fraction}}: the run contract's direction
@@ -231,10 +309,37 @@ def validate(cfg: DictConfig) -> None:
     _require(not (trainer.objective.startswith("val_") and data.val_fraction == 0),
              "trainer.objective", trainer.objective, "a test_* metric when data.val_fraction=0",
              "there is no validation split to measure it on")
+    _require(trainer.early_stop_patience is None or trainer.early_stop_patience >= 1,
+             "trainer.early_stop_patience", trainer.early_stop_patience, "null (off) or epochs >= 1")
+    for key in ("early_stop_patience", "keep_best"):
+        _require(not trainer[key] or data.val_fraction > 0, f"trainer.{key}", trainer[key],
+                 "null/false when data.val_fraction=0", "it reads the validation split, never test")
     _require(trainer.max_loss > 0, "trainer.max_loss", trainer.max_loss, "a number > 0")
     _require(trainer.num_threads is None or trainer.num_threads >= 1, "trainer.num_threads",
              trainer.num_threads, "null or an integer >= 1")
-    _require(cfg.model.name == "resnet18", "model.name", cfg.model.name, "resnet18")
+    _validate_scheduler(cfg.scheduler, data.val_fraction)
+    check_model(cfg.model, data.image_size)
+
+
+def _validate_scheduler(sched: DictConfig, val_fraction: float) -> None:
+    _require(sched.step_per in STEP_PER, "scheduler.step_per", sched.step_per,
+             f"one of {', '.join(STEP_PER)}")
+    for key in ("step_size", "T_max"):
+        if key in sched:
+            _require(sched[key] >= 1, f"scheduler.{key}", sched[key], "an integer >= 1 (epochs)")
+    if "milestones" in sched:
+        _require(all(m >= 1 for m in sched.milestones), "scheduler.milestones",
+                 list(sched.milestones), "epochs >= 1")
+    if "warmup_epochs" in sched:
+        _require(0 <= sched.warmup_epochs < sched.T_max, "scheduler.warmup_epochs",
+                 sched.warmup_epochs, f"an integer in [0, scheduler.T_max={sched.T_max})")
+    if "gamma" in sched:
+        _require(sched.gamma > 0, "scheduler.gamma", sched.gamma, "a number > 0")
+    if str(sched._target_).endswith("ReduceLROnPlateau"):
+        _require(sched.step_per == "epoch", "scheduler.step_per", sched.step_per, "epoch",
+                 "plateau reads the validation objective, measured once per epoch")
+        _require(val_fraction > 0, "scheduler", "plateau", "a validation split (data.val_fraction > 0)",
+                 "a schedule never reads the test split")
 
 
 def _validate_optimizer(opt: DictConfig) -> None:

@@ -11,6 +11,7 @@ A run directory holds:
 - ``metrics.csv``: one row per finished epoch, ``METRIC_COLUMNS``, rewritten after every epoch;
 - ``summary.json``: written at the run's end, whatever the end was (``summary()`` builds it);
 - ``checkpoint.pt``: the last finished epoch while the run can still resume (``optsweep.checkpoint``);
+- ``best.pt``: with ``trainer.keep_best``, the model's weights at the best epoch (``best_row``);
 - ``lease.json``: while a process trains the run, who it is (``optsweep.lease``);
 - ``.hydra/``: Hydra's resolved config and overrides;
 - ``tracking.json``: the run's ids in the selected trackers (``optsweep.tracking``), so that a
@@ -41,14 +42,16 @@ from omegaconf import DictConfig, OmegaConf
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+BEST_WEIGHTS_FILE = "best.pt"  # trainer.keep_best: the model's state dict at the best epoch
 LEASE_FILE = "lease.json"  # who trains the run right now (optsweep.lease)
 HYDRA_DIR = ".hydra"
 TRACKING_FILE = "tracking.json"
 
 # One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the
-# learning rate of the epoch's first step.
+# learning rate of the epoch's first step, `lr_last` that of its last (they differ when the
+# schedule steps per batch).
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5",
-                  "test_loss", "test_acc1", "test_acc5", "lr", "epoch_seconds",
+                  "test_loss", "test_acc1", "test_acc5", "lr", "lr_last", "epoch_seconds",
                   "train_images_per_s")
 SPLITS = ("train", "val", "test")
 # The one-line log of each epoch (optsweep.log) shows these, where measured.
@@ -59,6 +62,9 @@ class Status(str, Enum):
     """How a run ended. The value is what ``summary.json`` holds."""
 
     COMPLETED = "completed"  # every planned epoch
+    # trainer.early_stop_patience epochs without a better validation objective: a result, as final
+    # as a completed run
+    EARLY_STOPPED = "early_stopped"
     DIVERGED = "diverged"  # NaN/inf or a loss above trainer.max_loss: an outcome of its setting
     PRUNED = "pruned"  # stopped by an Optuna pruner; never resumed
     INTERRUPTED = "interrupted"  # Ctrl-C or a scheduler's SIGTERM; resumes from its checkpoint
@@ -70,9 +76,9 @@ class Status(str, Enum):
 
 
 # A summary.json may hold these (UNFINISHED is the absence of one).
-RECORDED = (Status.COMPLETED, Status.DIVERGED, Status.PRUNED, Status.INTERRUPTED, Status.FAILED)
+RECORDED = (Status.COMPLETED, Status.EARLY_STOPPED, Status.DIVERGED, Status.PRUNED, Status.INTERRUPTED, Status.FAILED)
 # A rerun of the same config would only repeat these (training is deterministic per seed): skipped.
-FINAL = (Status.COMPLETED, Status.DIVERGED)
+FINAL = (Status.COMPLETED, Status.EARLY_STOPPED, Status.DIVERGED)
 # Counted in means and tests: reached their last epoch (a diverged run at its last finished epoch).
 AVERAGED = FINAL
 # Ends whose checkpoint is kept, because the run can go on from it.
@@ -145,10 +151,21 @@ def best_row(rows: Sequence[Mapping], name: str) -> Optional[Mapping]:
     return best
 
 
+def stops_early(rows: Sequence[Mapping], name: str, patience: Optional[int]) -> bool:
+    """True when the last ``patience`` epochs brought no better ``selection_metric(name)`` than
+    the best epoch before them (``best_row``: strictly better, in the objective's direction).
+    Never with ``patience`` None or before any epoch measured it."""
+    best = best_row(rows, name)
+    if patience is None or best is None:
+        return False
+    return rows[-1]["epoch"] - best["epoch"] >= patience
+
+
 def objective_value(status: Status, rows: Sequence[Mapping], name: str) -> float:
-    """What a run returns to sweepers: the final epoch's objective when the run completed or was
-    pruned, the worst finite value otherwise (a diverged or failed run has no trustworthy one)."""
-    if rows and status in (Status.COMPLETED, Status.PRUNED):
+    """What a run returns to sweepers: the final epoch's objective when the run completed, stopped
+    early or was pruned, the worst finite value otherwise (a diverged or failed run has no
+    trustworthy one)."""
+    if rows and status in (Status.COMPLETED, Status.EARLY_STOPPED, Status.PRUNED):
         return float(rows[-1][name])
     return worst_value(name)
 
@@ -179,12 +196,31 @@ VOLATILE_KEYS = {"trainer": ("progress", "resume", "keep_checkpoint", "num_threa
                  "data": ("eval_batch_size", "root", "download")}
 
 
+# Keys added after runs were recorded, at the value that does what those runs did: left out at that
+# value, so that a run directory recorded before them is still recognised (skipped, resumed).
+NEUTRAL_KEYS = {"trainer": {"early_stop_patience": None, "keep_best": False},
+                "model": {"cifar_stem": False}}
+# How data.train_limit / data.test_limit draw their subset (optsweep.data.subset; rename this when
+# that rule changes). Part of a capped run's fingerprint: runs capped by an older rule trained on
+# other examples, and are neither skipped nor resumed.
+SUBSET_RULE = "stratified-v1"
+
+
 def config_fingerprint(cfg: DictConfig) -> str:
     """A short hash of what determines a run's results: equal fingerprints, equal metrics."""
     container = OmegaConf.to_container(cfg, resolve=True)
     for group, keys in VOLATILE_KEYS.items():
         for key in keys:
             container.get(group, {}).pop(key, None)
+    for group, neutral in NEUTRAL_KEYS.items():
+        for key, value in neutral.items():
+            if key in container.get(group, {}) and container[group][key] == value:
+                del container[group][key]
+    if container.get("scheduler", {}).get("_target_", "") is None:  # scheduler=none: constant lr
+        del container["scheduler"]
+    data = container.get("data", {})
+    if data.get("train_limit") is not None or data.get("test_limit") is not None:
+        data["subset_rule"] = SUBSET_RULE
     return hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
 
 

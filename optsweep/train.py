@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from optsweep import contract, tracking
-from optsweep.checkpoint import delete_checkpoint, load_checkpoint, save_checkpoint
+from optsweep.checkpoint import (delete_checkpoint, load_checkpoint, save_best_weights,
+                                 save_checkpoint)
 from optsweep.config import validate
 from optsweep.contract import Outcome, Status
 from optsweep.data import Split, Splits, check_splits, decoded_size, load_splits
@@ -36,6 +37,7 @@ from optsweep.optim import build_optimizer, check_optimizer_keys
 from optsweep.resources import capped_threads, check_memory, device_memory
 from optsweep.runtime import (autocast, grad_scaler, resolve_device, seed_everything,
                               weight_memory_format)
+from optsweep.schedule import Schedule
 from optsweep.small_maps import lower_point_convs
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ class Run:
     model: torch.nn.Module
     forward: torch.nn.Module  # the model, or its compiled wrapper
     optimizer: torch.optim.Optimizer
+    schedule: Schedule
     scaler: torch.amp.GradScaler
     normalize: Normalize
     generator: torch.Generator
@@ -79,12 +82,13 @@ class Run:
     def checkpoint_state(self) -> dict:
         return {"fingerprint": self.fingerprint, "rows": self.rows,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
+                "scheduler": self.schedule.state_dict(), "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
                 "torch_rng": torch.get_rng_state()}
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state.get("scheduler"))
         self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
@@ -150,12 +154,21 @@ def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
         for epoch in range(len(run.rows) + 1, cfg.trainer.epochs + 1):
             row = _run_epoch(run, epoch, train_split, val_split, test_split)
             run.rows.append(row)
+            run.schedule.after_epoch(row)
             contract.write_metrics(run_dir, run.rows)
+            if cfg.trainer.keep_best and contract.best_row(run.rows, name) is row:
+                save_best_weights(run_dir, run.model.state_dict())
             save_checkpoint(run_dir, run.checkpoint_state())
             _log_epoch(row, cfg.trainer.epochs)
             run.trackers.epoch(row)
             if on_epoch is not None:
                 on_epoch(epoch, row)
+            if epoch < cfg.trainer.epochs and contract.stops_early(
+                    run.rows, name, cfg.trainer.early_stop_patience):
+                status = Status.EARLY_STOPPED
+                log.info("%s: no better %s for %d epochs; stopped after epoch %d", run_dir,
+                         contract.selection_metric(name), cfg.trainer.early_stop_patience, epoch)
+                break
     except Diverged as exc:
         status, error = Status.DIVERGED, str(exc)
         log.warning("%s: diverged: %s", run_dir, exc)
@@ -183,7 +196,8 @@ def _prepare(cfg: DictConfig, run_dir: Path, fingerprint: str) -> tuple[Run, Spl
     check_memory(cfg.data, images, side, device_memory(device))
     seed_everything(cfg.trainer.seed)
     splits = load_splits(cfg.data, cfg.trainer.seed)
-    run = build_run(cfg, device, splits.num_classes, run_dir, fingerprint)
+    run = build_run(cfg, device, splits.num_classes, run_dir, fingerprint,
+                    steps_per_epoch=math.ceil(len(splits.train) / cfg.data.batch_size))
     if cfg.data.batch_size < run.min_batch:
         raise ConfigError("data.batch_size", cfg.data.batch_size,
                           f"an integer >= {run.min_batch} for {cfg.model.name}",
@@ -201,21 +215,26 @@ def _prepare(cfg: DictConfig, run_dir: Path, fingerprint: str) -> tuple[Run, Spl
 
 
 def build_run(cfg: DictConfig, device: torch.device, num_classes: int,
-              run_dir: Optional[Path] = None, fingerprint: str = "") -> Run:
-    """Model, optimizer, scaler and batch pipeline for ``cfg`` on ``device``, before any epoch.
+              run_dir: Optional[Path] = None, fingerprint: str = "", *,
+              steps_per_epoch: int = 1) -> Run:
+    """Model, optimizer, lr schedule, scaler and batch pipeline for ``cfg`` on ``device``, before
+    any epoch (``steps_per_epoch``: batches per epoch, for schedules that step per batch).
 
     Public so that benchmarks time ``train_one_epoch``/``evaluate`` on exactly what ``train`` runs.
     """
     memory_format = weight_memory_format(device, cfg.trainer.channels_last)
-    model = build_model(cfg.model, num_classes)
+    model = build_model(cfg.model, num_classes, cfg.data.image_size)
     if cfg.trainer.fast_path:
         lower_point_convs(model)
     min_batch = 2 if has_batch_norm(model) else 1  # before compiling wraps it
     model = model.to(device=device, memory_format=memory_format)
     forward = torch.compile(model) if cfg.trainer.compile else model
+    optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
     return Run(
         cfg=cfg, run_dir=run_dir, device=device, model=model, forward=forward,
-        optimizer=build_optimizer(cfg.optimizer, model.parameters(), device),
+        optimizer=optimizer,
+        schedule=Schedule(cfg.scheduler, optimizer, cfg.trainer.epochs, steps_per_epoch,
+                          contract.objective_name(cfg)),
         scaler=grad_scaler(device, cfg.trainer.precision),
         normalize=Normalize(cfg.data.mean, cfg.data.std, cfg.data.image_size, device,
                             cfg.trainer.channels_last),
@@ -251,13 +270,13 @@ def _run_epoch(run: Run, epoch: int, train_split: Split, val_split: Optional[Spl
     if non_finite:
         raise Diverged(f"epoch {epoch}: {', '.join(non_finite)} not finite")
     trained = trained_count(len(train_split), run.cfg.data.batch_size, run.min_batch)
-    row.update(lr=run.optimizer.param_groups[0]["lr"], epoch_seconds=seconds,
-               train_images_per_s=trained / seconds)
+    row.update(epoch_seconds=seconds, train_images_per_s=trained / seconds)
     return row
 
 
 def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
-    """One pass over ``split`` in shuffled batches; returns train_loss and train_acc1."""
+    """One pass over ``split`` in shuffled batches; returns train_loss, train_acc1 and the lr of
+    the first and the last step (lr, lr_last)."""
     cfg = run.cfg
     run.forward.train()
     tally = Tally()
@@ -271,8 +290,12 @@ def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
             loss = F.cross_entropy(logits.float(), labels)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
+        lr_last = run.optimizer.param_groups[0]["lr"]  # the lr this step uses
+        if step == 1:
+            lr_first = lr_last
         run.scaler.step(run.optimizer)
         run.scaler.update()
+        run.schedule.after_batch()
         tally.add(loss.detach() * len(labels), logits, labels)
         if step % DIVERGENCE_CHECK_STEPS == 0 and not tally.loss_below(cfg.trainer.max_loss):
             raise Diverged(f"epoch {epoch} step {step}: mean training loss above "
@@ -281,7 +304,8 @@ def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
         raise Diverged(f"epoch {epoch}: mean training loss above trainer.max_loss="
                        f"{cfg.trainer.max_loss} or not finite")
     metrics = tally.result("train")
-    return {"train_loss": metrics["train_loss"], "train_acc1": metrics["train_acc1"]}
+    return {"train_loss": metrics["train_loss"], "train_acc1": metrics["train_acc1"],
+            "lr": float(lr_first), "lr_last": float(lr_last)}
 
 
 @torch.inference_mode()

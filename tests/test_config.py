@@ -28,7 +28,7 @@ def test_defaults_compose_to_the_study_setting():
     validate(cfg)
 
 
-@pytest.mark.parametrize("group", ["optimizer", "data", "model", "trainer", "logger"])
+@pytest.mark.parametrize("group", ["optimizer", "scheduler", "data", "model", "trainer", "logger"])
 def test_every_group_option_composes_and_validates(group):
     options = group_options(group)
     assert options, f"conf/{group} is empty"
@@ -47,7 +47,8 @@ def test_schemas_hold_types_only_so_each_default_is_written_once_in_yaml():
     from optsweep import config
 
     schemas = [config.ModelConf, config.DataConf, config.TrainerConf,
-               *config.OPTIMIZER_SCHEMAS.values(), *config.LOGGER_SCHEMAS.values()]
+               *config.OPTIMIZER_SCHEMAS.values(), *config.SCHEDULER_SCHEMAS.values(),
+               *config.LOGGER_SCHEMAS.values()]
     for schema in schemas:
         for field in dataclasses.fields(schema):
             assert field.default is MISSING, f"{schema.__name__}.{field.name}: write it in YAML"
@@ -111,10 +112,15 @@ def test_composition_errors_name_the_key(override, message):
     ("data.val_fraction=-0.1", "data.val_fraction"),
     ("trainer.precision=fp8", "trainer.precision"),
     ("trainer.objective=accuracy", "trainer.objective"),
+    ("scheduler.step_per=step", "scheduler.step_per"),
+    ("scheduler=warmup_cosine scheduler.warmup_epochs=10", "scheduler.warmup_epochs"),
+    ("scheduler=step scheduler.step_size=0", "scheduler.step_size"),
+    ("scheduler=plateau scheduler.step_per=batch", "scheduler.step_per"),
+    ("scheduler=plateau data.val_fraction=0 trainer.objective=test_acc1", "scheduler"),
 ])
 def test_bad_values_fail_validation_naming_the_key(override, key):
     with pytest.raises(ConfigError) as info:
-        validate(make_cfg([override]))
+        validate(make_cfg(override.split()))
     assert info.value.key == key and str(info.value).startswith(key)
 
 

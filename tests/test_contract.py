@@ -141,3 +141,33 @@ def test_no_import_cycle_among_the_project_modules():
         pytest.skip(f"{tool} is not beside this checkout")
     result = subprocess.run([sys.executable, str(tool)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- early stopping --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, values, patience, stops_after", [
+    ("val_acc1", [.2, .5, .4, .5, .3], 2, 4),  # 0.5 again is no improvement: epochs 3, 4
+    ("val_acc1", [.2, .5, .4, .6, .3, .3], 2, 6),  # epoch 4 improved: counting starts again
+    ("val_loss", [2., 1., 0.9, 1.5, 1.], 1, 4),  # a loss must fall
+    ("test_acc1", [.2, .1, .1], 1, 2),  # watched on validation (val_acc1), never on test
+    ("val_acc1", [.2, .3, .4, .5], 1, None),  # always improving
+    ("val_acc1", [.2, .1, .1, .1], None, None),  # off
+])
+def test_early_stopping_stops_at_the_first_epoch_that_ends_patience_epochs_without_improvement(
+        name, values, patience, stops_after):
+    column = contract.selection_metric(name)
+    rows, stopped = [], None
+    for epoch, value in enumerate(values, start=1):
+        rows.append({"epoch": epoch, column: value})
+        if contract.stops_early(rows, name, patience):
+            stopped = epoch
+            break
+    assert stopped == stops_after
+
+
+def test_an_early_stopped_run_is_final_averaged_and_returns_its_last_epoch():
+    assert Status.EARLY_STOPPED in contract.FINAL and Status.EARLY_STOPPED in contract.AVERAGED
+    assert Status.EARLY_STOPPED not in contract.RESUMABLE
+    rows = [{"epoch": 1, "val_acc1": .5}, {"epoch": 2, "val_acc1": .4}]
+    assert contract.objective_value(Status.EARLY_STOPPED, rows, "val_acc1") == .4

@@ -156,3 +156,61 @@ def test_normalize_matches_the_torchvision_transform():
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
     resized = Normalize(mean, std, 64, torch.device("cpu"), channels_last=False)(images)
     assert resized.shape == (4, 3, 64, 64)
+
+
+# --- honest subsets --------------------------------------------------------------------------------
+
+from optsweep import contract  # noqa: E402
+from optsweep.data.subset import class_quotas, stratified_sample  # noqa: E402
+
+
+def test_a_capped_class_sorted_split_keeps_every_class_in_proportion():
+    labels = torch.arange(10).repeat_interleave(torch.tensor([30] * 5 + [10] * 5))  # sorted, 200
+    picked = stratified_sample(labels, 40, torch.Generator().manual_seed(0))
+    counts = torch.bincount(labels[picked], minlength=10).tolist()
+    assert counts == [6] * 5 + [2] * 5 and len(set(picked.tolist())) == 40
+    again = stratified_sample(labels, 40, torch.Generator().manual_seed(0))
+    other = stratified_sample(labels, 40, torch.Generator().manual_seed(1))
+    assert torch.equal(picked, again) and not torch.equal(picked.sort().values, other.sort().values)
+
+
+def test_quotas_hand_out_the_leftover_by_largest_remainder():
+    assert class_quotas(torch.tensor([5, 3, 2]), 5).tolist() == [3, 1, 1]  # 2.5, 1.5, 1.0
+    assert class_quotas(torch.tensor([1, 1, 1]), 2).tolist() == [1, 1, 0]  # ties: lower index
+    assert class_quotas(torch.tensor([7, 3]), 10).tolist() == [7, 3]
+
+
+def test_train_and_test_limits_draw_stratified_subsets_from_a_class_sorted_folder(tmp_path):
+    fakes.write_imagefolder(tmp_path, classes=("a", "b", "c", "d"), per_class=6, size=8)
+    cfg = make_cfg(["data=imagefolder", f"data.root={tmp_path}", "data.train_limit=12",
+                    "data.test_limit=8", "data.val_fraction=0.25"]).data
+    splits = load_splits(cfg, 0)
+    train_val = torch.cat([splits.train.labels, splits.val.labels])
+    assert torch.bincount(train_val, minlength=4).tolist() == [3, 3, 3, 3]
+    assert torch.bincount(splits.test.labels, minlength=4).tolist() == [2, 2, 2, 2]  # not [6, 2, 0, 0]
+    assert torch.equal(load_splits(cfg, 1).test.images, splits.test.images)  # same for every seed
+
+
+def test_capped_runs_get_a_new_fingerprint_and_uncapped_ones_keep_theirs(cfg_factory):
+    import hashlib
+    import json
+
+    from omegaconf import OmegaConf
+
+    def recorded_before(cfg):  # the fingerprint as the code before the new keys computed it
+        container = OmegaConf.to_container(cfg, resolve=True)
+        container.pop("scheduler")
+        for group, keys in contract.VOLATILE_KEYS.items():
+            for key in keys:
+                container[group].pop(key, None)
+        for group, keys in contract.NEUTRAL_KEYS.items():
+            for key in keys:
+                container[group].pop(key)
+        return hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
+
+    plain = cfg_factory(["data=digits"])
+    capped = cfg_factory(["data=digits", "data.test_limit=30"])
+    assert contract.config_fingerprint(plain) == recorded_before(plain)
+    assert contract.config_fingerprint(capped) != recorded_before(capped)
+    assert contract.config_fingerprint(cfg_factory(["data=digits", "scheduler=cosine"])) != (
+        contract.config_fingerprint(plain))

@@ -133,3 +133,43 @@ def test_options_run_one_epoch(tmp_path, extra):
     objective = train(make_cfg([*QUICK, "data.train_limit=40", *extra]), tmp_path).objective
     assert math.isfinite(objective)
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+
+
+def test_early_stopping_ends_the_run_and_best_pt_holds_the_best_epochs_weights(tmp_path):
+    import torch
+
+    # lr 0: only batch-norm statistics move, so the validation accuracy soon stops improving
+    frozen = [*QUICK, "optimizer.lr=0"]
+    outcome = train(make_cfg([*frozen, "trainer.epochs=6", "trainer.early_stop_patience=1",
+                              "trainer.keep_best=true"]), tmp_path / "stopped")
+    summary = json.loads((tmp_path / "stopped" / "summary.json").read_text())
+    best = summary["best"]["epoch"]
+    assert summary["status"] == outcome.status == "early_stopped"
+    assert summary["epochs_completed"] == best + 1 < 6  # one epoch without improvement
+    assert outcome.objective == float(read_rows(tmp_path / "stopped")[-1]["val_acc1"])
+    assert not (tmp_path / "stopped" / "checkpoint.pt").exists()
+    # the same run trained to its best epoch only: its last weights are best.pt
+    train(make_cfg([*frozen, f"trainer.epochs={best}", "trainer.keep_checkpoint=true"]),
+          tmp_path / "to_best")
+    kept = torch.load(tmp_path / "stopped" / "best.pt", weights_only=True)
+    at_best = torch.load(tmp_path / "to_best" / "checkpoint.pt", weights_only=True)["model"]
+    assert kept.keys() == at_best.keys()
+    assert all(torch.equal(kept[k], at_best[k]) for k in kept)  # batch-norm statistics included
+
+
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v3_small", "efficientnet_b0",
+                                  "convnext_tiny", "regnet_x_400mf", "vit_b_32", "swin_t"])
+def test_each_family_trains_a_step_and_evaluates(tmp_path, name):
+    overrides = [*QUICK, f"model.name={name}", "data.train_limit=20", "data.test_limit=10"]
+    assert train(make_cfg(overrides), tmp_path).status == "completed"
+    assert float(read_rows(tmp_path)[0]["train_loss"]) > 0
+
+
+def test_resnet_with_the_cifar_stem_trains(tmp_path):
+    overrides = [*QUICK, "model.cifar_stem=true", "data.train_limit=20", "data.test_limit=10"]
+    assert train(make_cfg(overrides), tmp_path).status == "completed"
+
+
+def test_a_model_too_big_for_the_image_size_is_refused_before_any_data(tmp_path, no_network):
+    with pytest.raises(ConfigError, match="data.image_size=32.*at least 75.*inception_v3"):
+        train(make_cfg([*QUICK, "model.name=inception_v3", "data.root=/nonexistent"]), tmp_path)

@@ -17,9 +17,14 @@ from omegaconf import DictConfig
 from optsweep.data.cifar import ensure_cifar, read_cifar
 from optsweep.data.digits import read_digits
 from optsweep.data.imagefolder import check_imagefolder, count_images, read_imagefolder
+from optsweep.data.subset import stratified_sample
 from optsweep.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+# The test subset (data.test_limit) is the same for every trainer.seed: runs that differ in seed
+# are compared on the same test examples.
+TEST_SUBSET_SEED = 0
 
 
 @dataclass
@@ -94,22 +99,25 @@ def read_dataset(name: str, root: str, download: bool, image_size: int):
 
 
 def load_splits(cfg: DictConfig, seed: int) -> Splits:
-    """Apply the caps and the seeded validation split of ``cfg`` (the ``data`` group)."""
+    """Apply the caps (seeded, class-stratified subsets) and the seeded validation split of
+    ``cfg`` (the ``data`` group)."""
     train_x, train_y, test_x, test_y, classes = read_dataset(cfg.name, str(cfg.root),
                                                              bool(cfg.download), cfg.image_size)
     generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(train_y), generator=generator)
-    if cfg.train_limit is not None:
-        order = order[: cfg.train_limit]
+    if cfg.train_limit is None:
+        order = torch.randperm(len(train_y), generator=generator)
+    else:
+        order = stratified_sample(train_y, cfg.train_limit, generator)
     n_val = round(len(order) * cfg.val_fraction) if cfg.val_fraction > 0 else 0
     if cfg.val_fraction > 0:
         n_val = max(1, min(n_val, len(order) - 1))  # both parts non-empty
     val_idx, train_idx = order[:n_val], order[n_val:]
-    test_n = len(test_y) if cfg.test_limit is None else min(cfg.test_limit, len(test_y))
+    test_idx = torch.arange(len(test_y)) if cfg.test_limit is None else stratified_sample(
+        test_y, cfg.test_limit, torch.Generator().manual_seed(TEST_SUBSET_SEED))
     return Splits(
         train=Split(train_x[train_idx], train_y[train_idx]),
         val=Split(train_x[val_idx], train_y[val_idx]) if n_val else None,
-        test=Split(test_x[:test_n], test_y[:test_n]),
+        test=Split(test_x[test_idx], test_y[test_idx]),
         classes=list(classes),
     )
 
