@@ -76,7 +76,8 @@ class Status(str, Enum):
 
 
 # A summary.json may hold these (UNFINISHED is the absence of one).
-RECORDED = (Status.COMPLETED, Status.EARLY_STOPPED, Status.DIVERGED, Status.PRUNED, Status.INTERRUPTED, Status.FAILED)
+RECORDED = (Status.COMPLETED, Status.EARLY_STOPPED, Status.DIVERGED, Status.PRUNED,
+            Status.INTERRUPTED, Status.FAILED)
 # A rerun of the same config would only repeat these (training is deterministic per seed): skipped.
 FINAL = (Status.COMPLETED, Status.EARLY_STOPPED, Status.DIVERGED)
 # Counted in means and tests: reached their last epoch (a diverged run at its last finished epoch).
