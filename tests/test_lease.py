@@ -87,3 +87,4 @@ def test_the_same_sweep_launched_twice_trains_each_run_once(tmp_path):
     assert trained == 3  # each of the three runs trained by exactly one of the two commands
     for job in range(3):
         assert contract.read_summary(sweep / str(job))["status"] == "completed"
+
