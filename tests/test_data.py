@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pickle
 
 import pytest
@@ -214,3 +217,26 @@ def test_capped_runs_get_a_new_fingerprint_and_uncapped_ones_keep_theirs(cfg_fac
     assert contract.config_fingerprint(capped) != recorded_before(capped)
     assert contract.config_fingerprint(cfg_factory(["data=digits", "scheduler=cosine"])) != (
         contract.config_fingerprint(plain))
+
+
+def test_decoded_images_are_cached_for_the_next_process_and_redone_when_a_file_changes(tmp_path):
+    fakes.write_imagefolder(tmp_path, per_class=3, size=20)
+    probe = ("import logging, sys; logging.basicConfig(level=logging.INFO); "
+             "from optsweep.data.imagefolder import read_imagefolder; "
+             f"x = read_imagefolder({str(tmp_path)!r}, 16); print(int(x[0].sum()), int(x[2].sum()))")
+
+    def read() -> tuple[str, bool]:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              check=True, timeout=120)
+        return done.stdout.strip(), "decoded images read from" in done.stderr
+
+    first, hit = read()
+    assert not hit and list((tmp_path / ".optsweep_cache").glob("*/train_x.npy"))
+    second, hit = read()
+    assert hit and second == first  # another process: memory-mapped, the same images
+    from PIL import Image
+
+    changed = sorted((tmp_path / "train").glob("*/*"))[0]
+    Image.new("RGB", (20, 20), (255, 255, 255)).save(changed)
+    third, hit = read()
+    assert not hit and third != first  # a changed folder is decoded again
