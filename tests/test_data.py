@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
-
-import pickle
 
 import pytest
 import torch
