@@ -108,7 +108,9 @@ def _overview(runset: RunSet, metric: str, select: str) -> str:
             f"`{metric}`; diverged runs count at their last epoch, interrupted, "
             "pruned and failed runs are shown but not averaged. First each sweep's best setting "
             f"against the optimizer's default (and the optimizer comparison), Welch's test on "
-            f"`{metric}`; then the best setting of each sweep:")
+            f"`{metric}`; then the best setting of each sweep (mean ± half-width of the 95% "
+            "t-interval over seeds; in each sweep the best is tested against every other setting, "
+            "Holm-corrected for the number of comparisons):")
 
 
 def _describe_sweep(runset: RunSet, sweep: str) -> str:
@@ -138,9 +140,15 @@ def _conclusions(sweep, metrics, best, tests, table) -> list[str]:
             row = t._asdict()
             lines.append(f"{t.setting}: {describe_difference(row, metric)} than {b.setting}, "
                          f"{t.verdict}.")
+        k = int(mine["comparisons"].max()) if len(mine) else 0
+        if k:
+            lines.append(f"Welch's t-test on {metric}, alpha 0.05, Holm-corrected for {k} "
+                         f"comparison{'s' if k > 1 else ''} (raw and adjusted p-values in "
+                         "significance.csv).")
         noisy = mine[mine["verdict"].str.startswith("within noise")]
         if len(mine) and len(noisy) == len(mine):
-            lines.append(f"No setting differs from {b.setting} beyond seed noise (Welch, alpha 0.05).")
+            lines.append(f"No setting differs from {b.setting} beyond seed noise (Welch, alpha 0.05"
+                         f"{', Holm-corrected' if k > 1 else ''}).")
     others = [s.value for s in Status if s != Status.COMPLETED and s.value in table.columns]
     unfinished = table[table["sweep"] == sweep][["setting", *others]]
     for row in unfinished.itertuples(index=False):
