@@ -93,10 +93,9 @@ def trial_params(run_dir: Path) -> dict:
     if not study_file.is_file() or not run_dir.name.isdigit():
         return {}
     for study in read_studies(study_file):
-        trial = study.trials[study.trials["number"] == int(run_dir.name)]
-        if len(trial):
-            return {c.removeprefix("params_"): v for c, v in trial.iloc[0].items()
-                    if c.startswith("params_") and v == v}
+        for trial in study.study.trials:
+            if trial.number == int(run_dir.name):
+                return dict(trial.params)
     return {}
 
 

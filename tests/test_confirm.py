@@ -74,3 +74,21 @@ def test_confirm_reruns_the_chosen_setting_over_new_seeds(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert [(out / job / "summary.json").stat().st_mtime_ns for job in "01"] == before
     assert printed.group(0) in again.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("optuna") is None, reason="needs optuna")
+def test_an_optuna_study_is_confirmed_with_its_best_trials_parameters(tmp_path):
+    study = tmp_path / "multirun" / "search"
+    trained = run("optsweep", "-m", "sweep=lr_search", "optimizer=adam",
+                  "hydra.sweeper.n_trials=2", *TINY[:2], "trainer.epochs=1", *TINY[3:],
+                  f"hydra.sweep.dir={study}")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    val = {job: json.loads((study / job / "summary.json").read_text())["final"]["val_acc1"]
+           for job in "01"}
+    job = "1" if val["1"] > val["0"] else "0"
+    lr = re.search(r"optimizer\.lr=(\S+)", (study / job / ".hydra" / "overrides.yaml").read_text())
+    dry = run("optsweep.confirm", str(study), "--seeds", "2", "--dry-run")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    command = dry.stdout.splitlines()[-1]
+    assert f"optimizer.lr={lr.group(1)} " in command
+    assert "sweep=" not in command.replace("hydra.sweep.dir", "")  # the basic sweeper runs the seeds
