@@ -15,8 +15,6 @@ failed, interrupted) are drawn apart, never averaged and never dropped silently.
 """
 from __future__ import annotations
 
-import functools
-import math
 import multiprocessing
 import os
 import re
@@ -37,6 +35,7 @@ from optsweep.analysis.style import (
 from optsweep.analysis.sweeps import (
     is_numeric_param, seed_range, setting_order, short_names, wants_log_axis,
 )
+from optsweep.analysis.tables import ci95_half
 from optsweep.contract import AVERAGED, Status
 
 CURVE_MEASURES = ("loss", "acc1")
@@ -58,7 +57,7 @@ def t_interval(values) -> tuple[float, float]:
     mean = values.mean()
     if len(values) < 2:
         return mean, mean
-    half = t975(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    half = ci95_half(values.std(ddof=1), len(values))
     return mean - half, mean + half
 
 
@@ -74,11 +73,6 @@ def mean_band(data: pd.DataFrame, by: list[str], value: str = "value") -> pd.Dat
     out = stats_.rename(columns={"mean": value, "count": "n"}).drop(columns="std")
     out["low"], out["high"] = out[value] - half, out[value] + half
     return out.reset_index()
-
-
-@functools.lru_cache(maxsize=None)
-def t975(dof: int) -> float:
-    return float(stats.t.ppf(0.975, dof))  # ~0.1 ms a call; a figure asks hundreds of times
 
 
 # --- curves -----------------------------------------------------------------------------------------

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from optsweep.analysis.figures import figure_title, t975
+from optsweep.analysis.figures import figure_title
 from optsweep.analysis.load import RunSet
 from optsweep.analysis.stats import verdict, welch
 from optsweep.analysis.style import new_figure, optimizer_colour, optimizer_rank, save
 from optsweep.analysis.sweeps import order_sweeps
-from optsweep.analysis.tables import lower_is_better, mean_std
+from optsweep.analysis.tables import ci95_half, lower_is_better, mean_std
 from optsweep.contract import AVERAGED
 
 COLUMNS = ["sweep", "dataset", "kind", "optimizer", "best", "best_mean", "best_std", "best_n", "reference",
@@ -154,7 +154,8 @@ def overview_figure(overview: pd.DataFrame, metric: str, select: str):
 
 
 def _half(std, n) -> float:
-    return 0.0 if n < 2 or pd.isna(std) else t975(int(n) - 1) * std / math.sqrt(n)
+    half = ci95_half(std, n)
+    return 0.0 if math.isnan(half) else half
 
 
 def _draw_comparison(ax, rows: pd.DataFrame, metric: str) -> None:

@@ -19,6 +19,7 @@ from optsweep.analysis.sweeps import order_sweeps, short_names
 from optsweep.analysis.tables import (
     best_settings, display_table, markdown_table, mean_std, setting_table,
 )
+from optsweep.analysis.targets import display_targets, time_to_target
 from optsweep.contract import Status
 
 MAX_NAME = 80  # characters; a folder name joining many sweeps is cut to stay readable
@@ -49,13 +50,16 @@ def write_report(runset: RunSet, out_dir=None, *, metric: str = "test_acc1",
     best = best_settings(table, select)
     tests = compare_to_best(runset, metric, table=table, select=select)
     overview = overview_table(runset, table, metric, select)
+    targets = time_to_target(runset, select)
     _write_csvs(out, runset, table, best, tests, skipped)
+    targets.to_csv(out / "time_to_target.csv", index=False, na_rep="never")
     overview.to_csv(out / "overview.csv", index=False)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     picture = write_overview(overview, metric, select, out / "figures" / "overview.png")
     first = [("img", picture)] if picture else []
     first.append(("table", display_overview(overview, metric, select)))
     sections = _sections(runset, (metric, select), table, best, tests, studies, figures, skipped)
+    _add_targets(sections, targets)
     sections[0][1][1:1] = first  # after the overview's paragraph, before the best-settings table
     (out / "report.md").write_text(_markdown(sections, out), encoding="utf-8")
     html_path = out / "report.html"
@@ -99,6 +103,21 @@ def _sections(runset, metrics, table, best, tests, studies, figures, skipped) ->
     return sections
 
 
+def _add_targets(sections: list, targets: pd.DataFrame) -> None:
+    """Each sweep's time-to-target table, after its settings table."""
+    for title, blocks in sections:
+        mine = targets[targets["sweep"] == title] if len(targets) else targets
+        if mine.empty:
+            continue
+        metric, best = mine["metric"].iloc[0], mine["best"].iloc[0]
+        where = next(i for i, (kind, _) in enumerate(blocks) if kind == "table") + 1
+        blocks[where:where] = [
+            ("p", f"Time to target: the first epoch (and wall time, cumulative epoch_seconds, mean "
+                  f"over seeds) at which the mean `{metric}` reached the target relative to the "
+                  f"sweep's best mean {best:.4f}; never where it did not (time_to_target.csv)."),
+            ("table", display_targets(mine))]
+
+
 def _overview(runset: RunSet, metric: str, select: str) -> str:
     counts = runset.runs["status"].value_counts()
     status = ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -108,7 +127,9 @@ def _overview(runset: RunSet, metric: str, select: str) -> str:
             f"`{metric}`; diverged runs count at their last epoch, interrupted, "
             "pruned and failed runs are shown but not averaged. First each sweep's best setting "
             f"against the optimizer's default (and the optimizer comparison), Welch's test on "
-            f"`{metric}`; then the best setting of each sweep:")
+            f"`{metric}`; then the best setting of each sweep (mean ± half-width of the 95% "
+            "t-interval over seeds; in each sweep the best is tested against every other setting, "
+            "Holm-corrected for the number of comparisons):")
 
 
 def _describe_sweep(runset: RunSet, sweep: str) -> str:
@@ -138,9 +159,15 @@ def _conclusions(sweep, metrics, best, tests, table) -> list[str]:
             row = t._asdict()
             lines.append(f"{t.setting}: {describe_difference(row, metric)} than {b.setting}, "
                          f"{t.verdict}.")
+        k = int(mine["comparisons"].max()) if len(mine) else 0
+        if k:
+            lines.append(f"Welch's t-test on {metric}, alpha 0.05, Holm-corrected for {k} "
+                         f"comparison{'s' if k > 1 else ''} (raw and adjusted p-values in "
+                         "significance.csv).")
         noisy = mine[mine["verdict"].str.startswith("within noise")]
         if len(mine) and len(noisy) == len(mine):
-            lines.append(f"No setting differs from {b.setting} beyond seed noise (Welch, alpha 0.05).")
+            lines.append(f"No setting differs from {b.setting} beyond seed noise (Welch, alpha 0.05"
+                         f"{', Holm-corrected' if k > 1 else ''}).")
     others = [s.value for s in Status if s != Status.COMPLETED and s.value in table.columns]
     unfinished = table[table["sweep"] == sweep][["setting", *others]]
     for row in unfinished.itertuples(index=False):

@@ -1,7 +1,10 @@
-"""Is the best setting really better? Welch's t-test of final metrics over seeds.
+"""Is the best setting really better? Welch's t-test of final metrics over seeds, Holm-corrected.
 
 Welch's test (unequal variances) because settings differ in spread: a large lr is often both worse
-and noisier than a good one.
+and noisier than a good one. The best setting of a sweep is tested against every other one, so a
+sweep of k+1 settings makes k comparisons: the verdicts use Holm's step-down adjustment for those k
+(the chance of any false "significant" in the sweep stays at most alpha), and significance.csv keeps
+the raw p-value beside the adjusted one.
 """
 from __future__ import annotations
 
@@ -24,12 +27,28 @@ def welch(a, b) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def verdict(p: float, n_best: int, n_other: int, difference: float, alpha: float = ALPHA) -> str:
+def holm(p_values) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given; nan stays nan and is not counted.
+
+    Sorted ascending, the i-th smallest of k p-values (i from 0) becomes (k - i) * p, capped at 1
+    and never below the adjusted value before it (the adjusted values keep the raw order)."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def verdict(p: float, n_best: int, n_other: int, difference: float, alpha: float = ALPHA,
+            p_name: str = "p") -> str:
+    """'significant (p=0.01)' or 'within noise (p=0.3)'; ``p_name`` says which p (e.g. 'Holm p')."""
     if n_best < 2 or n_other < 2:
         return "not tested (needs 2 or more seeds in both settings)"
     if math.isnan(p):  # both settings gave identical numbers on every seed
         return "within noise" if difference == 0 else "not tested (no spread over seeds)"
-    return f"significant (p={p:.3g})" if p < alpha else f"within noise (p={p:.3g})"
+    return f"significant ({p_name}={p:.3g})" if p < alpha else f"within noise ({p_name}={p:.3g})"
 
 
 def compare_to_best(runset: RunSet, metric: str = "test_acc1", alpha: float = ALPHA,
@@ -38,7 +57,8 @@ def compare_to_best(runset: RunSet, metric: str = "test_acc1", alpha: float = AL
     other setting there, compared on ``metric``.
 
     Columns: sweep, dataset, best, setting, n_best, n, best_mean, mean, difference (setting - best),
-    p_value, significant (bool), verdict.
+    p_value (Welch's, raw), comparisons (k: the tested comparisons of this sweep and dataset),
+    p_adjusted (Holm over those k), significant (p_adjusted < alpha), verdict (on p_adjusted).
     """
     table = setting_table(runset, metric, select) if table is None else table
     counted = runset.runs[runset.runs["status"].isin(AVERAGED)]
@@ -51,18 +71,35 @@ def compare_to_best(runset: RunSet, metric: str = "test_acc1", alpha: float = AL
                        & (table["setting"] != best.setting)]
         for other in others.itertuples(index=False):
             other_values = samples.get((other.sweep, other.dataset, other.setting), [])
-            p = welch(best_values, other_values)
             diff = float(getattr(other, f"{metric}_mean") - getattr(best, f"{metric}_mean"))
             rows.append({
                 "sweep": best.sweep, "dataset": best.dataset, "best": best.setting,
                 "setting": other.setting, "n_best": len(best_values), "n": len(other_values),
                 "best_mean": getattr(best, f"{metric}_mean"), "mean": getattr(other, f"{metric}_mean"),
-                "difference": diff, "p_value": p, "significant": bool(p < alpha),
-                "verdict": verdict(p, len(best_values), len(other_values), diff, alpha),
+                "difference": diff, "p_value": welch(best_values, other_values),
             })
-    columns = ["sweep", "dataset", "best", "setting", "n_best", "n", "best_mean", "mean",
-               "difference", "p_value", "significant", "verdict"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(holm_verdicts(rows, alpha), columns=COLUMNS)
+
+
+COLUMNS = ["sweep", "dataset", "best", "setting", "n_best", "n", "best_mean", "mean", "difference",
+           "p_value", "comparisons", "p_adjusted", "significant", "verdict"]
+
+
+def holm_verdicts(rows: list[dict], alpha: float = ALPHA) -> list[dict]:
+    """Each comparison (a dict with sweep, dataset, n_best, n, difference and its raw p_value)
+    with comparisons, p_adjusted (Holm within its sweep and dataset), significant and verdict."""
+    families: dict[tuple, list[dict]] = {}
+    for row in rows:
+        families.setdefault((row["sweep"], row["dataset"]), []).append(row)
+    for family in families.values():
+        raw = [row["p_value"] for row in family]
+        for row, p in zip(family, holm(raw)):
+            row["comparisons"] = sum(not math.isnan(q) for q in raw)
+            row["p_adjusted"] = p
+            row["significant"] = bool(p < alpha)
+            row["verdict"] = verdict(p, row["n_best"], row["n"], row["difference"], alpha,
+                                     "Holm p" if row["comparisons"] > 1 else "p")
+    return rows
 
 
 def describe_difference(row, metric: str) -> str:

@@ -1,12 +1,14 @@
 """Tables and significance verdicts against numbers worked out by hand from the fixtures."""
 import math
 
+import pandas as pd
 import pytest
 from conftest import write_run
 from scipy import stats as scipy_stats
 
 from optsweep.analysis import load_runs
-from optsweep.analysis.stats import compare_to_best
+from optsweep.analysis.report import write_report
+from optsweep.analysis.stats import compare_to_best, holm, holm_verdicts
 from optsweep.analysis.tables import best_settings, display_table, markdown_table, setting_table
 
 
@@ -28,6 +30,58 @@ def test_setting_table_numbers(messy_sweep):
     assert list(table.index) == ["lr=0.0001", "lr=0.001", "lr=0.01", "lr=0.1"]
 
 
+def test_the_95_percent_interval_is_the_t_interval_over_seeds(lr_sweep):
+    table = setting_table(load_runs([lr_sweep])).set_index("setting")
+    # lr=1e-3: 0.90, 0.91, 0.92 -> sd 0.01; t(0.975, 2 dof) = 4.302653 from a t-table
+    assert table.loc["lr=0.001", "test_acc1_ci95"] == pytest.approx(4.302653 * 0.01 / math.sqrt(3),
+                                                                    rel=1e-6)
+    assert table.loc["lr=0.001", "test_acc1_std"] == pytest.approx(0.01)
+
+
+def test_a_single_run_has_no_interval(tmp_path):
+    write_run(tmp_path / "s" / "0", lr=1e-3)
+    table = setting_table(load_runs([tmp_path]))
+    assert math.isnan(table.loc[0, "test_acc1_ci95"])
+    assert display_table(table).loc[0, "test_acc1"] == "0.9000 (n=1)"
+
+
+def test_holm_adjusts_by_rank_and_keeps_the_order():
+    # sorted 0.01, 0.02, 0.04 times 3, 2, 1: 0.03, 0.04, 0.04 (already monotone)
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    # 0.01 * 3 = 0.03; 0.011 * 2 = 0.022, raised to the 0.03 before it; 0.5 * 1 = 0.5; capped at 1
+    assert holm([0.5, 0.011, 0.01]) == pytest.approx([0.5, 0.03, 0.03])
+    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # 0.6 * 2 = 1.2 -> 1
+    adjusted = holm([math.nan, 0.02])  # an untested comparison is not counted: k = 1
+    assert math.isnan(adjusted[0]) and adjusted[1] == pytest.approx(0.02)
+
+
+def comparison(setting, p, sweep="s"):
+    return {"sweep": sweep, "dataset": "digits", "setting": setting, "n_best": 3, "n": 3,
+            "difference": -0.1, "p_value": p}
+
+
+def test_holm_verdicts_correct_within_each_sweep():
+    rows = holm_verdicts([comparison("a", 0.01), comparison("b", 0.02), comparison("c", 0.04),
+                          comparison("d", 0.04, sweep="other")])
+    by = {(r["sweep"], r["setting"]): r for r in rows}
+    # three comparisons in s: 0.01 * 3 = 0.03, 0.02 * 2 = 0.04, 0.04 * 1 = 0.04: all below 0.05
+    assert [by["s", x]["p_adjusted"] for x in "abc"] == pytest.approx([0.03, 0.04, 0.04])
+    assert all(by["s", x]["comparisons"] == 3 and by["s", x]["significant"] for x in "abc")
+    assert by["s", "a"]["verdict"] == "significant (Holm p=0.03)"
+    assert by["s", "a"]["p_value"] == 0.01  # the raw p-value stays
+    # the other sweep is its own family of one: no correction
+    assert by["other", "d"]["p_adjusted"] == pytest.approx(0.04)
+    assert by["other", "d"]["verdict"] == "significant (p=0.04)"
+
+
+def test_a_raw_significance_can_be_within_noise_after_holm():
+    # four comparisons: 0.01 * 4 = 0.04, 0.02 * 3 = 0.06, 0.04 * 2 = 0.08, 0.3 * 1 = 0.3
+    rows = holm_verdicts([comparison(x, p) for x, p in zip("abcd", (0.02, 0.01, 0.3, 0.04))])
+    assert [r["p_adjusted"] for r in rows] == pytest.approx([0.06, 0.04, 0.3, 0.08])
+    assert [r["significant"] for r in rows] == [False, True, False, False]
+    assert rows[0]["verdict"] == "within noise (Holm p=0.06)"
+
+
 def test_best_setting_per_sweep(lr_sweep, optimizer_sweep):
     best = best_settings(setting_table(load_runs([lr_sweep, optimizer_sweep])))
     assert dict(zip(best["sweep"], best["setting"])) == {"adam_lr": "lr=0.001", "compare": "adam"}
@@ -37,7 +91,8 @@ def test_best_setting_per_sweep(lr_sweep, optimizer_sweep):
 
 def test_display_and_markdown(lr_sweep):
     shown = display_table(setting_table(load_runs([lr_sweep])))
-    assert shown.loc[1, "test_acc1"] == "0.9100 ± 0.0100 (n=3)"
+    # 95% CI half-width: t(0.975, 2 dof) = 4.3027 (a t-table) * 0.01 / sqrt(3) = 0.0248
+    assert shown.loc[1, "test_acc1"] == "0.9100 ± 0.0248 (95% CI; sd 0.0100, n=3)"
     text = markdown_table(shown)
     lines = text.splitlines()
     assert lines[0].startswith("| sweep | dataset | setting | test_acc1")
@@ -62,9 +117,17 @@ def test_large_difference_is_significant_and_equal_means_are_within_noise(tmp_pa
     assert large["p_value"] == pytest.approx(2 * scipy_stats.t.sf(t, 4), rel=1e-3)
     assert large["significant"] and large["verdict"].startswith("significant")
     assert large["difference"] == pytest.approx(-0.30)
+    # two comparisons: Holm doubles the smaller p-value and leaves the larger (1) at 1
+    assert set(tests["comparisons"]) == {2}
+    assert large["p_adjusted"] == pytest.approx(2 * large["p_value"])
     null = tests.loc["lr=0.01"]  # same mean: t = 0, p = 1
     assert null["p_value"] == pytest.approx(1.0)
     assert not null["significant"] and null["verdict"].startswith("within noise")
+    assert null["p_adjusted"] == pytest.approx(1.0)
+    write_report(load_runs([sweep]), tmp_path / "out", figures={})
+    assert "Holm-corrected for 2 comparisons" in (tmp_path / "out" / "report.md").read_text()
+    written = pd.read_csv(tmp_path / "out" / "significance.csv")
+    assert {"p_value", "p_adjusted", "comparisons"} <= set(written.columns)
 
 
 def test_single_seed_is_not_tested(tmp_path):
