@@ -42,6 +42,7 @@ METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 LEASE_FILE = "lease.json"  # who trains the run right now (optsweep.lease)
+HEARTBEAT_FILE = "heartbeat.json"  # an Optuna trial's job is alive (optsweep.sweep.heartbeat)
 HYDRA_DIR = ".hydra"
 TRACKING_FILE = "tracking.json"
 
