@@ -44,6 +44,7 @@ SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_WEIGHTS_FILE = "best.pt"  # trainer.keep_best: the model's state dict at the best epoch
 LEASE_FILE = "lease.json"  # who trains the run right now (optsweep.lease)
+HEARTBEAT_FILE = "heartbeat.json"  # an Optuna trial's job is alive (optsweep.sweep.heartbeat)
 HYDRA_DIR = ".hydra"
 TRACKING_FILE = "tracking.json"
 

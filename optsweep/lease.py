@@ -46,9 +46,10 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def read_lease(run_dir: Path) -> Optional[dict]:
+def read_lease(run_dir: Path, name: str = LEASE_FILE) -> Optional[dict]:
+    """The record in ``run_dir/name`` (also a job's ``heartbeat.json``: the same form), or None."""
     try:
-        record = json.loads((Path(run_dir) / LEASE_FILE).read_text())
+        record = json.loads((Path(run_dir) / name).read_text())
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None

@@ -9,6 +9,8 @@ It reads hydra-optuna-sweeper 1.3's configuration with the same meaning (``sampl
   ``optsweep.sweep.trial.report(value, step)``;
 - resume: ``n_trials`` is the study's total (default storage: SQLite in the sweep directory), and a
   trial cut off with its worker is run again in its own directory;
+- dead workers on any host: a trial whose job stopped beating (``heartbeat_interval``,
+  ``grace_period``, ``dead_after_s``) is failed and its setting re-run once in its directory;
 - several workers on one study ask exactly ``n_trials`` trials together;
 - a failed, pruned or non-finite result is recorded as such, never a crash; a storage that cannot be
   opened is one clear error before any job starts.
@@ -31,6 +33,7 @@ from omegaconf import DictConfig
 from optsweep.sweep.optuna_config import PRUNERS, SAMPLERS, OptsweepOptunaSweeperConf
 
 PROVIDER = "optsweep_optuna_sweeper"
+_CONF = OptsweepOptunaSweeperConf  # the schema's defaults, one home
 
 
 def register_configs() -> None:
@@ -64,14 +67,18 @@ class OptunaSweeper(Sweeper):
     def __init__(self, sampler: Any, direction: Any, storage: Optional[str],
                  study_name: Optional[str], n_trials: int, n_jobs: int, max_failure_rate: float,
                  search_space: Optional[DictConfig], custom_search_space: Optional[str],
-                 params: Optional[DictConfig], pruner: Any = None) -> None:
+                 params: Optional[DictConfig], pruner: Any = None,
+                 heartbeat_interval: Optional[int] = _CONF.heartbeat_interval,
+                 grace_period: int = _CONF.grace_period,
+                 dead_after_s: float = _CONF.dead_after_s) -> None:
         from optsweep.sweep._optuna_impl import OptunaSweeperImpl
 
         self.sweeper = OptunaSweeperImpl(
             sampler=sampler, direction=direction, storage=storage, study_name=study_name,
             n_trials=n_trials, n_jobs=n_jobs, max_failure_rate=max_failure_rate,
             search_space=search_space, custom_search_space=custom_search_space, params=params,
-            pruner=pruner)
+            pruner=pruner, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+            dead_after_s=dead_after_s)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:

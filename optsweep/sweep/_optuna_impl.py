@@ -2,11 +2,13 @@
 docstring), on Optuna's ask-and-tell interface.
 
 One loop: under the study lock, claim up to ``n_jobs`` trials (first those cut off with a dead worker
-of this host, then new ones while the study has fewer than ``n_trials``); launch them as Hydra jobs;
-tell each result. A returned number (a sequence of them when multi-objective) is COMPLETE; an
-exception is FAIL with its text in the trial's ``error`` user attribute; ``optuna.TrialPruned``, or a
-trial that ``optsweep.sweep.trial.report`` told to stop, is PRUNED; NaN, inf or a value that is no
-number is FAIL. As in hydra-optuna-sweeper 1.3, a batch in which more than ``max_failure_rate`` of
+of this host; then, after failing the trials whose job fell silent on any host and queueing each
+one's setting again once (``optsweep.sweep.heartbeat``), the queued re-runs and new trials while the
+study has fewer than ``n_trials`` distinct settings); launch them as Hydra jobs; tell each result.
+A returned number (a sequence of them when multi-objective) is COMPLETE; an exception is FAIL with
+its text in the trial's ``error`` user attribute; ``optuna.TrialPruned``, or a trial that
+``optsweep.sweep.trial.report`` told to stop, is PRUNED; NaN, inf or a value that is no number is
+FAIL. As in hydra-optuna-sweeper 1.3, a batch in which more than ``max_failure_rate`` of
 the trials failed ends the sweep with an error showing the last failure.
 """
 
@@ -29,7 +31,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from optsweep.sweep import _optuna_private, search_space
+from optsweep.sweep import _optuna_private, heartbeat, search_space
 from optsweep.sweep import storage as st
 from optsweep.sweep import trial as job_trial
 from optsweep.sweep.errors import SweepError
@@ -38,6 +40,9 @@ log = logging.getLogger(__name__)
 
 WORKER_ATTR = "optsweep_worker"  # system attribute: the host:pid that runs the trial
 ERROR_ATTR = "error"  # user attribute of a FAIL trial: why
+# system attributes of a re-run, named as Optuna's RetryFailedTrialCallback names them: the number of
+# the trial that died (whose job directory the re-run resumes) and the chain of such numbers
+RETRY_OF, RETRY_HISTORY = "failed_trial", "retry_history"
 DIRECTIONS = ("minimize", "maximize")
 # Samplers whose seed fixes an order kept across trials, not one trial's draw: the grid sampler
 # shuffles its grid with the seed and gives trial n grid point n; the QMC sampler scrambles its
@@ -48,6 +53,7 @@ KEEP_SEED = ("GridSampler", "QMCSampler")
 class Claim(NamedTuple):
     number: int
     overrides: Tuple[str, ...]
+    subdir: int  # the job directory: the trial's number, or for a re-run the dead trial's
 
 
 class Outcome(NamedTuple):
@@ -113,19 +119,23 @@ class OptunaSweeperImpl(Sweeper):
     def __init__(self, *, sampler: Any, direction: Any, storage: Optional[str],
                  study_name: Optional[str], n_trials: int, n_jobs: int, max_failure_rate: float,
                  search_space: Optional[DictConfig], custom_search_space: Optional[str],
-                 params: Optional[DictConfig], pruner: Any) -> None:
+                 params: Optional[DictConfig], pruner: Any, heartbeat_interval: Optional[int],
+                 grace_period: int, dead_after_s: float) -> None:
         self.sampler_node, self.pruner_node = sampler, pruner
         self.direction, self.storage, self.study_name = direction, storage, study_name
         self.n_trials, self.n_jobs = int(n_trials), int(n_jobs)
         self.max_failure_rate = float(max_failure_rate)
         self.legacy_space, self.params = search_space, params
         self.custom_search_space = custom_search_space
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period, self.dead_after_s = grace_period, float(dead_after_s)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(
-            config=config, hydra_context=hydra_context, task_function=task_function)
+            config=config, hydra_context=hydra_context,
+            task_function=job_trial.BeatingTask(task_function))
         self.sweep_dir = config.hydra.sweep.dir
 
     # --- the sweep ----------------------------------------------------------------------------
@@ -144,7 +154,9 @@ class OptunaSweeperImpl(Sweeper):
         extend = self._custom_search_space()
         url = st.absolute(self.storage or st.default_storage(self.sweep_dir))
         name = str(self.study_name or st.DEFAULT_STUDY_NAME)
-        study, storage = st.open_study(url, name, directions, sampler(None), self._pruner())
+        beat = st.Heartbeat(self.heartbeat_interval, self.grace_period) \
+            if self.heartbeat_interval else None
+        study, storage = st.open_study(url, name, directions, sampler(None), self._pruner(), beat)
         log.info("Optuna study %r in %s: %d of %d trials exist; sampler %s, pruner %s, "
                  "directions %s", name, st.shown(url), len(study.get_trials(deepcopy=False)),
                  self.n_trials, sampler.target.rsplit(".", 1)[-1],
@@ -173,6 +185,14 @@ class OptunaSweeperImpl(Sweeper):
         if self.n_trials < 1:  # 0 would run nothing and exit 0: nobody would notice
             raise SweepError(f"hydra.sweeper.n_trials={self.n_trials} is invalid: expected the "
                              "study's total number of trials, an integer >= 1")
+        if self.heartbeat_interval is not None and (
+                int(self.heartbeat_interval) < 1 or self.grace_period < self.heartbeat_interval):
+            raise SweepError(f"hydra.sweeper.heartbeat_interval={self.heartbeat_interval}, "
+                             f"grace_period={self.grace_period} are invalid: expected whole seconds, "
+                             "1 <= heartbeat_interval <= grace_period (null turns the beat off)")
+        if self.dead_after_s <= 0:
+            raise SweepError(f"hydra.sweeper.dead_after_s={self.dead_after_s} is invalid: "
+                             "expected seconds > 0")
         if self.n_jobs < 1:
             raise SweepError(f"hydra.sweeper.n_jobs={self.n_jobs} is invalid: expected the "
                              "number of trials launched per batch, an integer >= 1")
@@ -215,7 +235,9 @@ class OptunaSweeperImpl(Sweeper):
             "n_trials": len(trials), "states": {s.name: states[s.name] for s in TrialState
                                                 if states[s.name]},
             "pruned": [{"trial": t.number, "last_step": t.last_step}
-                       for t in trials if t.state == TrialState.PRUNED]}
+                       for t in trials if t.state == TrialState.PRUNED],
+            "retried": [{"trial": t.number, RETRY_OF: t.system_attrs[RETRY_OF]}
+                        for t in trials if RETRY_OF in t.system_attrs]}
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         if len(study.directions) > 1:
             results["solutions"] = [{"trial": t.number, "params": t.params, "values": t.values}
@@ -248,30 +270,107 @@ class _Run:
         self.space, self.fixed, self.sampler, self.extend = space, fixed, sampler, extend
         self.study_id = storage.get_study_id_from_name(name)
         self.worker = st.worker_id()
+        self.journal = st.journal_path(url) is not None
 
     def trial_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
 
+    def job_dir(self, frozen: optuna.trial.FrozenTrial) -> Path:
+        return Path(self.sweeper.sweep_dir) / str(frozen.system_attrs.get(RETRY_OF, frozen.number))
+
     def claim(self) -> List[Claim]:
         """Up to n_jobs trials for this worker: first those cut off with a dead worker of this
-        host, then new ones while the study has fewer than n_trials. Call under the study lock."""
+        host; then, once the trials of dead workers anywhere are failed and queued again, the
+        queued ones and new ones while the study has fewer than n_trials distinct settings (a
+        failed trial that was queued again is not one). Call under the study lock."""
         n_jobs, n_trials = self.sweeper.n_jobs, self.sweeper.n_trials
         batch: List[Claim] = []
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if len(batch) < n_jobs and st.is_dead_local_worker(
-                    frozen.system_attrs.get(WORKER_ATTR)):
+                    frozen.system_attrs.get(WORKER_ATTR)) and not (
+                    self.journal and heartbeat.has_live_record(self.job_dir(frozen))):
                 self.storage.set_trial_system_attr(self.trial_id(frozen.number), WORKER_ATTR,
                                                    self.worker)
                 log.info("trial %d was cut off with its worker; running it again", frozen.number)
-                batch.append(Claim(frozen.number, self.overrides(frozen.params)))
-        count = len(self.study.get_trials(deepcopy=False))
-        while len(batch) < n_jobs and count < n_trials:
-            batch.append(self.ask(count))
-            count += 1
+                batch.append(self.claimed(frozen, self.overrides(frozen.params), reclaimed=True))
+        self.fail_dead()
+        trials = self.study.get_trials(deepcopy=False)
+        retried = {t.system_attrs[RETRY_OF] for t in trials if RETRY_OF in t.system_attrs}
+        count = sum(t.number not in retried for t in trials)
+        waiting = sum(t.state == TrialState.WAITING for t in trials)  # counted already
+        number = len(trials)  # Optuna's number for the next new trial
+        while len(batch) < n_jobs and (waiting or count < n_trials):
+            claim = self.ask(number)  # Optuna gives a waiting trial first
+            if claim.number < number:
+                waiting -= 1
+            else:
+                count, number = count + 1, number + 1
+            batch.append(claim)
         return batch
 
+    def claimed(self, frozen: optuna.trial.FrozenTrial, overrides: Tuple[str, ...],
+                reclaimed: bool = False) -> Claim:
+        """This worker runs ``frozen`` now. Until its job beats, the claim says it is alive: on a
+        journal a ``heartbeat.json`` that lasts ``dead_after_s``; on an RDB storage a reclaimed
+        trial's stale beat is renewed (a new trial has none, and none is stale)."""
+        if self.sweeper.heartbeat_interval:
+            if self.journal:
+                heartbeat.write_record(self.job_dir(frozen), self.sweeper.dead_after_s)
+            elif reclaimed:
+                self.storage.record_heartbeat(self.trial_id(frozen.number))
+        return Claim(frozen.number, overrides, int(frozen.system_attrs.get(RETRY_OF, frozen.number)))
+
+    def fail_dead(self) -> None:
+        """Fail the RUNNING trials whose job fell silent, on any host (``optsweep.sweep.heartbeat``),
+        saying why, and queue each one's setting again once."""
+        if not self.sweeper.heartbeat_interval:
+            return
+        for frozen, why in self.silent_trials():
+            trial_id = self.trial_id(frozen.number)
+            why = f"{why} (worker {frozen.system_attrs.get(WORKER_ATTR)})"
+            try:  # the reason first: a finished trial takes no attribute
+                self.storage.set_trial_user_attr(trial_id, ERROR_ATTR, why)
+                self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # its own worker told its result just now
+            log.warning("trial %d failed: %s", frozen.number, why)
+            self.retry(frozen)
+
+    def silent_trials(self) -> List[Tuple[optuna.trial.FrozenTrial, str]]:
+        """The RUNNING trials whose job fell silent, each with why it is taken for dead."""
+        if not self.journal:  # Optuna's heartbeat, as its fail_stale_trials reads it
+            why = ("its worker died: no heartbeat for more than hydra.sweeper.grace_period="
+                   f"{self.sweeper.grace_period} s")
+            return [(self.storage.get_trial(trial_id), why) for trial_id in
+                    _optuna_private.stale_trial_ids(self.storage, self.study_id)]
+        silent = []
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            why = heartbeat.silence(self.job_dir(frozen), frozen.datetime_start,
+                                    self.sweeper.dead_after_s)
+            if why is not None:
+                silent.append((frozen, why))
+        return silent
+
+    def retry(self, frozen: optuna.trial.FrozenTrial) -> None:
+        """Queue ``frozen``'s setting as a new trial that runs in its job directory (a re-run that
+        died is not queued again), as Optuna's ``RetryFailedTrialCallback`` does."""
+        if RETRY_OF in frozen.system_attrs:
+            log.warning("trial %d, itself the re-run of trial %d, is not run again",
+                        frozen.number, frozen.system_attrs[RETRY_OF])
+            return
+        dropped = (WORKER_ATTR, job_trial.PRUNED_ATTR)
+        system_attrs = {k: v for k, v in frozen.system_attrs.items() if k not in dropped}
+        system_attrs.update({RETRY_OF: frozen.number, RETRY_HISTORY: [frozen.number]})
+        self.study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, params=frozen.params, distributions=frozen.distributions,
+            user_attrs={k: v for k, v in frozen.user_attrs.items() if k != ERROR_ATTR},
+            system_attrs=system_attrs, intermediate_values=frozen.intermediate_values))
+        log.info("trial %d: its setting is queued to run again in %s", frozen.number,
+                 self.job_dir(frozen))
+
     def ask(self, number: int) -> Claim:
-        """A new trial; ``number`` is the one Optuna gives it (trials are counted under the lock)."""
+        """A queued trial or a new one; ``number`` is the one Optuna gives a new trial (trials are
+        counted under the lock)."""
         self.study.sampler = self.sampler(number)
         trial = self.study.ask(fixed_distributions=self.space)
         self.storage.set_trial_system_attr(self.trial_id(trial.number), WORKER_ATTR, self.worker)
@@ -287,15 +386,18 @@ class _Run:
             self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             raise SweepError(f"hydra.sweeper.custom_search_space={self.sweeper.custom_search_space}"
                              f" failed on trial {trial.number}: {_last_line(exc)}") from exc
-        return Claim(trial.number, self.overrides(trial.params))
+        frozen = self.storage.get_trial(self.trial_id(trial.number))
+        return self.claimed(frozen, self.overrides(trial.params))
 
     def overrides(self, params: Dict[str, Any]) -> Tuple[str, ...]:
         return tuple(f"{name}={value}" for name, value in {**params, **self.fixed}.items())
 
     def launch(self, batch: List[Claim]) -> List[Tuple[int, str]]:
         """Run ``batch`` as Hydra jobs and tell their results; the (number, error) of failures."""
-        jobs = [(*claim.overrides, f"hydra.sweep.subdir={claim.number}",
-                 *job_trial.job_overrides(self.url, self.name, claim.number)) for claim in batch]
+        beat = self.sweeper.heartbeat_interval, self.sweeper.grace_period
+        jobs = [(*claim.overrides, f"hydra.sweep.subdir={claim.subdir}",
+                 *job_trial.job_overrides(self.url, self.name, claim.number, *beat))
+                for claim in batch]
         returns = self.sweeper.launcher.launch(jobs, initial_job_idx=batch[0].number)
         failures = []
         for claim, ret in zip(batch, returns):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Iterator
+from typing import Iterator, List
 
 import optuna
 
@@ -27,6 +27,17 @@ def rebuild_trial(study: optuna.Study, trial_id: int) -> optuna.Trial:
     ``Trial(study, trial_id)`` is the constructor ``Study.ask`` itself uses. It calls the study's
     sampler (``before_trial``): load ``study`` with a ``RandomSampler``, which does no work there."""
     return optuna.trial.Trial(study, trial_id)
+
+
+def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int) -> List[int]:
+    """The RUNNING trials of an RDB storage opened with ``heartbeat_interval`` whose last heartbeat
+    is older than its ``grace_period`` (database time). The public
+    ``optuna.storages.fail_stale_trials`` reads the same and fails them at once, which leaves no
+    moment to record why (a finished trial takes no user attribute); the sweeper records why, then
+    fails each with the public ``set_trial_state_values``, as ``fail_stale_trials`` does."""
+    if not isinstance(storage, optuna.storages.RDBStorage) or storage.heartbeat_interval is None:
+        return []
+    return list(storage._get_stale_trial_ids(study_id))
 
 
 @contextlib.contextmanager

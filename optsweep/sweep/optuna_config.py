@@ -242,3 +242,11 @@ class OptsweepOptunaSweeperConf:
     params: Optional[Dict[str, Any]] = None
     # dotted path of a function (cfg, trial) -> None that suggests more parameters
     custom_search_space: Optional[str] = None
+    # dead workers (optsweep.sweep.heartbeat): each job beats every heartbeat_interval seconds
+    # (null: no beat; then only this host's dead processes are noticed); a RUNNING trial silent for
+    # grace_period seconds is failed and its setting re-run once in its own directory
+    heartbeat_interval: Optional[int] = 30
+    grace_period: int = 120
+    # journal storage: a trial whose job never beat (still queued, or lost before it started) is
+    # dead this long after it was claimed (a day: SLURM queues can be long)
+    dead_after_s: float = 86400.0

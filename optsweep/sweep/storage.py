@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, NamedTuple, Optional, Sequence
 
 from optsweep.sweep.errors import SweepError
 
@@ -38,6 +38,13 @@ DEFAULT_STUDY_NAME = "optsweep"
 EXAMPLES = ("sqlite:///multirun/NAME/optuna.db, journal:///shared/NAME/optuna.journal or "
             "postgresql://USER:PASSWORD@HOST:5432/DATABASE")
 SQLITE_TIMEOUT_S = 60  # several workers write one SQLite file: wait for its lock, do not fail
+
+
+class Heartbeat(NamedTuple):
+    """Optuna's heartbeat settings for an RDB storage: a beat every ``interval_s`` seconds, stale
+    after ``grace_s`` (``optsweep.sweep.heartbeat``)."""
+    interval_s: int
+    grace_s: int
 
 
 def default_storage(sweep_dir: str | Path) -> str:
@@ -89,8 +96,11 @@ def absolute(url: str) -> str:
     return url
 
 
-def open_storage(url: str) -> "optuna.storages.BaseStorage":
-    """The Optuna storage behind ``url`` (creates a SQLite schema: call under ``study_lock``)."""
+def open_storage(url: str, heartbeat: Optional[Heartbeat] = None) -> "optuna.storages.BaseStorage":
+    """The Optuna storage behind ``url`` (creates a SQLite schema: call under ``study_lock``); an
+    RDB storage with ``heartbeat`` can fail stale trials (``optsweep.sweep.heartbeat``)."""
+    import warnings
+
     import optuna
 
     path = journal_path(url)
@@ -100,11 +110,18 @@ def open_storage(url: str) -> "optuna.storages.BaseStorage":
         return optuna.storages.JournalStorage(
             JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
     kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if sqlite_path(url) else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    if heartbeat is None:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=kwargs, heartbeat_interval=heartbeat.interval_s,
+            grace_period=heartbeat.grace_s)
 
 
 def open_study(url: str, study_name: str, directions: Sequence[str],
-               sampler: "optuna.samplers.BaseSampler", pruner: "optuna.pruners.BasePruner"
+               sampler: "optuna.samplers.BaseSampler", pruner: "optuna.pruners.BasePruner",
+               heartbeat: Optional[Heartbeat] = None
                ) -> "tuple[optuna.Study, optuna.storages.BaseStorage]":
     """Create or load the study and return it with its storage; every way this can fail (and a
     study whose directions differ from ``directions``) becomes one ``SweepError``."""
@@ -116,7 +133,7 @@ def open_study(url: str, study_name: str, directions: Sequence[str],
                 path.parent.mkdir(parents=True, exist_ok=True)  # neither creates directories
         # workers that start together would race to create the schema (UNIQUE constraint failed)
         with study_lock(url, study_name):
-            storage = open_storage(url)
+            storage = open_storage(url, heartbeat)
             study = optuna.create_study(storage=storage, study_name=study_name, sampler=sampler,
                                         pruner=pruner, directions=list(directions),
                                         load_if_exists=True)

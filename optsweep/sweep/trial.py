@@ -17,6 +17,9 @@ study's pruner (``hydra.sweeper.pruner``) and raises ``optuna.TrialPruned`` to s
 records the trial as PRUNED with its last reported value. A task that catches ``TrialPruned`` and
 returns anyway is still recorded PRUNED: it was told to stop.
 
+While the task runs, a daemon thread records that the job is alive (``BeatingTask``,
+``optsweep.sweep.heartbeat``): a sweeper on any host then tells a dead job's trial from a live one.
+
 Outside an Optuna sweep ``report`` does nothing and ``current_trial`` returns None, so a task runs
 unchanged on its own. Multi-objective studies cannot prune (Optuna's ``Trial.report`` refuses
 them): ``report`` warns once and does nothing there.
@@ -29,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from typing import TYPE_CHECKING, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Tuple
 
 if TYPE_CHECKING:
     import optuna
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 STORAGE_ENV = "OPTSWEEP_OPTUNA_STORAGE"
 STUDY_ENV = "OPTSWEEP_OPTUNA_STUDY"
 TRIAL_ENV = "OPTSWEEP_OPTUNA_TRIAL"
+HEARTBEAT_ENV = "OPTSWEEP_OPTUNA_HEARTBEAT_S"  # the job beats every this many seconds
+GRACE_ENV = "OPTSWEEP_OPTUNA_GRACE_S"  # ... and is dead after this many seconds of silence
 PRUNED_ATTR = "optsweep_pruned_at_step"  # system attribute: report() told the task to stop
 
 __all__ = ["report", "current_trial"]
@@ -79,10 +84,39 @@ def current_trial() -> Optional["optuna.Trial"]:
     return None if job is None else job.trial
 
 
-def job_overrides(storage: str, study_name: str, number: int) -> List[str]:
-    """The overrides that tell trial ``number``'s job where its trial lives (used by the sweeper)."""
+def job_overrides(storage: str, study_name: str, number: int, heartbeat_s: Optional[int] = None,
+                  grace_s: Optional[float] = None) -> List[str]:
+    """The overrides that tell trial ``number``'s job where its trial lives and how often it beats
+    (used by the sweeper)."""
     env = {STORAGE_ENV: storage, STUDY_ENV: study_name, TRIAL_ENV: str(number)}
+    if heartbeat_s:
+        env.update({HEARTBEAT_ENV: str(heartbeat_s), GRACE_ENV: str(grace_s)})
     return [f"++hydra.job.env_set.{key}={_quote(value)}" for key, value in env.items()]
+
+
+class BeatingTask:
+    """The task function the sweeper gives its launcher: the task, while a daemon thread records
+    that its trial's job is alive (``optsweep.sweep.heartbeat``), in whichever process or machine
+    the launcher runs it (Hydra sets the job's environment around the task). Picklable as long as
+    the task is: joblib and submitit pickle it."""
+
+    def __init__(self, task_function: Callable[[Any], Any]) -> None:
+        self.task_function = task_function
+
+    def __call__(self, cfg: Any) -> Any:
+        env = os.environ
+        key = (env.get(STORAGE_ENV), env.get(STUDY_ENV), env.get(TRIAL_ENV))
+        if None in key or not env.get(HEARTBEAT_ENV):
+            return self.task_function(cfg)
+        from hydra.core.hydra_config import HydraConfig
+
+        from optsweep.sweep.heartbeat import Beat, job_beat
+
+        url, study_name, number = key
+        beat = job_beat(url, study_name, int(number), HydraConfig.get().runtime.output_dir,
+                        float(env.get(GRACE_ENV) or 0))
+        with Beat(beat, float(env[HEARTBEAT_ENV]), name=f"of trial {number}"):
+            return self.task_function(cfg)
 
 
 def _quote(value: str) -> str:

@@ -30,6 +30,17 @@ def app_env() -> Dict[str, str]:
     return env
 
 
+def run_workers(cwd: Path, *args: str, n: int = 2) -> None:
+    """Start ``n`` sweeps with the same command at once, as workers sharing one study; all must
+    succeed."""
+    workers = [subprocess.Popen(app_command(*args), cwd=cwd, env=app_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for _ in range(n)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=TIMEOUT_S)
+        assert worker.returncode == 0, err
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     """A real PostgreSQL server on loopback for this session (skips, or fails under CI=true)."""

@@ -13,7 +13,7 @@ import time
 import pytest
 from optuna.trial import TrialState
 
-from .conftest import APPS, TIMEOUT_S, app_command, app_env, results, trials
+from .conftest import APPS, TIMEOUT_S, app_command, app_env, results, run_workers, trials
 
 COMPLETE, FAIL, PRUNED, RUNNING = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED,
                                    TrialState.RUNNING)
@@ -164,12 +164,7 @@ def test_two_workers_on_one_study_run_exactly_n_trials_together(tmp_path, storag
     study = f"workers_{tmp_path.name}"  # a database outlives tmp_path: one study per run
     args = ["hydra.sweeper.n_trials=6", "sleep=0.3", f"hydra.sweeper.study_name={study}"] + (
         [f"hydra.sweeper.storage={storage}"] if storage else [])
-    workers = [subprocess.Popen(app_command(*args), cwd=tmp_path, env=app_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-               for _ in range(2)]
-    for worker in workers:
-        _, err = worker.communicate(timeout=TIMEOUT_S)
-        assert worker.returncode == 0, err
+    run_workers(tmp_path, *args)
     if storage.startswith("journal:"):
         storage = f"journal:{tmp_path}/shared/optuna.journal"
     done = trials(tmp_path / "sweep", name=study, storage=storage)
