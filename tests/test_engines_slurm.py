@@ -59,9 +59,12 @@ def test_a_grid_runs_as_slurm_jobs(tmp_path, slurm_env):
 def test_a_preempted_job_is_requeued_and_resumes_losing_at_most_one_epoch(tmp_path, slurm_env):
     sweep = tmp_path / "preempted"
     run_dir = sweep / "0"
-    launcher = optsweep(*[o for o in QUICK if not o.startswith("trainer.epochs")],
-                        "trainer.epochs=8", "optimizer=adam", f"hydra.sweep.dir={sweep}",
-                        cwd=tmp_path, env=slurm_env)
+    # every digit (about 3 s an epoch on one core): the job must still be training when SLURM
+    # kills it, KillWait (5 s) after the SIGTERM that submitit ignores
+    slow = [o for o in QUICK if not o.startswith(("trainer.epochs", "data.train_limit",
+                                                   "data.batch_size"))]
+    launcher = optsweep(*slow, "data.batch_size=64", "trainer.epochs=12", "optimizer=adam",
+                        f"hydra.sweep.dir={sweep}", cwd=tmp_path, env=slurm_env)
     deadline = time.monotonic() + TIMEOUT_S
     while not ((run_dir / contract.CHECKPOINT_FILE).exists() and len(rows(run_dir)) >= 2):
         assert launcher.poll() is None and time.monotonic() < deadline, "no epoch was written"
@@ -76,10 +79,11 @@ def test_a_preempted_job_is_requeued_and_resumes_losing_at_most_one_epoch(tmp_pa
     slurm(slurm_env, "scontrol", "update", f"JobId={job_id}", "StartTime=now")
     finish(launcher)
     assert contract.read_summary(run_dir)["status"] == "completed"
-    assert [int(r["epoch"]) for r in rows(run_dir)] == list(range(1, 9))
+    assert [int(r["epoch"]) for r in rows(run_dir)] == list(range(1, 13))
     log = (run_dir / "optsweep.log").read_text()
     resumed = re.search(r"resumed from \S+ after epoch (\d+)", log)
-    assert resumed and int(resumed.group(1)) >= seen  # only the epoch in progress was lost
+    assert resumed, log  # the requeued job resumed from the checkpoint, not from scratch
+    assert 12 > int(resumed.group(1)) >= seen  # only the epoch in progress was lost
 
 
 def test_an_optuna_study_shared_through_a_journal_in_the_sweep_directory(tmp_path, slurm_env):
