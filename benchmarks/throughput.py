@@ -42,7 +42,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from optsweep.config import conf_dir, register_configs
+from optsweep.conf_tree import conf_dir
+from optsweep.config import register_configs
 from optsweep.data import Split
 from optsweep.runtime import autocast
 from optsweep.train import build_run, evaluate, train_one_epoch

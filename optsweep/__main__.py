@@ -20,7 +20,8 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from optsweep.config import conf_dir, register_configs
+from optsweep.conf_tree import conf_dir
+from optsweep.config import register_configs
 from optsweep.errors import OptsweepError
 from optsweep.sweep.job import sweep_job
 from optsweep.train import train

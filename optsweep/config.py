@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -20,16 +19,6 @@ from optsweep.data import DATASETS
 from optsweep.errors import ConfigError
 from optsweep.model import check_model
 from optsweep.schedule import STEP_PER
-
-def conf_dir() -> str:
-    """The config tree: ``conf/`` beside the package in a checkout or an editable install, or
-    ``optsweep/conf`` inside the package when installed from a wheel (pyproject maps it there)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "conf", here / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return str(candidate)
-    raise FileNotFoundError(f"optsweep's config tree was not found beside {here}; reinstall optsweep")
-
 
 # --- schemas ------------------------------------------------------------------------------------
 # Types only: every value is written once, in the group's YAML file (conf/<group>/<name>.yaml), which

@@ -104,7 +104,8 @@ def preset_values(overrides: list[str], run_dir: Path) -> dict:
     give (a sweep preset's ``trainer.epochs: 5``), found by composing them with Hydra."""
     from hydra import compose, initialize_config_dir
 
-    from optsweep.config import conf_dir, register_configs
+    from optsweep.conf_tree import conf_dir
+    from optsweep.config import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):

@@ -23,7 +23,8 @@ from hydra import compose, initialize_config_dir
 
 from optsweep import contract, tracking
 from optsweep.analysis.load import AnalysisInputError, find_run_dirs
-from optsweep.config import conf_dir, register_configs
+from optsweep.conf_tree import conf_dir
+from optsweep.config import register_configs
 from optsweep.errors import OptsweepError
 
 EXPORTERS = ("tensorboard", "mlflow")

@@ -60,10 +60,12 @@ def is_live(record: Optional[dict], now: float, stale_s: float = STALE_S) -> boo
     is gone (on its own host a pid does mean something: a killed run is retaken at once)."""
     if not record or now - float(record.get("renewed", 0.0)) >= stale_s:
         return False
-    return not (record.get("host") == socket.gethostname() and _gone(record.get("pid")))
+    return not (record.get("host") == socket.gethostname() and process_gone(record.get("pid")))
 
 
-def _gone(pid) -> bool:
+def process_gone(pid) -> bool:
+    """True when no process of this host has ``pid`` (a pid names a process on its own host only;
+    one that is another user's, or an unreadable pid, counts as alive)."""
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

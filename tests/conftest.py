@@ -8,7 +8,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from optsweep.config import conf_dir, register_configs
+from optsweep.conf_tree import conf_dir
+from optsweep.config import register_configs
 from tests import fakes
 
 register_configs()

@@ -8,7 +8,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from optsweep.config import conf_dir, validate
+from optsweep.conf_tree import conf_dir
+from optsweep.config import validate
 from optsweep.errors import ConfigError
 from tests.conftest import make_cfg
 

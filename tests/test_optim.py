@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from optsweep.config import conf_dir
+from optsweep.conf_tree import conf_dir
 from optsweep.optim import build_optimizer, optimizer_kwargs
 from tests.conftest import make_cfg
 

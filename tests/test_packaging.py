@@ -26,7 +26,7 @@ def test_wheel_carries_conf_and_installed_copy_finds_it(tmp_path):
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
                     str(site), str(wheel)], check=True, timeout=300)
-    probe = (f"import sys; sys.path.insert(0, {str(site)!r}); import optsweep.config as c; "
+    probe = (f"import sys; sys.path.insert(0, {str(site)!r}); import optsweep.conf_tree as c; "
              "print(c.conf_dir())")
     found = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
                            text=True, check=True).stdout.strip()

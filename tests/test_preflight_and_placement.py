@@ -72,7 +72,7 @@ def test_a_joblib_job_is_placed_on_its_gpu_with_a_fake_device_count(monkeypatch)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
-    monkeypatch.setattr(job, "_cores", lambda: 16)
+    monkeypatch.setattr(job, "available_cores", lambda: 16)
     for num in range(6):
         hydra_cfg = OmegaConf.create({"job": {"num": num}, "launcher": {
             "_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",

@@ -13,7 +13,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from optsweep.config import conf_dir, validate
+from optsweep.conf_tree import conf_dir
+from optsweep.config import validate
 from tests.conftest import QUICK
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 
-from optsweep.config import conf_dir, validate
+from optsweep.conf_tree import conf_dir
+from optsweep.config import validate
 from optsweep.optim import build_optimizer
 from optsweep.sweep import callbacks, job, search_space, storage
 from optsweep.sweep.errors import SweepError

@@ -35,17 +35,12 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-MAX_NAME = 60  # characters of a default output folder's name
-
-
 def default_out_dir(paths, root: str = "analysis") -> Path:
-    """analysis/<name of the folder analysed>; for several folders their names joined with +,
-    shortened to the first three and a count past MAX_NAME characters."""
-    names = list(dict.fromkeys(Path(p).resolve().name or "root" for p in paths))
-    name = "+".join(names)
-    if len(name) > MAX_NAME:
-        name = f"{'+'.join(names[:3])}+{len(names) - 3}-more"
-    return Path(root) / name
+    """analysis/<name of the folder analysed>; for several folders their names joined with +
+    (``report.joined_name``)."""
+    from optsweep.analysis.report import joined_name
+
+    return Path(root) / joined_name(Path(p).resolve().name or "root" for p in paths)
 
 
 def main(argv=None) -> int:

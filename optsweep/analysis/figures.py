@@ -16,7 +16,6 @@ failed, interrupted) are drawn apart, never averaged and never dropped silently.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 import textwrap
 from pathlib import Path
@@ -37,6 +36,7 @@ from optsweep.analysis.sweeps import (
 )
 from optsweep.analysis.tables import ci95_half
 from optsweep.contract import AVERAGED, Status
+from optsweep.resources import available_cores
 
 CURVE_MEASURES = ("loss", "acc1")
 FINAL_METRICS = ("val_acc1", "test_acc1")
@@ -371,8 +371,7 @@ _SHARED: dict = {}  # the RunSet and looks, handed to forked workers without pic
 
 def _run_jobs(runset: RunSet, looks: dict, jobs: list, workers: int | None) -> list:
     """Draw (sweep, kind, path) jobs; matplotlib holds one core per figure, so fork one per CPU."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = min(workers or cpus or 1, len(jobs))
+    workers = min(workers or available_cores(), len(jobs))
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return [_draw_job(job, runset, looks) for job in jobs]
     _SHARED.update(runset=runset, looks=looks)

@@ -23,6 +23,7 @@ from optsweep.analysis.stats import verdict, welch
 from optsweep.analysis.style import new_figure, optimizer_colour, optimizer_rank, save
 from optsweep.analysis.sweeps import order_sweeps
 from optsweep.analysis.tables import ci95_half, lower_is_better, mean_std
+from optsweep.conf_tree import conf_dir
 from optsweep.contract import AVERAGED
 
 COLUMNS = ["sweep", "dataset", "kind", "optimizer", "best", "best_mean", "best_std", "best_n", "reference",
@@ -33,15 +34,13 @@ COLUMNS = ["sweep", "dataset", "kind", "optimizer", "best", "best_mean", "best_s
 def optimizer_defaults(name: str) -> dict:
     """The optimizer's arguments as its config file writes them; {} where there is no such file.
 
-    Read as plain YAML from the config tree beside the package (conf/, or optsweep/conf in a wheel)
-    rather than through optsweep.config, which would import Hydra and the training core."""
-    package = Path(__file__).resolve().parents[1]
-    for conf in (package.parent / "conf", package / "conf"):
-        path = conf / "optimizer" / f"{name}.yaml"
-        if path.is_file():
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            return {k: v for k, v in loaded.items() if k != "defaults"}
-    return {}
+    Read as plain YAML rather than composed through optsweep.config, which would import Hydra and
+    the training core."""
+    path = Path(conf_dir()) / "optimizer" / f"{name}.yaml"
+    if not path.is_file():
+        return {}
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {k: v for k, v in loaded.items() if k != "defaults"}
 
 
 def default_setting(runs: pd.DataFrame, params: list[str], optimizer: str) -> str | None:

@@ -25,13 +25,18 @@ from optsweep.contract import Status
 MAX_NAME = 80  # characters; a folder name joining many sweeps is cut to stay readable
 
 
-def default_out_dir(runset: RunSet, root="analysis") -> Path:
-    """analysis/<sweep>, or analysis/<sweep1+sweep2...> for several sweeps."""
-    names = [s.replace("/", "_") for s in runset.sweeps]
+def joined_name(names) -> str:
+    """Names joined with +, shortened to the first three and a count past MAX_NAME characters."""
+    names = list(dict.fromkeys(names))
     name = "+".join(names)
     if len(name) > MAX_NAME:
         name = f"{'+'.join(names[:3])}+{len(names) - 3}-more"
-    return Path(root) / name
+    return name
+
+
+def default_out_dir(runset: RunSet, root="analysis") -> Path:
+    """analysis/<sweep>, or analysis/<sweep1+sweep2...> for several sweeps."""
+    return Path(root) / joined_name(s.replace("/", "_") for s in runset.sweeps)
 
 
 def write_report(runset: RunSet, out_dir=None, *, metric: str = "test_acc1",

@@ -10,7 +10,6 @@ it tells optsweep's Optuna sweeper what happened in the sweeper's own terms.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +19,7 @@ from omegaconf import DictConfig
 from optsweep import contract
 from optsweep.contract import Outcome, Status
 from optsweep.errors import OptsweepError
+from optsweep.resources import available_cores
 from optsweep.sweep import trial
 from optsweep.train import EpochHook, StopRun, train
 
@@ -123,15 +123,11 @@ def place_on_gpu(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     explicit ``cuda:N`` is the user's choice)."""
     if cfg.trainer.device != "auto" or not torch.cuda.is_available():
         return
-    gpu = gpu_for_job(int(hydra_cfg.job.num), parallel_jobs(hydra_cfg, _cores()),
+    gpu = gpu_for_job(int(hydra_cfg.job.num), parallel_jobs(hydra_cfg, available_cores()),
                       torch.cuda.device_count())
     if gpu is not None:
         torch.cuda.set_device(gpu)  # "cuda" then means this GPU (runtime.resolve_device)
         log.info("job %s on cuda:%d of %d GPUs", hydra_cfg.job.num, gpu, torch.cuda.device_count())
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def limit_threads(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
@@ -139,7 +135,7 @@ def limit_threads(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     every job slower than running them one by one)."""
     if cfg.trainer.num_threads:
         return  # the user's explicit choice
-    cores = _cores()
+    cores = available_cores()
     jobs = parallel_jobs(hydra_cfg, cores)
     if jobs > 1:
         threads = threads_per_job(cores, jobs)

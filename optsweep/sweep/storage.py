@@ -25,6 +25,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, NamedTuple, Optional, Sequence
 
+from optsweep.lease import process_gone
 from optsweep.sweep.errors import SweepError
 
 if TYPE_CHECKING:
@@ -224,10 +225,4 @@ def is_dead_local_worker(worker: Optional[str]) -> bool:
     host, pid = worker.rsplit(":", 1)
     if host != socket.gethostname() or not pid.isdigit():
         return False  # another machine's worker may be alive: never take its trials
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, another user's
-    return False
+    return process_gone(pid)
