@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-sweeper-oldest bench study clean
+.PHONY: install demo test test-quick test-sweeper-oldest bench study clean
 
 install: $(STAMP)
 
@@ -31,6 +31,12 @@ study: install
 test: install
 	$(BIN)/python -m pytest
 	$(MAKE) test-sweeper-oldest
+
+# a few minutes on 2 cores: every module imported and exercised, without the tests marked slow,
+# engines or browser (pyproject.toml); tests/conftest.py fails the run when a module was never
+# imported
+test-quick: install
+	$(BIN)/python -m pytest -q -m "not slow and not engines and not browser"
 
 # The sweeper on the oldest Optuna it supports, without torch (the sweeper and
 # optsweep.sweep.trial must not need it): a separate venv, tests/sweeper only.

@@ -20,7 +20,7 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from optsweep.conf_tree import conf_dir
+from optsweep.conf_tree import CONFIG_NAME, conf_dir
 from optsweep.config import register_configs
 from optsweep.errors import OptsweepError
 from optsweep.sweep.job import sweep_job
@@ -34,7 +34,7 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-@hydra.main(version_base="1.3", config_path=conf_dir(), config_name="config")
+@hydra.main(version_base="1.3", config_path=conf_dir(), config_name=CONFIG_NAME)
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:

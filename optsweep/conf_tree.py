@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+CONFIG_NAME = "config"  # the primary config, conf/config.yaml: Hydra's config_name
+
 
 def conf_dir() -> str:
     here = Path(__file__).resolve().parent
     for candidate in (here.parent / "conf", here / "conf"):
-        if (candidate / "config.yaml").is_file():
+        if (candidate / f"{CONFIG_NAME}.yaml").is_file():
             return str(candidate)
     raise FileNotFoundError(f"optsweep's config tree was not found beside {here}; reinstall optsweep")

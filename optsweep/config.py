@@ -3,6 +3,9 @@ types cannot express (ranges, choices), run before any data is read or any model
 
 Each YAML in ``conf/<group>/`` names its schema first in its defaults list (``- adam_schema``), so a
 misspelt key or a value of the wrong type fails at composition with Hydra's message naming the key.
+
+Torch-free, so that composing a config (the analysis, ``confirm``, ``export``, a sweeper) loads no
+torch: the checks that need the dataset readers or the model zoo are ``train.check_config``'s.
 """
 
 from __future__ import annotations
@@ -15,10 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from optsweep import contract
-from optsweep.data import DATASETS
 from optsweep.errors import ConfigError
-from optsweep.model import check_model
-from optsweep.schedule import STEP_PER
 
 # --- schemas ------------------------------------------------------------------------------------
 # Types only: every value is written once, in the group's YAML file (conf/<group>/<name>.yaml), which
@@ -159,6 +159,9 @@ class WandbConf:
 LOGGER_SCHEMAS = {"tensorboard": TensorBoardConf, "mlflow": MlflowConf, "wandb": WandbConf}
 
 
+STEP_PER = ("batch", "epoch")  # when a schedule steps (optsweep.schedule)
+
+
 @dataclass
 class SchedulerConf:
     _target_: Optional[str] = MISSING  # null: a constant lr
@@ -276,11 +279,10 @@ def _require(ok: bool, key: str, value: Any, expected: str, hint: str = "") -> N
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the first bad key; called before anything is loaded or trained."""
+    """Raise ConfigError naming the first bad key of the config's own rules (``train.check_config``
+    adds the dataset's and the model's); called before anything is loaded or trained."""
     _validate_optimizer(cfg.optimizer)
     data, trainer = cfg.data, cfg.trainer
-    _require(data.name in DATASETS, "data.name", data.name, f"one of {', '.join(DATASETS)}",
-             "pick a config with data=NAME; a new dataset is a reader in optsweep/data/__init__.py")
     for key in ("batch_size", "eval_batch_size", "image_size"):
         _require(data[key] >= 1, f"data.{key}", data[key], "an integer >= 1")
     _require(0.0 <= data.val_fraction < 1.0, "data.val_fraction", data.val_fraction,
@@ -307,7 +309,6 @@ def validate(cfg: DictConfig) -> None:
     _require(trainer.num_threads is None or trainer.num_threads >= 1, "trainer.num_threads",
              trainer.num_threads, "null or an integer >= 1")
     _validate_scheduler(cfg.scheduler, data.val_fraction)
-    check_model(cfg.model, data.image_size)
 
 
 def _validate_scheduler(sched: DictConfig, val_fraction: float) -> None:

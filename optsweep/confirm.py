@@ -28,6 +28,7 @@ import yaml
 from optsweep import contract
 from optsweep.analysis.load import METRIC_COLUMNS, AnalysisInputError, RunSet, load_runs
 from optsweep.analysis.sweeps import SEED
+from optsweep.rundir import RunDir, SweepDir, flatten
 
 SETTING_FREE = ("trainer.seed", "hydra.", "+hydra.", "++hydra.", "sweep=")  # never carried over
 PLAIN = re.compile(r"^[\w./:+-]+$")  # override values that need no quoting
@@ -43,7 +44,8 @@ def chosen_run(runset: RunSet, metric: str, select: str) -> tuple[dict, list[int
 
     counted = runset.runs[runset.runs["status"].isin(contract.AVERAGED)]
     if counted.empty:
-        raise ConfirmError("holds no finished run (completed or diverged) to choose a setting from")
+        raise ConfirmError("holds no finished run (completed, early-stopped or diverged) to "
+                           "choose a setting from")
     best = best_settings(setting_table(runset, metric, select), select)
     if len(best) != 1:
         found = ", ".join(f"{b.sweep} ({b.dataset})" for b in best.itertuples(index=False))
@@ -69,13 +71,10 @@ def new_seeds(used: list[int], count: int) -> list[int]:
 def setting_overrides(run_dir: Path) -> list[str]:
     """The chosen run's own overrides without its seed and Hydra's keys; a sweep preset replaced by
     the group choices it made, and an Optuna trial's parameters from its study."""
-    hydra_dir = run_dir / contract.HYDRA_DIR
-    overrides = [str(o) for o in _yaml(hydra_dir / "overrides.yaml", [])]
+    overrides = RunDir(run_dir).overrides()
     kept = {_key(o): o for o in overrides if not o.lstrip("+~").startswith(SETTING_FREE)}
     if any(o.startswith("sweep=") for o in overrides):
-        choices = (_yaml(hydra_dir / "hydra.yaml", {}).get("hydra") or {}).get("runtime", {}).get(
-            "choices", {})
-        for group, choice in choices.items():
+        for group, choice in RunDir(run_dir).hydra_choices().items():
             if choice is not None and not group.startswith("hydra") and group != "sweep":
                 kept.setdefault(group, f"{group}={choice}")
     for name, value in trial_params(run_dir).items():
@@ -87,9 +86,9 @@ def setting_overrides(run_dir: Path) -> list[str]:
 def trial_params(run_dir: Path) -> dict:
     """The parameters of the Optuna trial that ran in ``run_dir`` (job folder = trial number);
     {} outside an Optuna study."""
-    from optsweep.analysis.optuna_study import STUDY_FILE, read_studies
+    from optsweep.analysis.optuna_study import read_studies
 
-    study_file = run_dir.parent / STUDY_FILE
+    study_file = SweepDir(run_dir.parent).optuna_db
     if not study_file.is_file() or not run_dir.name.isdigit():
         return {}
     for study in read_studies(study_file):
@@ -104,19 +103,20 @@ def preset_values(overrides: list[str], run_dir: Path) -> dict:
     give (a sweep preset's ``trainer.epochs: 5``), found by composing them with Hydra."""
     from hydra import compose, initialize_config_dir
 
-    from optsweep.conf_tree import conf_dir
+    from optsweep.conf_tree import CONFIG_NAME, conf_dir
     from optsweep.config import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        composed = compose("config", overrides=overrides)
+        composed = compose(CONFIG_NAME, overrides=overrides)
     from omegaconf import OmegaConf
 
-    want = _flatten(_yaml(run_dir / contract.HYDRA_DIR / "config.yaml", {}))
-    have = _flatten(OmegaConf.to_container(composed, resolve=False))
-    volatile = {f"{group}.{key}" for group, keys in contract.VOLATILE_KEYS.items() for key in keys}
-    return {key: f"{'' if key in have else '+'}{key}={_value(value)}" for key, value in want.items()
-            if key not in volatile and key != SEED and have.get(key, object()) != value}
+    config = RunDir(run_dir).config() or {}
+    want = flatten(config)
+    have = flatten(OmegaConf.to_container(composed, resolve=False))
+    return {key: f"{'' if key in have else '+'}{key}={_value(_leaf(config, key))}"
+            for key, value in want.items()
+            if not contract.result_free(key) and key != SEED and have.get(key, object()) != value}
 
 
 def command(out: Path, overrides: list[str], seeds: list[int]) -> list[str]:
@@ -193,25 +193,16 @@ def main(argv=None) -> int:
 # --- small helpers ------------------------------------------------------------------------------
 
 
-def _yaml(path: Path, default):
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or default
-    except (OSError, yaml.YAMLError):
-        return default
-
-
 def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def _leaf(config: dict, key: str):
+    """The value at the dotted ``key`` of a nested config, as the config holds it (a list stays a
+    list, which ``flatten`` writes as text)."""
+    for part in key.split("."):
+        config = config[part]
+    return config
 
 
 def _value(value) -> str:

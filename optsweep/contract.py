@@ -3,7 +3,8 @@
 Training writes it, the sweep job and the Optuna sweeper report it, the study and the analysis read
 it, and each imports its facts from here instead of repeating them: the file names, the metric
 columns, the statuses (which are final and which are averaged), the objective (its name, direction
-and worst finite value), the best-epoch rule and the summary's fields. Torch-free, so that the
+and worst finite value), the best-epoch rule, the keys that do not change a result and the
+summary's fields. ``optsweep.rundir`` is the one code that opens the files. Torch-free, so that the
 analysis reads runs without importing training.
 
 A run directory holds:
@@ -13,9 +14,14 @@ A run directory holds:
 - ``checkpoint.pt``: the last finished epoch while the run can still resume (``optsweep.checkpoint``);
 - ``best.pt``: with ``trainer.keep_best``, the model's weights at the best epoch (``best_row``);
 - ``lease.json``: while a process trains the run, who it is (``optsweep.lease``);
-- ``.hydra/``: Hydra's resolved config and overrides;
+- ``.hydra/``: Hydra's files: ``config.yaml`` (the run's config), ``overrides.yaml`` (its command
+  line) and ``hydra.yaml`` (Hydra's own config, with the group choices);
 - ``tracking.json``: the run's ids in the selected trackers (``optsweep.tracking``), so that a
   resumed run continues them.
+
+A sweep's folder (``hydra.sweep.dir``) holds its job directories and ``sweep_command.json`` (the
+command that owns it), ``.sweep_started``, ``sweep_summary.csv``/``.json`` and, for an Optuna sweep,
+``optuna.db`` and ``optimization_results.yaml``.
 
 Every file is written atomically (temporary file, fsync, rename): a reader sees the old file or the
 new one, never a mix, and a crash loses at most the epoch in progress.
@@ -23,9 +29,7 @@ new one, never a mix, and a crash loses at most the epoch in progress.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 import os
@@ -35,7 +39,7 @@ from dataclasses import dataclass
 from enum import Enum
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -46,7 +50,17 @@ BEST_WEIGHTS_FILE = "best.pt"  # trainer.keep_best: the model's state dict at th
 LEASE_FILE = "lease.json"  # who trains the run right now (optsweep.lease)
 HEARTBEAT_FILE = "heartbeat.json"  # an Optuna trial's job is alive (optsweep.sweep.heartbeat)
 HYDRA_DIR = ".hydra"
+CONFIG_FILE = "config.yaml"  # in HYDRA_DIR, as are the next two
+OVERRIDES_FILE = "overrides.yaml"
+HYDRA_FILE = "hydra.yaml"
 TRACKING_FILE = "tracking.json"
+
+# A sweep's folder (optsweep.rundir.SweepDir).
+SWEEP_COMMAND_FILE = "sweep_command.json"  # the overrides of the command that owns the folder
+SWEEP_STARTED_FILE = ".sweep_started"  # its mtime: which jobs this command ran
+SWEEP_SUMMARY_FILES = ("sweep_summary.csv", "sweep_summary.json")
+OPTUNA_DB_FILE = "optuna.db"  # the default SQLite storage of an Optuna sweep
+OPTIMIZATION_RESULTS_FILE = "optimization_results.yaml"  # an Optuna sweep's best trial
 
 # One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the
 # learning rate of the epoch's first step, `lr_last` that of its last (they differ when the
@@ -102,6 +116,8 @@ OBJECTIVES = tuple(f"{split}_{measure}" for split in ("val", "test")
                    for measure in ("acc1", "acc5", "loss"))
 WORST_ACCURACY = 0.0
 WORST_LOSS = 1e9  # finite: sweepers (Optuna) reject NaN and inf
+# trainer.objective=auto: validation top-1, or test top-1 without a validation split
+AUTO_OBJECTIVE, AUTO_OBJECTIVE_WITHOUT_VAL = "val_acc1", "test_acc1"
 
 
 def objective_name(cfg: Mapping) -> str:
@@ -111,7 +127,24 @@ def objective_name(cfg: Mapping) -> str:
     objective = cfg["trainer"]["objective"]
     if objective != "auto":
         return str(objective)
-    return "val_acc1" if cfg["data"]["val_fraction"] > 0 else "test_acc1"
+    return AUTO_OBJECTIVE if cfg["data"]["val_fraction"] > 0 else AUTO_OBJECTIVE_WITHOUT_VAL
+
+
+def recorded_objective(cfg: Mapping) -> str:
+    """The objective a failed run records: its own (``objective_name``) when the config names a
+    valid one; otherwise (the config itself is what is broken) the auto objective by the same
+    rule, reading as much of the config as can be read."""
+    try:
+        name = objective_name(cfg)
+    except Exception:  # a missing or unresolvable key: the auto rule below names what it can
+        name = "auto"
+    if name in OBJECTIVES:
+        return name
+    try:
+        has_val = cfg["data"]["val_fraction"] > 0
+    except Exception:  # no readable val_fraction: every shipped data config has a split
+        has_val = True
+    return AUTO_OBJECTIVE if has_val else AUTO_OBJECTIVE_WITHOUT_VAL
 
 
 def maximize(name: str) -> bool:
@@ -133,16 +166,16 @@ def better(a: float, b: float, name: str) -> bool:
     return a > b if maximize(name) else a < b
 
 
-def selection_metric(name: str) -> str:
+def best_epoch_metric(name: str) -> str:
     """The metric the best epoch is chosen on: the objective's measure on the validation split
     (the test split is never used to choose)."""
     return "val_" + name.split("_", 1)[1]
 
 
 def best_row(rows: Sequence[Mapping], name: str) -> Optional[Mapping]:
-    """The best epoch's row: the first epoch at the best value of ``selection_metric(name)`` in
+    """The best epoch's row: the first epoch at the best value of ``best_epoch_metric(name)`` in
     the objective's direction; None when no epoch measured it (no validation split)."""
-    key = selection_metric(name)
+    key = best_epoch_metric(name)
     best = None
     for row in rows:
         value = row.get(key)
@@ -154,7 +187,7 @@ def best_row(rows: Sequence[Mapping], name: str) -> Optional[Mapping]:
 
 
 def stops_early(rows: Sequence[Mapping], name: str, patience: Optional[int]) -> bool:
-    """True when the last ``patience`` epochs brought no better ``selection_metric(name)`` than
+    """True when the last ``patience`` epochs brought no better ``best_epoch_metric(name)`` than
     the best epoch before them (``best_row``: strictly better, in the objective's direction).
     Never with ``patience`` None or before any epoch measured it."""
     best = best_row(rows, name)
@@ -193,9 +226,32 @@ class Outcome:
 
 # --- the config fingerprint ----------------------------------------------------------------------
 
-# Keys that change speed or bookkeeping, never results: left out of the fingerprint.
-VOLATILE_KEYS = {"trainer": ("progress", "resume", "keep_checkpoint", "num_threads"),
-                 "data": ("eval_batch_size", "root", "download")}
+# The keys that do not change a result: left out of the fingerprint (a run that differs only in
+# them is skipped or resumed), never "swept" in the analysis, never carried over by confirm.
+RESULT_FREE_KEYS = {
+    "trainer": (
+        "progress",  # a progress bar on a terminal
+        "resume",  # whether to reuse this directory's record, not what the run computes
+        "keep_checkpoint",  # a file kept or deleted after the end
+        "num_threads",  # the same kernels on more or fewer CPU threads: speed
+    ),
+    "data": (
+        "eval_batch_size",  # evaluation sums every example in float64: any batching, same sums
+        "root",  # where the same files are read from
+        "download",  # whether missing files may be fetched; the files are checked either way
+    ),
+}
+# Not in it: trainer.device, compile, channels_last, fast_path and optimizer.foreach/fused pick
+# other kernels, which round differently, so a finished CPU run is not the result a CUDA run would
+# give (a sweep that varies them shows them as swept); trainer.seed, which the analysis treats as
+# the repeat of a setting (analysis.sweeps.SEED). The logger group changes no result, but the
+# fingerprints of logged runs on disk include it: leaving it out would retrain them.
+
+
+def result_free(key: str) -> bool:
+    """Whether the dotted config key (``data.root``) is one of ``RESULT_FREE_KEYS``."""
+    group, _, leaf = key.partition(".")
+    return leaf in RESULT_FREE_KEYS.get(group, ())
 
 
 # Keys added after runs were recorded, at the value that does what those runs did: left out at that
@@ -211,7 +267,7 @@ SUBSET_RULE = "stratified-v1"
 def config_fingerprint(cfg: DictConfig) -> str:
     """A short hash of what determines a run's results: equal fingerprints, equal metrics."""
     container = OmegaConf.to_container(cfg, resolve=True)
-    for group, keys in VOLATILE_KEYS.items():
+    for group, keys in RESULT_FREE_KEYS.items():
         for key in keys:
             container.get(group, {}).pop(key, None)
     for group, neutral in NEUTRAL_KEYS.items():
@@ -251,36 +307,15 @@ def atomic_write(path: Path, write: Callable[[Any], None], binary: bool = False)
         raise
 
 
-def write_metrics(run_dir: Path, rows: Iterable[Mapping]) -> None:
-    """Rewrite metrics.csv with every finished epoch (a few KB: cheaper than any append protocol)."""
-    def write(f: io.TextIOBase) -> None:
-        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
-
-    atomic_write(Path(run_dir) / METRICS_FILE, write)
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """metrics.csv's rows as numbers (None where a column was not measured); [] without a file."""
-    try:
-        with open(Path(run_dir) / METRICS_FILE, newline="") as f:
-            return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
-                    for row in csv.DictReader(f)]
-    except FileNotFoundError:
-        return []
-
-
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None  # JSON has no NaN; a diverged value is recorded as null
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -305,25 +340,3 @@ def summary(status: Status, name: str, rows: Sequence[Mapping] = (), *,
     return {"status": Status(status), "objective": objective_value(status, rows, name),
             "objective_name": name, "epochs_completed": len(rows), "final": final,
             "best": best_row(rows, name), "error": error, **facts, "versions": versions()}
-
-
-def write_summary(run_dir: Path, content: Mapping) -> None:
-    atomic_write(Path(run_dir) / SUMMARY_FILE,
-                 lambda f: json.dump(_json_safe(dict(content)), f, indent=2, allow_nan=False))
-
-
-def write_failed_summary(run_dir: Path, error: str, name: str = "val_acc1", **facts: Any) -> Outcome:
-    """A run that failed before training (bad config, missing data, a sweep job's crash) is still
-    a recorded result, with the worst finite objective."""
-    content = summary(Status.FAILED, name, error=error, **facts)
-    write_summary(run_dir, content)
-    return Outcome.from_summary(_json_safe(content))
-
-
-def read_summary(run_dir: Path) -> Optional[dict]:
-    """summary.json as a dict, or None when it is missing or unreadable."""
-    try:
-        content = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return content if isinstance(content, dict) else None

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-import yaml
 from hydra import compose, initialize_config_dir
 
 from optsweep import contract, tracking
 from optsweep.analysis.load import AnalysisInputError, find_run_dirs
-from optsweep.conf_tree import conf_dir
+from optsweep.conf_tree import CONFIG_NAME, conf_dir
 from optsweep.config import register_configs
 from optsweep.errors import OptsweepError
+from optsweep.rundir import RunDir
 
 EXPORTERS = ("tensorboard", "mlflow")
 
@@ -34,14 +33,12 @@ def tracker_settings(name: str, overrides: list[str]):
     """The tracker's settings as conf/logger/<name>.yaml writes them, with ``overrides``."""
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=conf_dir()):
-        return compose(config_name="config", overrides=[f"logger={name}", *overrides]).logger[name]
+        return compose(config_name=CONFIG_NAME, overrides=[f"logger={name}", *overrides]).logger[name]
 
 
-def run_info(run_dir: Path, summary: dict) -> tracking.RunInfo:
-    config = yaml.safe_load((run_dir / contract.HYDRA_DIR / "config.yaml").read_text())
-    return tracking.run_info(config, run_dir, summary.get("choices") or {},
-                             summary.get("config_fingerprint") or "",
-                             contract.read_metrics(run_dir))
+def run_info(record: RunDir, summary: dict) -> tracking.RunInfo:
+    return tracking.run_info(record.read_config(), record.path, summary.get("choices") or {},
+                             summary.get("config_fingerprint") or "", record.metrics())
 
 
 def export(name: str, paths: list[str], overrides: list[str]) -> dict:
@@ -51,11 +48,12 @@ def export(name: str, paths: list[str], overrides: list[str]) -> dict:
     settings = tracker_settings(name, overrides)
     counts = {"exported": 0, "already there": 0, "skipped": 0}
     for run_dir in find_run_dirs(paths):
-        summary = contract.read_summary(run_dir)
+        record = RunDir(run_dir)
+        summary = record.summary()
         try:
             if contract.status_of(summary) == contract.Status.UNFINISHED:
-                raise ValueError("unfinished: no summary.json")
-            info = run_info(run_dir, summary)
+                raise ValueError(f"unfinished: no {contract.SUMMARY_FILE}")
+            info = run_info(record, summary)
         except (OSError, ValueError) as exc:
             print(f"{run_dir}: skipped ({exc})", file=sys.stderr)
             counts["skipped"] += 1

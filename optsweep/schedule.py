@@ -20,8 +20,6 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim import lr_scheduler
 
 from optsweep import contract
-
-STEP_PER = ("batch", "epoch")
 # Arguments that count epochs in the YAML files; torch counts them in calls to step().
 EPOCH_ARGS = ("step_size", "milestones", "T_max", "total_iters", "warmup_epochs")
 OWN_KEYS = ("step_per",)
@@ -66,7 +64,7 @@ class Schedule:
     def __init__(self, cfg: DictConfig, optimizer: torch.optim.Optimizer, epochs: int,
                  steps_per_epoch: int, objective: str) -> None:
         self.step_per = cfg.step_per
-        self.monitor = contract.selection_metric(objective)
+        self.monitor = contract.best_epoch_metric(objective)
         self.scheduler: Optional[lr_scheduler.LRScheduler] = None
         if cfg._target_ is None:
             return

@@ -26,14 +26,16 @@ from optsweep.checkpoint import (delete_checkpoint, load_checkpoint, save_best_w
                                  save_checkpoint)
 from optsweep.config import validate
 from optsweep.contract import Outcome, Status
-from optsweep.data import Split, Splits, check_splits, decoded_size, load_splits
+from optsweep.data import Split, Splits, check_name, check_splits, decoded_size, load_splits
 from optsweep.data.batches import Normalize, eval_batches, train_batches, trained_count
 from optsweep.errors import ConfigError, OptsweepError
 from optsweep.inference import inference_forward
 from optsweep.lease import RunLease
 from optsweep.metrics import Tally
-from optsweep.model import build_model, check_weights_available, count_parameters, has_batch_norm
+from optsweep.model import (build_model, check_model, check_weights_available, count_parameters,
+                            has_batch_norm)
 from optsweep.optim import build_optimizer, check_optimizer_keys
+from optsweep.rundir import RunDir
 from optsweep.resources import capped_threads, check_memory, device_memory
 from optsweep.runtime import (autocast, grad_scaler, resolve_device, seed_everything,
                               weight_memory_format)
@@ -115,21 +117,31 @@ def train(cfg: DictConfig, run_dir: str | Path, *, on_epoch: Optional[EpochHook]
         return _train(cfg, Path(run_dir), on_epoch, choices)
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first bad key: the config's own rules (``config.validate``,
+    torch-free), then those that need the dataset readers, the model zoo and the optimizer's
+    class; before anything is read or built."""
+    validate(cfg)
+    check_name(cfg.data.name)
+    check_model(cfg.model, cfg.data.image_size)
+    check_optimizer_keys(cfg.optimizer)
+
+
 def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
            choices: Optional[Mapping[str, Any]]) -> Outcome:
     run_dir.mkdir(parents=True, exist_ok=True)
+    record = RunDir(run_dir)
     facts = {"choices": dict(choices or {})}
     try:
-        validate(cfg)
-        check_optimizer_keys(cfg.optimizer)
+        check_config(cfg)
         tracking.require(tracking.selected(cfg))
     except OptsweepError as exc:
-        contract.write_failed_summary(run_dir, str(exc), **facts)
+        record.write_failed_summary(str(exc), cfg, **facts)
         raise
     name = contract.objective_name(cfg)
     facts.update(config_fingerprint=contract.config_fingerprint(cfg),
                  epochs_planned=cfg.trainer.epochs)
-    previous = contract.read_summary(run_dir)
+    previous = record.summary()
     if cfg.trainer.resume and contract.status_of(previous) in contract.FINAL \
             and previous.get("config_fingerprint") == facts["config_fingerprint"]:
         log.info("%s: already %s with this config; not trained again", run_dir,
@@ -140,7 +152,7 @@ def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
         run, splits = _prepare(cfg, run_dir, facts["config_fingerprint"])
     except Exception as exc:  # bad input, or a bug: either way the directory says failed
         error = str(exc) if isinstance(exc, OptsweepError) else f"{type(exc).__name__}: {exc}"
-        contract.write_failed_summary(run_dir, error, name, **facts)
+        record.write_failed_summary(error, cfg, **facts)
         raise
     device = run.device
     train_split = splits.train.to(device)
@@ -155,7 +167,7 @@ def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
             row = _run_epoch(run, epoch, train_split, val_split, test_split)
             run.rows.append(row)
             run.schedule.after_epoch(row)
-            contract.write_metrics(run_dir, run.rows)
+            record.write_metrics(run.rows)
             if cfg.trainer.keep_best and contract.best_row(run.rows, name) is row:
                 save_best_weights(run_dir, run.model.state_dict())
             save_checkpoint(run_dir, run.checkpoint_state())
@@ -167,7 +179,7 @@ def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
                     run.rows, name, cfg.trainer.early_stop_patience):
                 status = Status.EARLY_STOPPED
                 log.info("%s: no better %s for %d epochs; stopped after epoch %d", run_dir,
-                         contract.selection_metric(name), cfg.trainer.early_stop_patience, epoch)
+                         contract.best_epoch_metric(name), cfg.trainer.early_stop_patience, epoch)
                 break
     except Diverged as exc:
         status, error = Status.DIVERGED, str(exc)
@@ -346,6 +358,6 @@ def _finish(run: Run, status: Status, error: Optional[str], name: str, start: fl
         wall_seconds=time.perf_counter() - start, device=str(run.device),
         parameters=count_parameters(run.model),
         trainable_parameters=count_parameters(run.model, trainable_only=True))
-    contract.write_summary(run.run_dir, content)
+    RunDir(run.run_dir).write_summary(content)
     run.trackers.end(content)
     return Outcome(status, content["objective"], name, len(run.rows), error)

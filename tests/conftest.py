@@ -82,3 +82,43 @@ def slurm_env():
 
     with slurm_cluster() as env:
         yield env
+
+
+ENGINE_FIXTURES = {"postgres_url", "slurm_env"}  # tests/engines.py starts them
+
+
+def pytest_collection_modifyitems(items):
+    """A test that needs PostgreSQL or SLURM is an engines test, wherever it is written."""
+    for item in items:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engines)
+
+
+# --- the quick tier reaches every module ----------------------------------------------------------
+
+QUICK_TIER = "not slow and not engines and not browser"  # make test-quick's -m
+
+
+def project_modules() -> set[str]:
+    """Every module of optsweep and of its Hydra plugin, by dotted name."""
+    root = Path(__file__).resolve().parents[1]
+    files = [*(root / "optsweep").rglob("*.py"), *(root / "hydra_plugins").rglob("*.py")]
+    names = {".".join(f.relative_to(root).with_suffix("").parts) for f in files}
+    return {n.removesuffix(".__init__") for n in names}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """After ``make test-quick`` over the whole suite: fail when a module was never imported, so
+    that leaving out the slow tests never leaves a module untested."""
+    config = session.config
+    whole = not config.args or [Path(a).resolve() for a in config.args] == [
+        Path(config.rootpath, "tests").resolve()]
+    if config.option.markexpr != QUICK_TIER or config.option.keyword or not whole:
+        return
+    import sys
+
+    missing = sorted(project_modules() - set(sys.modules))
+    if missing and exitstatus == 0:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write_line(f"quick tier: no quick test imports {', '.join(missing)}", red=True)
+        session.exitstatus = 1

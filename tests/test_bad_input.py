@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,7 @@ from optsweep.errors import ConfigError, DataError
 from optsweep.train import train
 from tests import fakes
 from tests.conftest import QUICK, make_cfg
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
-
-
-def optsweep(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return run("optsweep", *args, cwd=cwd)
+from tests.processes import module, optsweep
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *names: str) -> str:
@@ -57,7 +46,7 @@ def completed_run(tmp_path_factory) -> Path:
 # --- wrong results with exit status 0 --------------------------------------------------------------
 
 def test_analysis_rejects_an_unknown_select_instead_of_choosing_on_the_test_set(completed_run):
-    result = run("optsweep.analysis", "done", "--select", "nonesuch", "--out", "report",
+    result = module("optsweep.analysis", "done", "--select", "nonesuch", "--out", "report",
                  cwd=completed_run)
     line = assert_one_line_error(result, "--select nonesuch", "val_acc1")
     assert "choose one of" in line
@@ -163,7 +152,7 @@ def test_an_unwritable_sweep_directory_is_named(tmp_path):
 
 def test_an_analysis_out_that_cannot_be_created_is_named(completed_run):
     (completed_run / "file").write_text("a regular file, not a folder")
-    result = run("optsweep.analysis", "done", "--out", "file/report", cwd=completed_run)
+    result = module("optsweep.analysis", "done", "--out", "file/report", cwd=completed_run)
     assert_one_line_error(result, "--out file/report", "--out DIR")
 
 

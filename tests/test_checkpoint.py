@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 from optsweep import contract
+from optsweep.rundir import RunDir
 from tests.conftest import QUICK
+from tests.processes import optsweep
 
 
 def test_a_planted_checkpoint_runs_no_code_and_a_corrupt_one_is_one_line(tmp_path):
@@ -35,11 +35,9 @@ def test_a_planted_checkpoint_runs_no_code_and_a_corrupt_one_is_one_line(tmp_pat
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / contract.CHECKPOINT_FILE).write_bytes(b"PK\x03\x04 truncated")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "optsweep", *QUICK, f"hydra.run.dir={corrupt}"],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = optsweep(*QUICK, f"hydra.run.dir={corrupt}", env={"OMP_NUM_THREADS": "1"})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("optsweep: error:")]
     assert str(corrupt / contract.CHECKPOINT_FILE) in line and "trainer.resume=false" in line
-    written = contract.read_summary(corrupt)
+    written = RunDir(corrupt).summary()
     assert written["status"] == "failed" and "cannot be read as a checkpoint" in written["error"]

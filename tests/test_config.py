@@ -9,7 +9,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from optsweep.conf_tree import conf_dir
-from optsweep.config import validate
+from optsweep.train import check_config
 from optsweep.errors import ConfigError
 from tests.conftest import make_cfg
 
@@ -26,7 +26,7 @@ def test_defaults_compose_to_the_study_setting():
     assert cfg.data.name == "cifar100" and cfg.data.batch_size == 128
     assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 1e-3
     assert cfg.trainer.epochs == 10 and cfg.trainer.objective == "auto"
-    validate(cfg)
+    check_config(cfg)
 
 
 @pytest.mark.parametrize("group", ["optimizer", "scheduler", "data", "model", "trainer", "logger"])
@@ -37,7 +37,7 @@ def test_every_group_option_composes_and_validates(group):
         extra = ["data.root=/tmp/images"] if option == "imagefolder" else []
         cfg = make_cfg([f"{group}={option}", *extra])
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-        validate(cfg)
+        check_config(cfg)
 
 
 def test_schemas_hold_types_only_so_each_default_is_written_once_in_yaml():
@@ -121,10 +121,10 @@ def test_composition_errors_name_the_key(override, message):
 ])
 def test_bad_values_fail_validation_naming_the_key(override, key):
     with pytest.raises(ConfigError) as info:
-        validate(make_cfg(override.split()))
+        check_config(make_cfg(override.split()))
     assert info.value.key == key and str(info.value).startswith(key)
 
 
 def test_val_objective_without_val_split_is_rejected():
     with pytest.raises(ConfigError, match="trainer.objective"):
-        validate(make_cfg(["data.val_fraction=0", "trainer.objective=val_acc1"]))
+        check_config(make_cfg(["data.val_fraction=0", "trainer.objective=val_acc1"]))

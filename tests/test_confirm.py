@@ -1,25 +1,20 @@
 """python -m optsweep.confirm end to end on a tiny real digits grid (2 settings x 1 seed, 2 epochs)."""
 import importlib.util
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from optsweep.confirm import new_seeds
+from tests.processes import module
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["data=digits", "model.weights=null", "trainer.epochs=2", "data.train_limit=60",
         "data.test_limit=30", "trainer.progress=false"]
-ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
+ENV = {"MPLBACKEND": "Agg"}
 
 
-def run(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)
+def run(name: str, *args: str, timeout: float = 600):
+    return module(name, *args, env=ENV, timeout=timeout)
 
 
 def test_new_seeds_skip_the_ones_the_sweep_used():
@@ -39,6 +34,7 @@ def test_a_path_without_a_finished_run_is_one_error_line(tmp_path):
     assert len(none.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs the training core")
 def test_confirm_reruns_the_chosen_setting_over_new_seeds(tmp_path):
     grid = tmp_path / "multirun" / "grid"
@@ -76,6 +72,7 @@ def test_confirm_reruns_the_chosen_setting_over_new_seeds(tmp_path):
     assert printed.group(0) in again.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("optuna") is None, reason="needs optuna")
 def test_an_optuna_study_is_confirmed_with_its_best_trials_parameters(tmp_path):
     study = tmp_path / "multirun" / "search"

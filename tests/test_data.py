@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,7 +11,7 @@ from optsweep.data import load_splits, read_dataset
 from optsweep.data.batches import Normalize, crop_at, flip_where, train_batches
 from optsweep.data.cifar import read_cifar
 from optsweep.errors import DataError
-from tests import fakes
+from tests import fakes, processes
 from tests.conftest import make_cfg
 
 
@@ -202,7 +200,7 @@ def test_capped_runs_get_a_new_fingerprint_and_uncapped_ones_keep_theirs(cfg_fac
     def recorded_before(cfg):  # the fingerprint as the code before the new keys computed it
         container = OmegaConf.to_container(cfg, resolve=True)
         container.pop("scheduler")
-        for group, keys in contract.VOLATILE_KEYS.items():
+        for group, keys in contract.RESULT_FREE_KEYS.items():
             for key in keys:
                 container[group].pop(key, None)
         for group, keys in contract.NEUTRAL_KEYS.items():
@@ -225,8 +223,7 @@ def test_decoded_images_are_cached_for_the_next_process_and_redone_when_a_file_c
              f"x = read_imagefolder({str(tmp_path)!r}, 16); print(int(x[0].sum()), int(x[2].sum()))")
 
     def read() -> tuple[str, bool]:
-        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                              check=True, timeout=120)
+        done = processes.code(probe, check=True, timeout=120)
         return done.stdout.strip(), "decoded images read from" in done.stderr
 
     first, hit = read()

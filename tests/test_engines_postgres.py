@@ -7,9 +7,12 @@ from __future__ import annotations
 import re
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from tests.test_sweeps_cli import FEW, ONE_EPOCH, TIMEOUT_S, optsweep, start, summary
+
+pytestmark = pytest.mark.engines  # a real PostgreSQL server or SLURM cluster
 
 
 def lr_search(url: str, name: str, *more: str) -> tuple:

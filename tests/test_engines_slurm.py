@@ -13,10 +13,14 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from optsweep import contract
+from optsweep.rundir import RunDir
 from tests.conftest import QUICK
+
+pytestmark = pytest.mark.engines  # a real PostgreSQL server or SLURM cluster
 
 TIMEOUT_S = 420
 # the node is this 2-core machine: no GPU, one core and 1 GB per job
@@ -52,7 +56,7 @@ def test_a_grid_runs_as_slurm_jobs(tmp_path, slurm_env):
     finish(optsweep(*QUICK, "optimizer=adam,sgd", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
                     env=slurm_env))
     for job in ("0", "1"):
-        assert contract.read_summary(sweep / job)["status"] == "completed"
+        assert RunDir(sweep / job).summary()["status"] == "completed"
     assert list((sweep / ".submitit").glob("*/*_log.out"))  # each ran as a SLURM job
 
 
@@ -78,7 +82,7 @@ def test_a_preempted_job_is_requeued_and_resumes_losing_at_most_one_epoch(tmp_pa
     # a requeued job waits for a begin time in the future: let it start now
     slurm(slurm_env, "scontrol", "update", f"JobId={job_id}", "StartTime=now")
     finish(launcher)
-    assert contract.read_summary(run_dir)["status"] == "completed"
+    assert RunDir(run_dir).summary()["status"] == "completed"
     assert [int(r["epoch"]) for r in rows(run_dir)] == list(range(1, 13))
     log = (run_dir / "optsweep.log").read_text()
     resumed = re.search(r"resumed from \S+ after epoch (\d+)", log)
@@ -101,4 +105,4 @@ def test_an_optuna_study_shared_through_a_journal_in_the_sweep_directory(tmp_pat
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     for trial in study.trials:  # each SLURM job reported its epochs to the journal
         assert sorted(trial.intermediate_values) == [1, 2]
-        assert trial.value == contract.read_summary(sweep / str(trial.number))["objective"]
+        assert trial.value == RunDir(sweep / str(trial.number)).summary()["objective"]

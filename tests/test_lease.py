@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
 import time
 
+import pytest
+
 from optsweep import contract, lease
 from optsweep.contract import Status
 from optsweep.lease import RunLease, read_lease
+from optsweep.rundir import RunDir
 from optsweep.train import train
+from tests import processes
 from tests.conftest import QUICK, make_cfg
 
 
@@ -71,20 +74,20 @@ def test_the_holder_renews_and_a_second_holder_is_refused(tmp_path):
     assert read_lease(tmp_path)["owner"] == "b"  # the first's exit does not delete the second's
 
 
+@pytest.mark.slow
 def test_the_same_sweep_launched_twice_trains_each_run_once(tmp_path):
     sweep = tmp_path / "sweep"
-    command = [sys.executable, "-m", "optsweep", "-m", *QUICK, "trainer.epochs=2",
+    command = ["-m", "optsweep", "-m", *QUICK, "trainer.epochs=2",
                "optimizer=adam,adagrad,rmsprop", f"hydra.sweep.dir={sweep}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    env = {"OMP_NUM_THREADS": "1"}
+    first = processes.start(*command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     time.sleep(2)
-    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=600)
+    second = processes.python(*command, cwd=tmp_path, env=env)
     first_out, first_err = first.communicate(timeout=600)
     assert first.returncode == 0 and second.returncode == 0, first_err[-1500:] + second.stderr[-1500:]
     trained = (first_out + first_err + second.stdout + second.stderr).count("epoch 1/2 ")
     assert trained == 3  # each of the three runs trained by exactly one of the two commands
     for job in range(3):
-        assert contract.read_summary(sweep / str(job))["status"] == "completed"
+        assert RunDir(sweep / str(job)).summary()["status"] == "completed"
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from optsweep.sweep import job, preflight
+from tests import processes
 from tests.conftest import make_cfg
 
 
@@ -45,11 +43,9 @@ def test_a_missing_dataset_is_found_before_launching(tmp_path):
 
 
 def test_the_design_cards_first_command_offline_says_the_cause_once(tmp_path):
-    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch-home")}
-    result = subprocess.run(
-        [sys.executable, "-m", "optsweep", "-m", "optimizer=adam",
-         "optimizer.weight_decay=0,1e-4,1e-3", "data=digits", f"hydra.sweep.dir={tmp_path / 's'}"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    result = processes.optsweep("-m", "optimizer=adam", "optimizer.weight_decay=0,1e-4,1e-3",
+                                "data=digits", f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path,
+                                env={"TORCH_HOME": str(tmp_path / "torch-home")})
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("optsweep: error:")]
     assert len(errors) == 1 and "model.weights=IMAGENET1K_V1" in errors[0]

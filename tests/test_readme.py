@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +12,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from optsweep.conf_tree import conf_dir
-from optsweep.config import validate
+from optsweep.train import check_config
 from tests.conftest import QUICK
+from tests.processes import module
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -60,18 +59,16 @@ def test_each_training_command_composes_and_validates(arguments):
     with initialize_config_dir(version_base="1.3", config_dir=conf_dir()):
         cfg = compose(config_name="config", overrides=first_of_each_sweep(arguments),
                       return_hydra_config=True)
-    validate(cfg)
+    check_config(cfg)
 
 
 def test_the_offline_study_command_runs(tmp_path):
     (arguments,) = [c for c in readme_commands("python -m optsweep.study") if "data=digits" in c]
     tiny = [a for a in QUICK if not a.startswith(("data=", "model.weights", "trainer.epochs"))]
-    dry = subprocess.run([sys.executable, "-m", "optsweep.study", "--dry-run", *arguments],
-                         capture_output=True, text=True, cwd=tmp_path)
+    dry = module("optsweep.study", "--dry-run", *arguments, cwd=tmp_path)
     assert dry.returncode == 0 and dry.stdout.count("sweep=") == 9  # the nine grids
-    real = subprocess.run([sys.executable, "-m", "optsweep.study", "--presets",
-                           "optimizers,rmsprop_centered", *arguments, *tiny],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    real = module("optsweep.study", "--presets", "optimizers,rmsprop_centered", *arguments,
+                  *tiny, cwd=tmp_path)
     assert real.returncode == 0, real.stderr[-2000:]
     assert (tmp_path / "analysis" / "multirun" / "report.html").is_file()
     assert len(list((tmp_path / "multirun" / "optimizers").glob("*/summary.json"))) == 3

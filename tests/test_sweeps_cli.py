@@ -7,9 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,30 +15,17 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from tests import processes
 from tests.conftest import QUICK
+from tests.processes import optsweep
 
 ONE_EPOCH = QUICK
 FEW = [o for o in QUICK if not o.startswith("trainer.epochs")]  # set trainer.epochs yourself
 TIMEOUT_S = 300
 
 
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "optsweep", *args]
-
-
-def env() -> dict:
-    root = str(Path(__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-
-
-def optsweep(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(command(*args), cwd=cwd, capture_output=True, text=True,
-                          timeout=TIMEOUT_S, env=env())
-
-
 def start(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(command(*args), cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env())
+    return processes.start("-m", "optsweep", *args, cwd=cwd)
 
 
 def kill_when(path: Path, process: subprocess.Popen) -> None:

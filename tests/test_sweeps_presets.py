@@ -21,9 +21,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 
+from optsweep import contract
 from optsweep.conf_tree import conf_dir
-from optsweep.config import validate
+from optsweep.train import check_config
 from optsweep.optim import build_optimizer
+from optsweep.rundir import SweepDir
 from optsweep.sweep import callbacks, job, search_space, storage
 from optsweep.sweep.errors import SweepError
 
@@ -91,7 +93,7 @@ def test_preset_expands_to_its_jobs_and_each_job_builds(preset):
         assert cfg.hydra.sweep.dir == f"multirun/{preset}"  # named: a rerun resumes it
         for key, value in expected.items():
             assert select(cfg, key) == value, (preset, overrides, key)
-        validate(cfg)
+        check_config(cfg)
         build_optimizer(cfg.optimizer, [torch.nn.Parameter(torch.zeros(2))], torch.device("cpu"))
 
 
@@ -202,7 +204,7 @@ def test_dead_worker_is_recognised_only_on_this_host():
 
 
 def test_a_different_command_into_a_named_sweep_dir_is_refused(tmp_path, capsys):
-    (tmp_path / callbacks.COMMAND_FILE).write_text(json.dumps({"overrides": ["sweep=optimizers"]}))
+    (tmp_path / contract.SWEEP_COMMAND_FILE).write_text(json.dumps({"overrides": ["sweep=optimizers"]}))
     callbacks.check_same_command(tmp_path, ["sweep=optimizers"])  # the same command: resumes
     with pytest.raises(SystemExit) as info:
         callbacks.check_same_command(tmp_path, ["sweep=optimizers", "trainer.seed=0,1,2"])
@@ -222,7 +224,7 @@ def test_summary_lists_every_job_in_order_with_its_status(tmp_path):
     rows = callbacks.collect(tmp_path)
     assert [(r["job"], r["status"]) for r in rows] == [("1", "failed"), ("2", "unfinished"),
                                                         ("10", "completed")]
-    callbacks.write_summary(tmp_path, rows)
+    SweepDir(tmp_path).write_sweep_summary(rows, callbacks.COLUMNS)
     assert json.loads((tmp_path / "sweep_summary.json").read_text()) == rows
     text = callbacks.format_summary(tmp_path, rows)
     assert "failed jobs:" in text and "optimizer.lr" in text and "trainer.seed=10" in text

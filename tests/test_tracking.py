@@ -12,7 +12,6 @@ import json
 import importlib.util
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,9 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
 from optsweep import contract
 from optsweep.contract import METRIC_COLUMNS, Status
+from optsweep.rundir import RunDir
 from optsweep.train import train
+from tests import processes
 from tests.conftest import QUICK, make_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,9 +52,9 @@ def interrupt_after_first_epoch(epoch: int, row: dict) -> None:
 def train_interrupted_then_resumed(cfg, run_dir: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         train(cfg, run_dir, on_epoch=interrupt_after_first_epoch, choices={"optimizer": "adam"})
-    assert contract.read_summary(run_dir)["status"] == Status.INTERRUPTED
+    assert RunDir(run_dir).summary()["status"] == Status.INTERRUPTED
     train(cfg, run_dir, choices={"optimizer": "adam"})
-    assert contract.read_summary(run_dir)["status"] == Status.COMPLETED
+    assert RunDir(run_dir).summary()["status"] == Status.COMPLETED
 
 
 # --- the logger group -----------------------------------------------------------------------------
@@ -82,11 +83,11 @@ def test_a_logger_list_is_one_value_inside_a_multirun_sweep():
         assert list(make_cfg(job).logger) == ["tensorboard", "mlflow"]
 
 
+@pytest.mark.slow
 def test_a_missing_tracker_is_one_line_and_exit_2_before_training(tmp_path):
     probe = ("import sys; sys.modules['mlflow'] = None; from optsweep.__main__ import cli; "
              f"sys.argv = ['optsweep', *{[*QUICK, 'logger=[tensorboard,mlflow]']!r}]; cli()")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300)
+    result = processes.code(probe, cwd=tmp_path)
     assert result.returncode == 2
     assert ("optsweep: error: logger=mlflow needs the mlflow package: "
             "pip install -e '.[mlflow]'") in result.stderr
@@ -122,6 +123,7 @@ def assert_every_metric_every_epoch_once(events, rows: list[dict]) -> None:
         assert [v for _, v in logged] == pytest.approx([v for _, v in expected], rel=1e-6), column
 
 
+@pytest.mark.slow
 def test_tensorboard_gets_every_metric_every_epoch_and_the_config(tmp_path):
     needs("tensorboard")
     run_dir = tmp_path / "sweep" / "0"
@@ -133,7 +135,7 @@ def test_tensorboard_gets_every_metric_every_epoch_and_the_config(tmp_path):
     assert hparams["optimizer.lr"] == 0.002 and hparams["trainer.seed"] == 0
     assert hparams["data.name"] == "digits" and hparams["tag.optimizer"] == "adam"
     assert hparams["tag.sweep"] == "sweep" and hparams["tag.dataset"] == "digits"
-    summary = contract.read_summary(run_dir)
+    summary = RunDir(run_dir).summary()
     objective = events.Scalars("summary/objective")[-1].value
     assert objective == pytest.approx(summary["objective"])
     assert events.Scalars("summary/best_epoch")[-1].value == summary["best"]["epoch"]
@@ -165,7 +167,7 @@ def assert_mlflow_run_matches(store: str, run, run_dir: Path) -> None:
     for column in METRIC_COLUMNS[1:]:
         history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, column))
         assert history == [(int(r["epoch"]), pytest.approx(r[column])) for r in rows], column
-    summary = contract.read_summary(run_dir)
+    summary = RunDir(run_dir).summary()
     assert run.data.metrics["objective"] == pytest.approx(summary["objective"])
     assert run.data.metrics["best_epoch"] == summary["best"]["epoch"]
     assert run.data.tags["status"] == summary["status"] and run.info.status == "FINISHED"
@@ -173,6 +175,7 @@ def assert_mlflow_run_matches(store: str, run, run_dir: Path) -> None:
     assert run.data.tags["config_fingerprint"] == summary["config_fingerprint"]
 
 
+@pytest.mark.slow
 def test_mlflow_gets_metrics_by_epoch_params_and_tags_in_one_run(tmp_path):
     needs("mlflow")
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -199,12 +202,12 @@ def test_mlflow_continues_the_same_run_after_a_resume(tmp_path):
     assert (run_dir / contract.TRACKING_FILE).is_file()
 
 
+@pytest.mark.slow
 def test_two_parallel_joblib_jobs_write_one_mlflow_store(tmp_path):
     needs("mlflow")
-    result = subprocess.run(
-        [sys.executable, "-m", "optsweep", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-         "optimizer=adam,rmsprop", *QUICK, "logger=mlflow", "hydra.sweep.dir=multirun/pair"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = processes.optsweep("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                "optimizer=adam,rmsprop", *QUICK, "logger=mlflow",
+                                "hydra.sweep.dir=multirun/pair", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     store = f"sqlite:///{tmp_path / 'multirun' / 'mlflow.db'}"  # the default store
     runs = mlflow_runs(store, "pair")
@@ -223,6 +226,7 @@ def closed_port() -> int:
         return probe.getsockname()[1]  # closed again when the block ends: nothing listens there
 
 
+@pytest.mark.slow
 def test_an_unreachable_mlflow_server_costs_seconds_and_the_run_completes(tmp_path, caplog):
     needs("mlflow")
     import time
@@ -235,7 +239,7 @@ def test_an_unreachable_mlflow_server_costs_seconds_and_the_run_completes(tmp_pa
                     f"logger.mlflow.tracking_uri=http://127.0.0.1:{closed_port()}"]),
           tmp_path / "tracked")
     tracked_s = time.perf_counter() - t0
-    assert contract.read_summary(tmp_path / "tracked")["status"] == Status.COMPLETED
+    assert RunDir(tmp_path / "tracked").summary()["status"] == Status.COMPLETED
     warnings = [r.message for r in caplog.records if "logger=mlflow failed" in r.message]
     assert len(warnings) == 1  # warned once, then off
     assert tracked_s - plain_s < 10, f"{tracked_s:.1f} s with the server down, {plain_s:.1f} s without"
@@ -245,16 +249,15 @@ def test_an_unreachable_mlflow_server_costs_seconds_and_the_run_completes(tmp_pa
 
 
 def export(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "optsweep.export", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return processes.module("optsweep.export", *args, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_export_of_a_finished_sweep_twice_adds_each_run_once(tmp_path):
     needs("mlflow")
     needs("tensorboard")
-    result = subprocess.run([sys.executable, "-m", "optsweep", "-m", "optimizer=adam,rmsprop", *QUICK,
-                             "hydra.sweep.dir=finished"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300)
+    result = processes.optsweep("-m", "optimizer=adam,rmsprop", *QUICK,
+                                "hydra.sweep.dir=finished", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     store, sweep = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "finished"
     for _ in range(2):
@@ -293,7 +296,7 @@ def test_wandb_without_an_api_key_writes_an_offline_run_with_the_config(tmp_path
     t0 = time.perf_counter()
     train(make_cfg([*TWO_EPOCHS, "logger=wandb", "optimizer.lr=0.002"]), run_dir,
           choices={"optimizer": "adam", "data": "digits", "model": "resnet18"})
-    assert contract.read_summary(run_dir)["status"] == Status.COMPLETED
+    assert RunDir(run_dir).summary()["status"] == Status.COMPLETED
     run_id = json.loads((run_dir / contract.TRACKING_FILE).read_text())["wandb"]["id"]
     (offline,) = (run_dir / "wandb").glob(f"offline-run-*-{run_id}")
     assert (offline / f"run-{run_id}.wandb").stat().st_size > 0

@@ -57,10 +57,6 @@ def register_configs() -> None:
         store.store(group="hydra/sweeper/pruner", name=name, node=node, provider=PROVIDER)
 
 
-# optsweep/config.py on this branch still imports this name (an import cycle that main removes);
-# delete it once no module imports it
-
-
 class OptunaSweeper(Sweeper):
     """Thin public class over ``optsweep.sweep._optuna_impl`` (imported lazily: it needs optuna)."""
 

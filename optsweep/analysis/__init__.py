@@ -1,10 +1,10 @@
 """Analysis of optsweep runs: load run directories, draw figures, write tables and a report.
 
     from optsweep.analysis import load_runs, write_report
-    runset = load_runs(["multirun/adam_lr"])
-    write_report(runset, "analysis/adam_lr")
+    runset = load_runs(["multirun/lr_search/adam"])
+    write_report(runset, "analysis/lr_search_adam")
 
-or from a shell: `python -m optsweep.analysis multirun/adam_lr`.
+or from a shell: `python -m optsweep.analysis multirun/lr_search/adam`.
 """
 import importlib
 

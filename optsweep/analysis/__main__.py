@@ -26,7 +26,8 @@ def parse_args(argv):
                              "e.g. analysis/multirun for multirun/; several folders: their "
                              "names joined with +)")
     parser.add_argument("--metric", default="test_acc1", metavar="NAME",
-                        help="final-epoch metric that ranks settings (default: test_acc1; one of "
+                        help="final-epoch metric reported and compared for each setting "
+                             "(default: test_acc1; --select ranks them; one of "
                              f"{', '.join(METRIC_COLUMNS)})")
     parser.add_argument("--select", default="val_acc1", metavar="NAME",
                         help="final-epoch metric that picks the best setting (default: val_acc1, "
@@ -35,7 +36,7 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def default_out_dir(paths, root: str = "analysis") -> Path:
+def folder_out_dir(paths, root: str = "analysis") -> Path:
     """analysis/<name of the folder analysed>; for several folders their names joined with +
     (``report.joined_name``)."""
     from optsweep.analysis.report import joined_name
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
                                      f"choose one of {', '.join(METRIC_COLUMNS)}")
         select = selection_metric(runset, args.select, args.metric)
         studies, bad_studies = find_studies(args.paths)
-        out = Path(args.out) if args.out else default_out_dir(args.paths)
+        out = Path(args.out) if args.out else folder_out_dir(args.paths)
         problem = unwritable(out)
         if problem:
             raise AnalysisInputError(f"--out {out}: cannot be created or written ({problem}); "

@@ -1,14 +1,13 @@
 """Find run directories, read what each run left behind, return tidy tables.
 
 A run directory is any directory holding a `.hydra/` folder, a `summary.json` or a `metrics.csv`
-(the run-directory contract: `optsweep.contract`). Reading is built for thousands of runs:
-YAML goes through libyaml (CSafeLoader) rather than OmegaConf, and every run's `metrics.csv` body
-is parsed by one `pandas.read_csv` call instead of one call per file.
+(the run-directory contract: `optsweep.contract`), read through `optsweep.rundir.RunDir`. Reading
+is built for thousands of runs: YAML goes through libyaml (CSafeLoader) rather than OmegaConf, and
+every run's `metrics.csv` body is parsed by one `pandas.read_csv` call instead of one per file.
 """
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -16,15 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from optsweep import contract
 from optsweep.analysis.sweeps import add_settings, find_swept
 from optsweep.contract import HYDRA_DIR, METRICS_FILE, SUMMARY_FILE, Status
+from optsweep.rundir import RunDir, UnreadableFile, flatten, read_text
 
 log = logging.getLogger(__name__)
-
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 STATUSES = tuple(status.value for status in Status)  # the status columns of the tables
 METRIC_COLUMNS = tuple(c for c in contract.METRIC_COLUMNS if c != "epoch")
@@ -69,9 +66,7 @@ class RunSet:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / HYDRA_DIR).is_dir() or (path / SUMMARY_FILE).is_file() or (
-        path / METRICS_FILE
-    ).is_file()
+    return RunDir(path).is_run()
 
 
 def find_run_dirs(paths) -> list[Path]:
@@ -96,7 +91,7 @@ def _walk_run_dirs(root: Path) -> list[Path]:
     found = []
     for current, dirs, files in os.walk(root):
         dirs.sort(key=_natural_key)  # Hydra's job folders 0, 1, ..., 10 in numeric order
-        if HYDRA_DIR in dirs or SUMMARY_FILE in files or METRICS_FILE in files:
+        if RunDir.marks_run(dirs, files):
             found.append(Path(current))
             dirs[:] = []  # a run directory's own subfolders (.hydra, checkpoints) hold no runs
     return found
@@ -146,14 +141,16 @@ def load_runs(paths, *, ignore: tuple[str, ...] | None = None) -> RunSet:
 
 def read_run(run_dir: Path) -> dict:
     """Read one run directory into a plain dict; raise BadRun naming the file that is unusable."""
-    hydra_dir = run_dir / HYDRA_DIR
-    config_path = hydra_dir / "config.yaml"
-    if not config_path.is_file():
-        raise BadRun(f"no {HYDRA_DIR}/config.yaml, so its setting is unknown")
-    config = _read_yaml(config_path, want=dict)
-    summary = _read_summary(run_dir / SUMMARY_FILE)
-    metrics_path = run_dir / METRICS_FILE
-    body = _read_metrics_text(metrics_path) if metrics_path.is_file() else None
+    record = RunDir(run_dir)
+    if not record.config_file.is_file():
+        raise BadRun(f"no {HYDRA_DIR}/{contract.CONFIG_FILE}, so its setting is unknown")
+    try:
+        config = record.read_config()
+        summary = record.read_summary()
+        overrides = record.read_overrides()
+        body = _read_metrics_text(record.metrics_file) if record.metrics_file.is_file() else None
+    except UnreadableFile as err:
+        raise BadRun(str(err)) from err
     if summary is None and body is None:
         raise BadRun(f"no {METRICS_FILE} and no {SUMMARY_FILE}: the run recorded nothing")
     # the group choices, as the run recorded them; runs written before summaries held them (or
@@ -162,60 +159,20 @@ def read_run(run_dir: Path) -> dict:
     return {
         "run": str(run_dir),
         "dir": run_dir,
-        "config": _flatten(config),
+        "config": flatten(config),
         "optimizer": choices.get("optimizer") or _target_name(config),
         "dataset": choices.get("data") or (config.get("data") or {}).get("name"),
         "model": choices.get("model") or (config.get("model") or {}).get("name"),
-        "overrides": _read_overrides(hydra_dir),
+        "overrides": overrides,
         "summary": summary or {},
         "objective_name": (summary or {}).get("objective_name") or _objective_name(config),
         "metrics_text": body,
     }
 
 
-def _read_text(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise BadRun(f"{path.name}: cannot be read ({err})") from err
-    if not text.strip():
-        raise BadRun(f"{_rel(path)} is empty")
-    return text
-
-
-def _read_yaml(path: Path, want: type):
-    try:
-        data = yaml.load(_read_text(path), Loader=_YamlLoader)
-    except yaml.YAMLError as err:
-        raise BadRun(f"{_rel(path)} is not valid YAML ({str(err).splitlines()[0]})") from err
-    if not isinstance(data, want):
-        raise BadRun(f"{_rel(path)}: expected a YAML {want.__name__}, found {type(data).__name__}")
-    return data
-
-
-def _read_summary(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        summary = json.loads(_read_text(path))
-    except json.JSONDecodeError as err:
-        raise BadRun(f"summary.json is not valid JSON ({err})") from err
-    if not isinstance(summary, dict):
-        raise BadRun("summary.json: expected a JSON object")
-    if summary.get("status") not in contract.RECORDED:
-        raise BadRun(f"summary.json: status {summary.get('status')!r} is not one of "
-                     f"{', '.join(contract.RECORDED)}")
-    return summary
-
-
-def _read_overrides(hydra_dir: Path) -> list[str]:
-    path = hydra_dir / "overrides.yaml"
-    return [str(o) for o in _read_yaml(path, want=list)] if path.is_file() else []
-
-
 def _read_metrics_text(path: Path) -> tuple[str, str, int]:
     """(header, body, rows) of metrics.csv, checking every row has as many fields as the header."""
-    text = _read_text(path)
+    text = read_text(path)
     header, _, body = text.partition("\n")
     header = header.strip()
     width = header.count(",")
@@ -238,22 +195,6 @@ def _objective_name(config: dict) -> str | None:
 def _target_name(config: dict) -> str | None:
     target = (config.get("optimizer") or {}).get("_target_")
     return target.rsplit(".", 1)[-1].lower() if target else None
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            # lists (e.g. betas: [0.9, 0.99]) become strings so that they can be compared and grouped
-            flat[name] = str(value) if isinstance(value, list) else value
-    return flat
-
-
-def _rel(path: Path) -> str:
-    return f"{path.parent.name}/{path.name}" if path.parent.name == ".hydra" else path.name
 
 
 # --- many runs ------------------------------------------------------------------------------------
@@ -385,7 +326,7 @@ def _fill_best(runs: pd.DataFrame, ordered: pd.DataFrame, has, metric_cols: list
         name = names.iloc[int(run)]
         if not isinstance(name, str) or name not in contract.OBJECTIVES:
             continue  # no summary yet: the objective (hence the direction) is not known
-        if contract.selection_metric(name) not in epochs.columns:
+        if contract.best_epoch_metric(name) not in epochs.columns:
             continue
         row = contract.best_row(epochs.to_dict("records"), name)
         if row is not None:

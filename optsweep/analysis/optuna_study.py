@@ -18,12 +18,11 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 
+from optsweep import contract
 from optsweep.analysis.load import sweep_label
 from optsweep.analysis.style import integer_ticks
 
 log = logging.getLogger(__name__)
-
-STUDY_FILE = "optuna.db"
 
 
 @dataclass
@@ -49,9 +48,9 @@ def find_studies(paths) -> tuple[list[Study], list[tuple[str, str]]]:
     studies, skipped = [], []
     for raw in paths:
         for current, dirs, files in os.walk(raw):
-            dirs[:] = sorted(d for d in dirs if d != ".hydra")
-            if STUDY_FILE in files:
-                path = Path(current) / STUDY_FILE
+            dirs[:] = sorted(d for d in dirs if d != contract.HYDRA_DIR)
+            if contract.OPTUNA_DB_FILE in files:
+                path = Path(current) / contract.OPTUNA_DB_FILE
                 try:
                     studies.extend(read_studies(path, sweep_label(path.parent, paths)))
                 except Exception as err:  # noqa: BLE001 - any storage error means: skip this file

@@ -15,21 +15,16 @@ import pandas as pd
 
 from optsweep import contract
 
+# The repeat of a setting: runs that differ only in it are one setting's samples, never swept.
 SEED = "trainer.seed"
-# Keys that change where or how fast a run goes, not what it learns; a sweep never "varies" them.
-IGNORED_LEAVES = frozenset({
-    "seed", "root", "download", "progress", "device", "resume", "keep_checkpoint", "num_threads",
-    "eval_batch_size", "foreach", "fused", "compile", "channels_last",
-})
-IGNORED_WORDS = ("dir", "path", "file", "output")
 LOG_LEAVES = frozenset({"lr", "weight_decay", "eps", "lr_decay"})
 # Order of sections in the report: the optimizer comparison, then these optimizers' sweeps.
 OPTIMIZER_ORDER = ("adam", "adagrad", "rmsprop")
 
 
 def is_ignored(key: str) -> bool:
-    leaf = key.rsplit(".", 1)[-1].lower()
-    return leaf in IGNORED_LEAVES or any(word in leaf for word in IGNORED_WORDS)
+    """Never swept: the seed, and the keys that do not change a result (``contract.result_free``)."""
+    return key == SEED or contract.result_free(key)
 
 
 def find_swept(runs: pd.DataFrame, ignore=None) -> dict[str, list[str]]:

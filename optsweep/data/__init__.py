@@ -82,6 +82,14 @@ REGISTRY: dict[str, Dataset] = {
 DATASETS = tuple(REGISTRY)
 
 
+def check_name(name: str) -> None:
+    """Raise ConfigError when ``data.name`` names no dataset of ``REGISTRY``."""
+    if name not in REGISTRY:
+        raise ConfigError("data.name", name, f"one of {', '.join(DATASETS)}",
+                          "pick a config with data=NAME; a new dataset is a reader in "
+                          "optsweep/data/__init__.py")
+
+
 def check_available(cfg: DictConfig) -> None:
     """Raise DataError when ``cfg`` (the data group) names a dataset that cannot be read here."""
     REGISTRY[cfg.name].check(str(cfg.root), bool(cfg.download))

@@ -20,6 +20,7 @@ from optsweep import contract
 from optsweep.contract import Outcome, Status
 from optsweep.errors import OptsweepError
 from optsweep.resources import available_cores
+from optsweep.rundir import RunDir
 from optsweep.sweep import trial
 from optsweep.train import EpochHook, StopRun, train
 
@@ -82,15 +83,11 @@ def record_failure(cfg: DictConfig, run_dir: Path, exc: Exception, choices: dict
         log.error("optsweep: error: %s", exc)  # the user's input: the message says what to change
     else:
         log.exception("job failed: %s: %s", type(exc).__name__, exc)
-    try:
-        name = contract.objective_name(cfg)
-    except Exception:  # the config itself may be what is broken
-        name = "val_acc1"
-    summary = contract.read_summary(run_dir)
+    record = RunDir(run_dir)
+    summary = record.summary()
     if contract.status_of(summary) == Status.FAILED:  # train() writes one itself for most failures
         return Outcome.from_summary(summary)
-    return contract.write_failed_summary(run_dir, f"{type(exc).__name__}: {exc}", name,
-                                         choices=choices)
+    return record.write_failed_summary(f"{type(exc).__name__}: {exc}", cfg, choices=choices)
 
 
 def threads_per_job(cores: int, parallel_jobs: int) -> int:

@@ -29,7 +29,8 @@ class TPESamplerConf:
     seed: Optional[int] = None
     n_startup_trials: int = 10
     n_ei_candidates: int = 24
-    multivariate: Optional[bool] = None  # None: Optuna's default (False)
+    # None: Optuna's default (False in 4.9; in 5.0 True for one objective, False for several)
+    multivariate: Optional[bool] = None
     group: bool = False
     constant_liar: Optional[bool] = None  # None: Optuna's default (False in 4.9, True in 5.0)
     # deprecated by Optuna (4.4/4.9), accepted for old configs; None = not passed

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from optsweep import contract
 from optsweep.errors import OptsweepError
+from optsweep.rundir import RunDir, flatten
 
 log = logging.getLogger(__name__)
 
@@ -91,19 +91,10 @@ def tracker_class(name: str) -> type:
 # --- what a run is, for a tracker -----------------------------------------------------------------
 
 
-def flatten(tree: Mapping, prefix: str = "") -> dict:
-    """Nested config -> {"optimizer.lr": 0.001, "data.mean": "[0.5, 0.5, 0.5]"}: scalars stay
-    scalars, anything else becomes its text (every tracker takes strings and numbers)."""
-    flat = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{path}."))
-        elif value is None or isinstance(value, (bool, int, float, str)):
-            flat[path] = "null" if value is None else value
-        else:
-            flat[path] = json.dumps(value)
-    return flat
+def params_of(config: Mapping) -> dict:
+    """A config as tracker parameters: ``rundir.flatten``'s keys and values, with None as the text
+    ``null`` (trackers keep strings and numbers; YAML spells a missing value null)."""
+    return {key: "null" if value is None else value for key, value in flatten(config).items()}
 
 
 def run_info(config: Mapping, run_dir: Path, choices: Mapping, fingerprint: str,
@@ -111,7 +102,7 @@ def run_info(config: Mapping, run_dir: Path, choices: Mapping, fingerprint: str,
     """``config``: the resolved config as a plain dict; ``choices``: Hydra's group choices."""
     run_dir = Path(run_dir).resolve()
     sweep = choices.get("sweep") or run_dir.parent.name
-    params = flatten({k: v for k, v in config.items() if k != "logger"})
+    params = params_of({k: v for k, v in config.items() if k != "logger"})
     tags = {tag: str(choices.get(group)) for group, tag in TAGGED_CHOICES.items()}
     tags.update(sweep=sweep, seed=str(config["trainer"]["seed"]), run_dir=str(run_dir),
                 config_fingerprint=fingerprint)
@@ -136,23 +127,14 @@ def end_facts(summary: Mapping) -> dict:
 # --- state kept in the run directory --------------------------------------------------------------
 
 
-def _read_tracking_file(run_dir: Path) -> dict:
-    try:
-        content = json.loads((Path(run_dir) / contract.TRACKING_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return content if isinstance(content, dict) else {}
-
-
 def read_state(run_dir: Path, tracker: str) -> dict:
     """What ``tracker`` recorded about this run directory (its run id), or {}."""
-    return _read_tracking_file(run_dir).get(tracker) or {}
+    return RunDir(run_dir).tracking().get(tracker) or {}
 
 
 def write_state(run_dir: Path, tracker: str, state: Mapping) -> None:
-    content = {**_read_tracking_file(run_dir), tracker: dict(state)}
-    contract.atomic_write(Path(run_dir) / contract.TRACKING_FILE,
-                          lambda f: json.dump(content, f, indent=2))
+    record = RunDir(run_dir)
+    record.write_tracking({**record.tracking(), tracker: dict(state)})
 
 
 # --- the trackers of one run ----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Fixtures that fabricate run directories exactly as the training core writes them.
+"""Fixtures that fabricate run directories in the training core's layout (the metrics carry the
+columns these tests read: no ``lr_last``, as in runs written before that column existed).
 
 The writer here is deliberately independent of optsweep.analysis: it spells out the files of the
 run-directory contract (.hydra/config.yaml, hydra.yaml, overrides.yaml, metrics.csv, summary.json)

@@ -1,14 +1,8 @@
 """The CLI (in-process through main(argv), and once as a subprocess) and the report it writes."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from conftest import write_run
 
 from optsweep.analysis.__main__ import main
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests import processes
 
 
 def test_missing_path_exits_2_naming_it(tmp_path, capsys):
@@ -66,14 +60,14 @@ def test_default_out_dir_and_study_order(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_as_a_subprocess(lr_sweep, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
-    command = [sys.executable, "-m", "optsweep.analysis"]
-    helped = subprocess.run([*command, "--help"], capture_output=True, text=True, env=env)
+    def analysis(*args: str):
+        return processes.module("optsweep.analysis", *args, env={"MPLBACKEND": "Agg"})
+
+    helped = analysis("--help")
     assert helped.returncode == 0 and "--metric" in helped.stdout
-    bad = subprocess.run([*command, str(tmp_path / "nope")], capture_output=True, text=True, env=env)
+    bad = analysis(str(tmp_path / "nope"))
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and str(tmp_path / "nope") in bad.stderr
-    good = subprocess.run([*command, str(lr_sweep), "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True, env=env)
+    good = analysis(str(lr_sweep), "--out", str(tmp_path / "r"))
     assert good.returncode == 0, good.stderr
     assert (tmp_path / "r" / "report.html").is_file()

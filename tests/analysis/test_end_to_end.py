@@ -1,29 +1,23 @@
 """A real two-optimizer sweep through the training core, then the analysis of it."""
 import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import processes
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None,
                     reason="needs torch and the optsweep training core")
 def test_sweep_then_analysis(tmp_path):
     sweep_dir = tmp_path / "multirun" / "e2e"
-    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
-    trained = subprocess.run(
-        [sys.executable, "-m", "optsweep", "-m", "optimizer=adam,sgd", "data=digits",
-         "model.weights=null", "trainer.epochs=1", "data.train_limit=200", "data.test_limit=100",
-         f"hydra.sweep.dir={sweep_dir}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    env = {"MPLBACKEND": "Agg"}
+    trained = processes.optsweep("-m", "optimizer=adam,sgd", "data=digits", "model.weights=null",
+                                 "trainer.epochs=1", "data.train_limit=200", "data.test_limit=100",
+                                 f"hydra.sweep.dir={sweep_dir}", env=env, timeout=900)
     assert trained.returncode == 0, trained.stderr[-2000:]
-    analysed = subprocess.run(
-        [sys.executable, "-m", "optsweep.analysis", str(sweep_dir), "--out", str(tmp_path / "a")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    analysed = processes.module("optsweep.analysis", str(sweep_dir), "--out", str(tmp_path / "a"),
+                                env=env)
     assert analysed.returncode == 0, analysed.stderr[-2000:]
     assert (tmp_path / "a" / "report.html").is_file()
     assert "adam" in analysed.stdout and "sgd" in analysed.stdout

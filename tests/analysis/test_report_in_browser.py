@@ -41,6 +41,7 @@ def report(lr_sweep, optimizer_sweep, tmp_path):
     return write_report(load_runs([lr_sweep.parent]), tmp_path / "report", select="val_acc1")
 
 
+@pytest.mark.browser
 def test_every_figure_of_the_report_decodes_in_a_headless_browser(report, tmp_path):
     browser_or_skip()
     from playwright.sync_api import sync_playwright
