@@ -132,10 +132,10 @@ class ProcessPool:
         # cloudpickle, as loky does: a task defined in a script's __main__ pickles by value
         self.payload = _dumps((hydra_context, config, task_function, Singleton.get_state()))
         self.context = multiprocessing.get_context("spawn")
-        self.workers: List[Optional[_Worker]] = [None] * slots
         self.running: Dict[int, Job] = {}  # slot -> job
+        self.workers = [self._start(slot) for slot in range(slots)]
         for slot in range(slots):
-            self.workers[slot] = self._start(slot)
+            self._ready(slot)
 
     def _start(self, slot: int) -> _Worker:
         ours, theirs = self.context.Pipe()
@@ -145,6 +145,15 @@ class ProcessPool:
         process.start()  # not a daemon: a job may start processes of its own (data loaders)
         theirs.close()
         return _Worker(process, ours)
+
+    def _ready(self, slot: int) -> None:
+        """Wait until the slot's worker has imported the task: a trial asked for it starts its
+        job at once, so the study's start time is the job's."""
+        try:
+            self.workers[slot].conn.recv()
+        except (EOFError, OSError):
+            raise RuntimeError(f"the worker process of slot {slot} did not start (exit code "
+                               f"{self.workers[slot].process.exitcode}); see its error above")
 
     def submit(self, job: Job) -> None:
         slot = min(s for s in range(self.slots) if s not in self.running)
@@ -175,20 +184,19 @@ class ProcessPool:
             log.warning("slot %d: the process running trial %d died (exit code %s); a new one "
                         "takes the slot", slot, job.number, code)
             self.workers[slot] = self._start(slot)
+            self._ready(slot)
             return Ended(job, error=f"its job's process died (exit code {code})")
 
     def close(self) -> None:
         for worker in self.workers:
-            if worker is not None:
-                try:
-                    worker.conn.send(None)
-                except OSError:
-                    pass
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass
         for worker in self.workers:
-            if worker is not None:
-                worker.process.join(timeout=30)
-                if worker.process.is_alive():
-                    worker.process.terminate()
+            worker.process.join(timeout=30)
+            if worker.process.is_alive():
+                worker.process.terminate()
 
 
 def _serve(conn: Any, payload: bytes, slot: int, sweeper_pid: int) -> None:
@@ -198,6 +206,9 @@ def _serve(conn: Any, payload: bytes, slot: int, sweeper_pid: int) -> None:
     threading.Thread(target=_stop_without, args=(sweeper_pid,), daemon=True).start()
     hydra_context, config, task_function, singleton_state = pickle.loads(payload)
     Singleton.set_state(singleton_state)
+    import optuna  # noqa: F401  every trial's job opens its study: not inside the first trial's time
+
+    conn.send("ready")
     os.environ[SLOT_ENV] = str(slot)  # jobs are placed on GPUs by slot (optsweep.sweep.job)
     while True:
         try:
