@@ -6,16 +6,16 @@ Identity. ``owner_id()`` names the holder of a run across requeues (the SLURM jo
 on its own host (``process_gone``), so another host's worker is never judged by it.
 
 Records. A live process renews a small JSON record in a directory: ``lease.json`` while it trains
-a run (``RunLease``), ``heartbeat.json`` while an Optuna trial's job runs (``write_record``, with its
-own ``stale_s``). A record is live when renewed less than its ``stale_s`` ago and, on this host, its
+a run (``RunLease``), ``heartbeat.json`` while an Optuna trial's job runs (``write_record``, with
+its own ``stale_s``). A record is live when renewed less than its ``stale_s`` ago and, on this host, its
 process exists. ``Renewal`` is the daemon thread that renews either.
 
 The lease makes one trainer per run directory, across processes and machines. The holder writes
 ``lease.json`` with an exclusive create and renews it every ``REFRESH_S`` seconds while it trains. A
 second process that finds a lease renewed less than ``STALE_S`` seconds ago leaves the run alone and
 says so; an older lease belongs to a holder that died (a killed job, a lost node) and is taken over.
-Pids mean nothing across hosts; a renewal time does, as long as the hosts' clocks agree to well under
-``STALE_S`` (NTP keeps them within milliseconds).
+Pids mean nothing across hosts; a renewal time does, as long as the hosts' clocks agree to well
+under ``STALE_S`` (NTP keeps them within milliseconds).
 
 REFRESH_S = 30 s: a write every 30 s is nothing next to an epoch's checkpoint. STALE_S = 120 s:
 four missed renewals, which rides out a stalled thread, a slow shared filesystem or its attribute

@@ -9,8 +9,8 @@ chosen from ``hydra.launcher``'s ``_target_``, each job run as Hydra's own launc
 
 - the basic launcher: ``InProcess``, one job at a time in this process, as the basic launcher does;
 - the joblib launcher: ``ProcessPool``, one worker process per slot (spawned, and reused job after
-  job as loky reuses its workers); a worker that dies ends its own job only, and a fresh worker takes
-  its slot; a worker whose sweeper died stops (it would run a trial the rerun runs again);
+  job as loky reuses its workers); a worker that dies ends its own job only, and a fresh worker
+  takes its slot; a worker whose sweeper died stops (it would run a trial the rerun runs again);
 - submitit's launchers (``hydra/launcher=submitit_slurm``, ``submitit_local``): ``Submitit``, one
   ``executor.submit`` per job of the launcher itself, the callable its ``launch`` maps over a job
   array, polled with ``done()``.
@@ -206,7 +206,7 @@ def _serve(conn: Any, payload: bytes, slot: int, sweeper_pid: int) -> None:
     threading.Thread(target=_stop_without, args=(sweeper_pid,), daemon=True).start()
     hydra_context, config, task_function, singleton_state = pickle.loads(payload)
     Singleton.set_state(singleton_state)
-    import optuna  # noqa: F401  every trial's job opens its study: not inside the first trial's time
+    import optuna  # noqa: F401  each job opens its study: not inside the first trial's time
 
     conn.send("ready")
     os.environ[SLOT_ENV] = str(slot)  # jobs are placed on GPUs by slot (optsweep.sweep.job)
@@ -276,8 +276,8 @@ class Submitit:
         try:
             return ended(job, submitted.result())
         except Exception as exc:  # the job died: submitit's FailedJobError, UncompletedJobError
-            return Ended(job, error=f"its job died: {type(exc).__name__}: "
-                                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+            first = (str(exc).strip().splitlines() or [""])[0]
+            return Ended(job, error=f"its job died: {type(exc).__name__}: {first}")
 
     def close(self) -> None:
         pass

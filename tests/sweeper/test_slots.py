@@ -58,9 +58,18 @@ def test_a_pruned_trial_is_not_an_error_and_job_lines_show_parameters(run_app, t
     assert "OPTSWEEP_OPTUNA" not in result.output and "trial 0: x=" in result.output
 
 
+def test_a_job_whose_process_dies_fails_its_trial_only_and_its_slot_goes_on(run_app, tmp_path):
+    result = run_app(*POOL, "mode=die", "hydra.sweeper.n_trials=4",
+                     "hydra.sweeper.max_failure_rate=1.0")
+    assert result.returncode == 0, result.output
+    done = trials(tmp_path / "sweep")
+    assert [t.state for t in done] == [COMPLETE, TrialState.FAIL, COMPLETE, COMPLETE]
+    assert done[1].user_attrs["error"] == "its job's process died (exit code -9)"
+
+
 def test_a_launcher_without_a_runner_gets_batches_and_says_so(run_app, tmp_path):
-    result = run_app("hydra.launcher._target_=hydra_plugins.batch_only_launcher.BatchOnlyLauncher", "hydra.sweeper.n_jobs=2",
-                     "hydra.sweeper.n_trials=3")
+    result = run_app("hydra.launcher._target_=hydra_plugins.batch_only_launcher.BatchOnlyLauncher",
+                     "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=3")
     assert result.returncode == 0, result.output
     assert result.output.count("runs batches only") == 1
     assert [t.state for t in trials(tmp_path / "sweep")] == [COMPLETE] * 3

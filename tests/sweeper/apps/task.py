@@ -3,6 +3,7 @@
 
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def main(cfg: DictConfig):
     trial = current_trial()
     if trial is not None and trial.number == cfg.slow_trial:
         time.sleep(float(cfg.slow_s))
+    if cfg.mode == "die" and trial is not None and trial.number == 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer ends a job
     if cfg.mode == "raise":
         raise ValueError(f"boom at x={x:.3f}")
     if cfg.mode == "nonfinite":
