@@ -91,3 +91,38 @@ def test_the_same_sweep_launched_twice_trains_each_run_once(tmp_path):
     for job in range(3):
         assert RunDir(sweep / str(job)).summary()["status"] == "completed"
 
+
+
+def test_a_renewal_renews_at_once_then_every_interval_and_stops_when_told(tmp_path):
+    renewed = []
+    with lease.Renewal(lambda: renewed.append(time.monotonic()), interval_s=0.05):
+        time.sleep(0.3)
+    count = len(renewed)
+    time.sleep(0.15)
+    assert count >= 3 and len(renewed) == count  # nothing after the block
+    stopped = []
+    with lease.Renewal(lambda: stopped.append(1) or len(stopped) < 2, interval_s=0.02):
+        time.sleep(0.2)
+    assert stopped == [1, 1]  # a renew that returns False ends the thread: the lease was taken
+
+
+def test_a_job_directory_is_silent_when_no_record_is_live(tmp_path):
+    from datetime import datetime, timedelta
+
+    now = time.time()
+    assert lease.silence(tmp_path, datetime.now(), dead_after_s=60, now=now) is None  # just claimed
+    old = datetime.now() - timedelta(seconds=120)
+    assert "dead_after_s=60" in lease.silence(tmp_path, old, dead_after_s=60, now=now)
+    lease.write_record(tmp_path, stale_s=30)  # this process: alive
+    assert lease.silence(tmp_path, old, dead_after_s=60, now=now) is None
+    assert lease.has_live_record(tmp_path)
+    why = lease.silence(tmp_path, old, dead_after_s=60, now=now + 31)
+    assert why.startswith(f"its worker died: {contract.HEARTBEAT_FILE} in ") and "31 s ago" in why
+
+
+def test_a_worker_is_named_by_host_and_pid_and_owner_by_its_slurm_job(monkeypatch):
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert lease.worker_id() == lease.owner_id() == f"{socket.gethostname()}:{os.getpid()}"
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    assert lease.owner_id() == "slurm:77" and lease.worker_id().endswith(f":{os.getpid()}")

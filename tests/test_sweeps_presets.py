@@ -21,7 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 
-from optsweep import contract
+from optsweep import contract, lease
 from optsweep.conf_tree import conf_dir
 from optsweep.train import check_config
 from optsweep.optim import build_optimizer
@@ -197,10 +197,10 @@ def test_dead_worker_is_recognised_only_on_this_host():
     process.start()
     process.join()
     host = socket.gethostname()
-    assert storage.is_dead_local_worker(f"{host}:{process.pid}")
-    assert not storage.is_dead_local_worker(f"{host}:{os.getpid()}")
-    assert not storage.is_dead_local_worker(f"another-{host}:{process.pid}")
-    assert not storage.is_dead_local_worker(None)
+    assert lease.is_dead_local_worker(f"{host}:{process.pid}")
+    assert not lease.is_dead_local_worker(f"{host}:{os.getpid()}")
+    assert not lease.is_dead_local_worker(f"another-{host}:{process.pid}")
+    assert not lease.is_dead_local_worker(None)
 
 
 def test_a_different_command_into_a_named_sweep_dir_is_refused(tmp_path, capsys):

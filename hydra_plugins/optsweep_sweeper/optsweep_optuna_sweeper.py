@@ -11,6 +11,8 @@ It reads hydra-optuna-sweeper 1.3's configuration with the same meaning (``sampl
   trial cut off with its worker is run again in its own directory;
 - dead workers on any host: a trial whose job stopped beating (``heartbeat_interval``,
   ``grace_period``, ``dead_after_s``) is failed and its setting re-run once in its directory;
+- slots, not batches: up to ``n_jobs`` trials run at once and each trial's end starts the next one
+  at once (basic, joblib and submitit launchers; any other launcher runs batches);
 - several workers on one study ask exactly ``n_trials`` trials together;
 - a failed, pruned or non-finite result is recorded as such, never a crash; a storage that cannot be
   opened is one clear error before any job starts.
@@ -66,7 +68,8 @@ class OptunaSweeper(Sweeper):
                  params: Optional[DictConfig], pruner: Any = None,
                  heartbeat_interval: Optional[int] = _CONF.heartbeat_interval,
                  grace_period: int = _CONF.grace_period,
-                 dead_after_s: float = _CONF.dead_after_s) -> None:
+                 dead_after_s: float = _CONF.dead_after_s,
+                 schedule: str = _CONF.schedule) -> None:
         from optsweep.sweep._optuna_impl import OptunaSweeperImpl
 
         self.sweeper = OptunaSweeperImpl(
@@ -74,7 +77,7 @@ class OptunaSweeper(Sweeper):
             n_trials=n_trials, n_jobs=n_jobs, max_failure_rate=max_failure_rate,
             search_space=search_space, custom_search_space=custom_search_space, params=params,
             pruner=pruner, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-            dead_after_s=dead_after_s)
+            dead_after_s=dead_after_s, schedule=schedule)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:

@@ -13,6 +13,8 @@
   ``search_space`` for ``hydra.sweeper.params``), and ``_optuna_private`` holds the little it needs
   beyond Optuna's public API.
 - ``trial``: ``report(value, step)`` and ``current_trial()`` for a task inside such a sweep.
-- ``storage``: naming and opening an Optuna storage with one clear error, and the lock that
-  serialises asks.
+- ``slots``: how that sweeper runs trials: slots (a trial's end starts the next) or batches;
+  ``runners``: the submit-and-poll runners behind the slots (in process, a process pool, submitit).
+- ``storage``: naming and opening an Optuna storage with one clear error, the lock that serialises
+  asks, and what a trial's job beat records (its liveness rules are ``optsweep.lease``).
 """

@@ -1,15 +1,15 @@
 """The work behind ``hydra_plugins.optsweep_sweeper.optsweep_optuna_sweeper.OptunaSweeper`` (see its
 docstring), on Optuna's ask-and-tell interface.
 
-One loop: under the study lock, claim up to ``n_jobs`` trials (first those cut off with a dead worker
-of this host; then, after failing the trials whose job fell silent on any host and queueing each
-one's setting again once (``optsweep.sweep.heartbeat``), the queued re-runs and new trials while the
-study has fewer than ``n_trials`` distinct settings); launch them as Hydra jobs; tell each result.
-A returned number (a sequence of them when multi-objective) is COMPLETE; an exception is FAIL with
-its text in the trial's ``error`` user attribute; ``optuna.TrialPruned``, or a trial that
-``optsweep.sweep.trial.report`` told to stop, is PRUNED; NaN, inf or a value that is no number is
-FAIL. As in hydra-optuna-sweeper 1.3, a batch in which more than ``max_failure_rate`` of
-the trials failed ends the sweep with an error showing the last failure.
+Claiming, under the study lock, as many trials as there are free slots: first those cut off with a
+dead worker of this host; then, after failing the trials whose job fell silent on any host and
+queueing each one's setting again once (``optsweep.lease.silence`` on a journal, Optuna's heartbeat
+on a database), the queued re-runs and new trials while the study has fewer than ``n_trials``
+distinct settings. The trials run in slots (``optsweep.sweep.slots``): each end is told at once
+and the freed slot gets the next trial. A returned number (a sequence of them when
+multi-objective) is COMPLETE; an exception is FAIL with its text in the trial's ``error`` user
+attribute; ``optuna.TrialPruned``, or a trial that ``optsweep.sweep.trial.report`` told to stop, is
+PRUNED; NaN, inf or a value that is no number is FAIL.
 """
 
 from __future__ import annotations
@@ -17,21 +17,21 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
-import traceback
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import optuna
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from optsweep.sweep import _optuna_private, heartbeat, search_space
+from optsweep import lease
+from optsweep.sweep import _optuna_private, runners, search_space, slots
 from optsweep.sweep import storage as st
 from optsweep.sweep import trial as job_trial
 from optsweep.sweep.errors import SweepError
@@ -44,6 +44,7 @@ ERROR_ATTR = "error"  # user attribute of a FAIL trial: why
 # the trial that died (whose job directory the re-run resumes) and the chain of such numbers
 RETRY_OF, RETRY_HISTORY = "failed_trial", "retry_history"
 DIRECTIONS = ("minimize", "maximize")
+SCHEDULES = ("slots", "batches")  # optsweep.sweep.slots
 # Samplers whose seed fixes an order kept across trials, not one trial's draw: the grid sampler
 # shuffles its grid with the seed and gives trial n grid point n; the QMC sampler scrambles its
 # sequence with it. Reseeding them per trial would repeat points.
@@ -56,7 +57,8 @@ class Claim(NamedTuple):
     subdir: int  # the job directory: the trial's number, or for a re-run the dead trial's
 
 
-class Outcome(NamedTuple):
+class TrialResult(NamedTuple):
+    """What the sweeper tells Optuna of one trial's job (not ``contract.Outcome``: a run's)."""
     state: TrialState
     values: Optional[List[float]] = None
     error: Optional[str] = None
@@ -120,7 +122,7 @@ class OptunaSweeperImpl(Sweeper):
                  study_name: Optional[str], n_trials: int, n_jobs: int, max_failure_rate: float,
                  search_space: Optional[DictConfig], custom_search_space: Optional[str],
                  params: Optional[DictConfig], pruner: Any, heartbeat_interval: Optional[int],
-                 grace_period: int, dead_after_s: float) -> None:
+                 grace_period: int, dead_after_s: float, schedule: str = "slots") -> None:
         self.sampler_node, self.pruner_node = sampler, pruner
         self.direction, self.storage, self.study_name = direction, storage, study_name
         self.n_trials, self.n_jobs = int(n_trials), int(n_jobs)
@@ -129,18 +131,44 @@ class OptunaSweeperImpl(Sweeper):
         self.custom_search_space = custom_search_space
         self.heartbeat_interval = heartbeat_interval
         self.grace_period, self.dead_after_s = grace_period, float(dead_after_s)
+        self.schedule = str(schedule)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
-        self.config = config
+        self.config, self.hydra_context = config, hydra_context
+        self.task_function = job_trial.BeatingTask(task_function)
         self.launcher = Plugins.instance().instantiate_launcher(
-            config=config, hydra_context=hydra_context,
-            task_function=job_trial.BeatingTask(task_function))
+            config=config, hydra_context=hydra_context, task_function=self.task_function)
         self.sweep_dir = config.hydra.sweep.dir
 
     # --- the sweep ----------------------------------------------------------------------------
 
     def sweep(self, arguments: List[str]) -> None:
+        try:  # a sweep that cannot start is bad input: one line, exit 2, before any job
+            run = self._prepare(arguments)
+        except SweepError as exc:
+            print(exc, file=sys.stderr)
+            sys.exit(2)
+        window = slots.FailureWindow(self.n_jobs, self.max_failure_rate)
+        runner = None if self.schedule == "batches" else runners.runner_for(
+            self.launcher, self.hydra_context, self.config, self.task_function, self.n_jobs)
+        slot_time = None
+        try:
+            if runner is None and self.schedule != "batches":
+                log.info("hydra.launcher (%s) runs batches only: %d trials are launched at a "
+                         "time, and each batch waits for its slowest trial",
+                         self.config.hydra.launcher.get("_target_"), self.n_jobs)
+            if runner is None:
+                slots.run_batches(run, self.launcher, self.n_jobs, window)
+            else:
+                slot_time = slots.run_slots(run, runner, window)
+        finally:
+            if runner is not None:
+                runner.close()
+            self._write_results(run.study, run.url, slot_time)
+
+    def _prepare(self, arguments: List[str]) -> "_Run":
+        """Everything before the first job: checks, search space, sampler and study."""
         self._validate()
         directions = self._directions()
         sampler = SamplerFactory(self.sampler_node)
@@ -161,22 +189,7 @@ class OptunaSweeperImpl(Sweeper):
                  "directions %s", name, st.shown(url), len(study.get_trials(deepcopy=False)),
                  self.n_trials, sampler.target.rsplit(".", 1)[-1],
                  type(study.pruner).__name__, directions)
-        run = _Run(self, study, storage, url, name, space, fixed, sampler, extend)
-        while True:
-            with st.study_lock(url, name):
-                batch = run.claim()
-            if not batch:
-                break
-            failures = run.launch(batch)
-            if failures and len(failures) / len(batch) > self.max_failure_rate:
-                self._write_results(study, url)
-                number, error = failures[-1]
-                raise SweepError(
-                    f"{len(failures)} of {len(batch)} trials of the last batch failed, more than "
-                    f"hydra.sweeper.max_failure_rate={self.max_failure_rate}; last failure: trial "
-                    f"{number}: {error} (see its log in {Path(self.sweep_dir) / str(number)}; "
-                    "hydra.sweeper.max_failure_rate=1.0 lets a sweep go on past failures)")
-        self._write_results(study, url)
+        return _Run(self, study, storage, url, name, space, fixed, sampler, extend)
 
     def _validate(self) -> None:
         if not 0.0 <= self.max_failure_rate <= 1.0:
@@ -193,9 +206,12 @@ class OptunaSweeperImpl(Sweeper):
         if self.dead_after_s <= 0:
             raise SweepError(f"hydra.sweeper.dead_after_s={self.dead_after_s} is invalid: "
                              "expected seconds > 0")
+        if self.schedule not in SCHEDULES:
+            raise SweepError(f"hydra.sweeper.schedule={self.schedule} is invalid: expected one "
+                             f"of {', '.join(SCHEDULES)}")
         if self.n_jobs < 1:
             raise SweepError(f"hydra.sweeper.n_jobs={self.n_jobs} is invalid: expected the "
-                             "number of trials launched per batch, an integer >= 1")
+                             "number of trials run at once, an integer >= 1")
 
     def _directions(self) -> List[str]:
         given = self.direction if isinstance(self.direction, Sequence) and \
@@ -225,9 +241,11 @@ class OptunaSweeperImpl(Sweeper):
                              f"be imported: {_last_line(exc)}; expected the dotted path of a "
                              "function (cfg, trial) -> None") from exc
 
-    def _write_results(self, study: optuna.Study, url: str) -> None:
+    def _write_results(self, study: optuna.Study, url: str,
+                       slot_time: Optional[Dict[str, Any]]) -> None:
         """``optimization_results.yaml``: hydra-optuna-sweeper's keys (name, best_params,
-        best_value; solutions when multi-objective) plus the states and the pruned trials."""
+        best_value; solutions when multi-objective) plus the states, the pruned and re-run trials
+        and this worker's slot time (``optsweep.sweep.slots.SlotTime``; none for batches)."""
         trials = study.get_trials(deepcopy=False)
         states = Counter(t.state.name for t in trials)
         results: Dict[str, Any] = {
@@ -238,6 +256,8 @@ class OptunaSweeperImpl(Sweeper):
                        for t in trials if t.state == TrialState.PRUNED],
             "retried": [{"trial": t.number, RETRY_OF: t.system_attrs[RETRY_OF]}
                         for t in trials if RETRY_OF in t.system_attrs]}
+        if slot_time is not None:
+            results["slot_time"] = slot_time
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         if len(study.directions) > 1:
             results["solutions"] = [{"trial": t.number, "params": t.params, "values": t.values}
@@ -269,7 +289,7 @@ class _Run:
             sweeper, study, storage, url, name
         self.space, self.fixed, self.sampler, self.extend = space, fixed, sampler, extend
         self.study_id = storage.get_study_id_from_name(name)
-        self.worker = st.worker_id()
+        self.worker = lease.worker_id()
         self.journal = st.journal_path(url) is not None
 
     def trial_id(self, number: int) -> int:
@@ -278,17 +298,17 @@ class _Run:
     def job_dir(self, frozen: optuna.trial.FrozenTrial) -> Path:
         return Path(self.sweeper.sweep_dir) / str(frozen.system_attrs.get(RETRY_OF, frozen.number))
 
-    def claim(self) -> List[Claim]:
-        """Up to n_jobs trials for this worker: first those cut off with a dead worker of this
+    def claim(self, limit: int) -> List[Claim]:
+        """Up to ``limit`` trials for this worker: first those cut off with a dead worker of this
         host; then, once the trials of dead workers anywhere are failed and queued again, the
         queued ones and new ones while the study has fewer than n_trials distinct settings (a
         failed trial that was queued again is not one). Call under the study lock."""
-        n_jobs, n_trials = self.sweeper.n_jobs, self.sweeper.n_trials
+        n_trials = self.sweeper.n_trials
         batch: List[Claim] = []
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if len(batch) < n_jobs and st.is_dead_local_worker(
+            if len(batch) < limit and lease.is_dead_local_worker(
                     frozen.system_attrs.get(WORKER_ATTR)) and not (
-                    self.journal and heartbeat.has_live_record(self.job_dir(frozen))):
+                    self.journal and lease.has_live_record(self.job_dir(frozen))):
                 self.storage.set_trial_system_attr(self.trial_id(frozen.number), WORKER_ATTR,
                                                    self.worker)
                 log.info("trial %d was cut off with its worker; running it again", frozen.number)
@@ -299,7 +319,7 @@ class _Run:
         count = sum(t.number not in retried for t in trials)
         waiting = sum(t.state == TrialState.WAITING for t in trials)  # counted already
         number = len(trials)  # Optuna's number for the next new trial
-        while len(batch) < n_jobs and (waiting or count < n_trials):
+        while len(batch) < limit and (waiting or count < n_trials):
             claim = self.ask(number)  # Optuna gives a waiting trial first
             if claim.number < number:
                 waiting -= 1
@@ -315,14 +335,14 @@ class _Run:
         trial's stale beat is renewed (a new trial has none, and none is stale)."""
         if self.sweeper.heartbeat_interval:
             if self.journal:
-                heartbeat.write_record(self.job_dir(frozen), self.sweeper.dead_after_s)
+                lease.write_record(self.job_dir(frozen), self.sweeper.dead_after_s)
             elif reclaimed:
                 self.storage.record_heartbeat(self.trial_id(frozen.number))
         return Claim(frozen.number, overrides, int(frozen.system_attrs.get(RETRY_OF, frozen.number)))
 
     def fail_dead(self) -> None:
-        """Fail the RUNNING trials whose job fell silent, on any host (``optsweep.sweep.heartbeat``),
-        saying why, and queue each one's setting again once."""
+        """Fail the RUNNING trials whose job fell silent, on any host,
+        saying why, and queue each one's setting again once (``optsweep.lease``)."""
         if not self.sweeper.heartbeat_interval:
             return
         for frozen, why in self.silent_trials():
@@ -345,8 +365,8 @@ class _Run:
                     _optuna_private.stale_trial_ids(self.storage, self.study_id)]
         silent = []
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            why = heartbeat.silence(self.job_dir(frozen), frozen.datetime_start,
-                                    self.sweeper.dead_after_s)
+            why = lease.silence(self.job_dir(frozen), frozen.datetime_start,
+                                self.sweeper.dead_after_s)
             if why is not None:
                 silent.append((frozen, why))
         return silent
@@ -392,55 +412,52 @@ class _Run:
     def overrides(self, params: Dict[str, Any]) -> Tuple[str, ...]:
         return tuple(f"{name}={value}" for name, value in {**params, **self.fixed}.items())
 
-    def launch(self, batch: List[Claim]) -> List[Tuple[int, str]]:
-        """Run ``batch`` as Hydra jobs and tell their results; the (number, error) of failures."""
+    def job(self, claim: Claim) -> runners.Job:
+        """The Hydra job of ``claim``: its parameters, its directory and where its trial lives."""
         beat = self.sweeper.heartbeat_interval, self.sweeper.grace_period
-        jobs = [(*claim.overrides, f"hydra.sweep.subdir={claim.subdir}",
-                 *job_trial.job_overrides(self.url, self.name, claim.number, *beat))
-                for claim in batch]
-        returns = self.sweeper.launcher.launch(jobs, initial_job_idx=batch[0].number)
-        failures = []
-        for claim, ret in zip(batch, returns):
-            outcome = self.outcome(claim.number, ret)
-            self.tell(claim.number, outcome)
-            if outcome.state == TrialState.FAIL:
-                failures.append((claim.number, outcome.error))
-        return failures
+        overrides = (*claim.overrides, f"hydra.sweep.subdir={claim.subdir}",
+                     *job_trial.job_overrides(self.url, self.name, claim.number, *beat))
+        return runners.Job(claim.number, overrides, " ".join(claim.overrides))
 
-    def outcome(self, number: int, ret: JobReturn) -> Outcome:
-        n_objectives = len(self.study.directions)
+    def finish(self, end: runners.Ended, busy: int, n_slots: int) -> Optional[str]:
+        """Tell Optuna how ``end``'s trial ended and say so in one line; its error, if it failed."""
+        number = end.job.number
+        result = self.result(number, end)
+        self.tell(number, result)
+        frozen = self.storage.get_trial(self.trial_id(number))
+        took = frozen.duration.total_seconds() if frozen.duration else float("nan")
+        value = "" if frozen.values is None else \
+            ", value " + ", ".join(f"{v:.6g}" for v in frozen.values)
+        log.info("trial %d %s%s, %.1f s; %d of %d slots busy", number, frozen.state.name, value,
+                 took, busy, n_slots)
+        return result.error if result.state == TrialState.FAIL else None
+
+    def result(self, number: int, end: runners.Ended) -> TrialResult:
         told_to_stop = job_trial.PRUNED_ATTR in self.storage.get_trial(
             self.trial_id(number)).system_attrs
-        if ret.status != JobStatus.COMPLETED:
-            try:
-                ret.return_value  # re-raises the task's exception
-                exc: Exception = RuntimeError(f"job status {ret.status.name}")
-            except Exception as raised:
-                exc = raised
-            if isinstance(exc, optuna.TrialPruned):
-                log.info("trial %d pruned: %s", number, exc)
-                return Outcome(TrialState.PRUNED)
-            error = f"{type(exc).__name__}: {exc}"
-            log.warning("trial %d failed: %s", number, "".join(traceback.format_exception(
-                type(exc), exc, exc.__traceback__)).rstrip())
-            return Outcome(TrialState.FAIL, error=error)
+        if end.error is not None:
+            log.warning("trial %d failed: %s", number, end.trace or end.error)
+            return TrialResult(TrialState.FAIL, error=end.error)
+        if isinstance(end.value, job_trial.Pruned):
+            log.info("trial %d pruned: %s", number, end.value.message)
+            return TrialResult(TrialState.PRUNED)
         if told_to_stop:  # the task caught TrialPruned and returned anyway
-            return Outcome(TrialState.PRUNED)
-        values, error = _objective_values(ret.return_value, n_objectives)
+            return TrialResult(TrialState.PRUNED)
+        values, error = _objective_values(end.value, len(self.study.directions))
         if error:
             log.warning("trial %d failed: %s", number, error)
-            return Outcome(TrialState.FAIL, error=error)
-        return Outcome(TrialState.COMPLETE, values)
+            return TrialResult(TrialState.FAIL, error=error)
+        return TrialResult(TrialState.COMPLETE, values)
 
-    def tell(self, number: int, outcome: Outcome) -> None:
+    def tell(self, number: int, result: TrialResult) -> None:
         trial_id = self.trial_id(number)
         if self.storage.get_trial(trial_id).state.is_finished():
             log.warning("trial %d was finished elsewhere; its result here is dropped", number)
             return
-        if outcome.error:
-            self.storage.set_trial_user_attr(trial_id, ERROR_ATTR, outcome.error[:2000])
+        if result.error:
+            self.storage.set_trial_user_attr(trial_id, ERROR_ATTR, result.error[:2000])
         with _optuna_private.grid_exhaustion_tolerated():
-            self.study.tell(number, outcome.values, state=outcome.state, skip_if_finished=True)
+            self.study.tell(number, result.values, state=result.state, skip_if_finished=True)
 
 
 def _objective_values(value: Any, n_objectives: int) -> Tuple[Optional[List[float]], Optional[str]]:

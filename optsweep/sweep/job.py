@@ -120,8 +120,9 @@ def place_on_gpu(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     explicit ``cuda:N`` is the user's choice)."""
     if cfg.trainer.device != "auto" or not torch.cuda.is_available():
         return
-    gpu = gpu_for_job(int(hydra_cfg.job.num), parallel_jobs(hydra_cfg, available_cores()),
-                      torch.cuda.device_count())
+    # by slot, where the sweeper runs slots: a freed slot's GPU gets the next trial
+    gpu = gpu_for_job(trial.slot(int(hydra_cfg.job.num)),
+                      parallel_jobs(hydra_cfg, available_cores()), torch.cuda.device_count())
     if gpu is not None:
         torch.cuda.set_device(gpu)  # "cuda" then means this GPU (runtime.resolve_device)
         log.info("job %s on cuda:%d of %d GPUs", hydra_cfg.job.num, gpu, torch.cuda.device_count())

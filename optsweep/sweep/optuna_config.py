@@ -233,9 +233,15 @@ class OptsweepOptunaSweeperConf:
     study_name: Optional[str] = None
     # the study's total: a rerun finishes these, it does not add n_trials more
     n_trials: int = 20
-    # trials asked and launched per batch (set it to the launcher's parallel jobs)
+    # trials run at once: slots, each refilled as soon as its trial ends (set it to the
+    # launcher's parallel jobs: hydra.launcher.n_jobs with joblib)
     n_jobs: int = 2
-    # the sweep stops when more than this fraction of a batch's trials failed (0.0: any failure)
+    # slots (a trial's end starts the next) or batches (n_jobs trials at a time, each batch waiting
+    # for its slowest, as hydra-optuna-sweeper 1.3); a launcher other than basic, joblib and
+    # submitit always runs batches
+    schedule: str = "slots"
+    # the sweep stops when more than this fraction of the last n_jobs finished trials failed
+    # (0.0: any failure)
     max_failure_rate: float = 0.0
     # deprecated (Hydra 1.1's form); use params
     search_space: Optional[Dict[str, Any]] = None

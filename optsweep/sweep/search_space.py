@@ -44,7 +44,9 @@ def parse(params: Optional[Mapping[str, Any]], legacy: Optional[Mapping[str, Any
     elif legacy:
         _warn("hydra.sweeper.search_space is deprecated: write the same space under "
               f"hydra.sweeper.params, e.g. x: tag(log, interval(1e-5, 1e-1)) ({MIGRATION})")
-        space = {str(name): legacy_distribution(str(name), node) for name, node in legacy.items()}
+        space = {str(name): _refused_as_error(f"hydra.sweeper.search_space.{name}",
+                                              legacy_distribution, str(name), node)
+                 for name, node in legacy.items()}
     overrides = [f"{name}={value}" for name, value in (params or {}).items()] + list(arguments)
     fixed: Dict[str, str] = {}
     try:
@@ -54,12 +56,27 @@ def parse(params: Optional[Mapping[str, Any]], legacy: Optional[Mapping[str, Any
     for override in parsed:
         name = override.get_key_element()
         if override.is_sweep_override():
-            space[name] = distribution(override)
+            space[name] = _refused_as_error(f"hydra.sweeper.params.{name}={_value(override)}",
+                                            distribution, override)
             fixed.pop(name, None)
         else:
             fixed[name] = override.get_value_element_as_str()
             space.pop(name, None)
     return space, fixed
+
+
+def _refused_as_error(where: str, build: Any, *args: Any) -> BaseDistribution:
+    """``build(*args)``, with a distribution Optuna refuses (``interval(1, 0)``, a log scale
+    from 0) as one ``SweepError`` naming the parameter, before any job."""
+    try:
+        return build(*args)
+    except (ValueError, TypeError) as exc:
+        raise SweepError(f"{where} is not a search space Optuna accepts: {exc}") from exc
+
+
+def _value(override: Override) -> str:
+    """The override's value as written (``input_line`` holds ``key=value``)."""
+    return str(override.input_line).split("=", 1)[-1]
 
 
 def _warn(message: str) -> None:
@@ -82,7 +99,7 @@ def distribution(override: Override) -> BaseDistribution:
         if isinstance(value.start, int) and isinstance(value.end, int):
             return IntDistribution(value.start, value.end, log=log_scale)
         return FloatDistribution(float(value.start), float(value.end), log=log_scale)
-    raise SweepError(f"hydra.sweeper.params.{name}={override.input_line} is not a search space "
+    raise SweepError(f"hydra.sweeper.params.{name}={_value(override)} is not a search space "
                      "Optuna can sample: expected choice(...), range(...), interval(...) or "
                      "tag(log, interval(...))")
 

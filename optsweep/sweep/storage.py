@@ -20,12 +20,10 @@ import contextlib
 import fcntl
 import hashlib
 import logging
-import os
-import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Optional, Sequence
 
-from optsweep.lease import process_gone
+from optsweep.lease import write_record
 from optsweep.sweep.errors import SweepError
 
 if TYPE_CHECKING:
@@ -43,7 +41,7 @@ SQLITE_TIMEOUT_S = 60  # several workers write one SQLite file: wait for its loc
 
 class Heartbeat(NamedTuple):
     """Optuna's heartbeat settings for an RDB storage: a beat every ``interval_s`` seconds, stale
-    after ``grace_s`` (``optsweep.sweep.heartbeat``)."""
+    after ``grace_s`` (``job_beat``; the sweeper fails silent trials)."""
     interval_s: int
     grace_s: int
 
@@ -99,7 +97,7 @@ def absolute(url: str) -> str:
 
 def open_storage(url: str, heartbeat: Optional[Heartbeat] = None) -> "optuna.storages.BaseStorage":
     """The Optuna storage behind ``url`` (creates a SQLite schema: call under ``study_lock``); an
-    RDB storage with ``heartbeat`` can fail stale trials (``optsweep.sweep.heartbeat``)."""
+    RDB storage with ``heartbeat`` can tell stale trials (``job_beat``)."""
     import warnings
 
     import optuna
@@ -213,16 +211,14 @@ def _sql_lock(url: str, acquire: str, release: str, **params) -> Iterator[None]:
             conn.execute(text(release), params)
 
 
-def worker_id() -> str:
-    """Who asked a trial: host and process, so that a later run can tell a dead worker's trial."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def is_dead_local_worker(worker: Optional[str]) -> bool:
-    """True for a worker of this host whose process is gone (its RUNNING trials were cut off)."""
-    if not worker or ":" not in worker:
-        return False
-    host, pid = worker.rsplit(":", 1)
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another machine's worker may be alive: never take its trials
-    return process_gone(pid)
+def job_beat(url: str, study_name: str, number: int, job_dir: Path,
+             grace_s: float) -> Callable[[], None]:
+    """What one beat of trial ``number``'s job does: Optuna's heartbeat on an RDB storage (its
+    ``fail_stale_trials`` reads it; the sweeper reads the same itself, to record why first), and
+    ``heartbeat.json`` in ``job_dir`` on a journal, which has no heartbeat of Optuna's."""
+    if journal_path(url) is not None:
+        return lambda: write_record(job_dir, grace_s)
+    storage = open_storage(url)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name(study_name), number)
+    return lambda: storage.record_heartbeat(trial_id)

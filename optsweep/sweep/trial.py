@@ -18,7 +18,7 @@ records the trial as PRUNED with its last reported value. A task that catches ``
 returns anyway is still recorded PRUNED: it was told to stop.
 
 While the task runs, a daemon thread records that the job is alive (``BeatingTask``,
-``optsweep.sweep.heartbeat``): a sweeper on any host then tells a dead job's trial from a live one.
+``optsweep.lease``): a sweeper on any host then tells a dead job's trial from a live one.
 
 Outside an Optuna sweep ``report`` does nothing and ``current_trial`` returns None, so a task runs
 unchanged on its own. Multi-objective studies cannot prune (Optuna's ``Trial.report`` refuses
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Tuple
 
@@ -45,6 +46,7 @@ TRIAL_ENV = "OPTSWEEP_OPTUNA_TRIAL"
 HEARTBEAT_ENV = "OPTSWEEP_OPTUNA_HEARTBEAT_S"  # the job beats every this many seconds
 GRACE_ENV = "OPTSWEEP_OPTUNA_GRACE_S"  # ... and is dead after this many seconds of silence
 PRUNED_ATTR = "optsweep_pruned_at_step"  # system attribute: report() told the task to stop
+SLOT_ENV = "OPTSWEEP_SLOT"  # set in a slot's worker process (optsweep.sweep.runners.ProcessPool)
 
 __all__ = ["report", "current_trial"]
 
@@ -84,6 +86,12 @@ def current_trial() -> Optional["optuna.Trial"]:
     return None if job is None else job.trial
 
 
+def slot(default: int) -> int:
+    """The sweeper's slot this job runs in, or ``default`` outside a slot's worker process: a
+    freed slot's GPU gets the next trial, so jobs are placed by slot, not by trial number."""
+    return int(os.environ.get(SLOT_ENV, default))
+
+
 def job_overrides(storage: str, study_name: str, number: int, heartbeat_s: Optional[int] = None,
                   grace_s: Optional[float] = None) -> List[str]:
     """The overrides that tell trial ``number``'s job where its trial lives and how often it beats
@@ -94,28 +102,44 @@ def job_overrides(storage: str, study_name: str, number: int, heartbeat_s: Optio
     return [f"++hydra.job.env_set.{key}={_quote(value)}" for key, value in env.items()]
 
 
+class Pruned(NamedTuple):
+    """What a job whose task raised ``optuna.TrialPruned`` returns to the sweeper: a pruned trial
+    is an answer, not an error, so Hydra neither logs "Error executing job" nor fails the job."""
+    message: str
+
+
 class BeatingTask:
     """The task function the sweeper gives its launcher: the task, while a daemon thread records
-    that its trial's job is alive (``optsweep.sweep.heartbeat``), in whichever process or machine
-    the launcher runs it (Hydra sets the job's environment around the task). Picklable as long as
-    the task is: joblib and submitit pickle it."""
+    that its trial's job is alive (``optsweep.lease.Renewal``), in whichever process or machine
+    the launcher runs it (Hydra sets the job's environment around the task); a prune is returned
+    as ``Pruned``. Picklable as long as the task is: joblib and submitit pickle it."""
 
     def __init__(self, task_function: Callable[[Any], Any]) -> None:
         self.task_function = task_function
 
     def __call__(self, cfg: Any) -> Any:
+        try:
+            return self._beating(cfg)
+        except Exception as exc:
+            optuna = sys.modules.get("optuna")  # a task that raised TrialPruned imported it
+            if optuna is not None and isinstance(exc, optuna.TrialPruned):
+                return Pruned(str(exc))
+            raise
+
+    def _beating(self, cfg: Any) -> Any:
         env = os.environ
         key = (env.get(STORAGE_ENV), env.get(STUDY_ENV), env.get(TRIAL_ENV))
         if None in key or not env.get(HEARTBEAT_ENV):
             return self.task_function(cfg)
         from hydra.core.hydra_config import HydraConfig
 
-        from optsweep.sweep.heartbeat import Beat, job_beat
+        from optsweep.lease import Renewal
+        from optsweep.sweep.storage import job_beat
 
         url, study_name, number = key
         beat = job_beat(url, study_name, int(number), HydraConfig.get().runtime.output_dir,
                         float(env.get(GRACE_ENV) or 0))
-        with Beat(beat, float(env[HEARTBEAT_ENV]), name=f"of trial {number}"):
+        with Renewal(beat, float(env[HEARTBEAT_ENV]), name=f"heartbeat of trial {number}"):
             return self.task_function(cfg)
 
 

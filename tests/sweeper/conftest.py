@@ -16,10 +16,20 @@ from omegaconf import OmegaConf
 
 APPS = Path(__file__).parent / "apps"
 TIMEOUT_S = 120
+SCHEDULE_ENV = "OPTSWEEP_TEST_SCHEDULE"  # set by the ``schedule`` fixture for app_command
 
 
 def app_command(*args: str, app: str = "task.py") -> List[str]:
-    return [sys.executable, str(APPS / app), *args]
+    schedule = os.environ.get(SCHEDULE_ENV)
+    return [sys.executable, str(APPS / app), *args,
+            *([f"hydra.sweeper.schedule={schedule}"] if schedule else [])]
+
+
+@pytest.fixture(params=["slots", "batches"])
+def schedule(request, monkeypatch) -> str:
+    """Run a test's sweeps with each ``hydra.sweeper.schedule``: every guarantee holds in both."""
+    monkeypatch.setenv(SCHEDULE_ENV, request.param)
+    return request.param
 
 
 def app_env() -> Dict[str, str]:

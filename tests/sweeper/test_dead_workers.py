@@ -21,6 +21,7 @@ from .conftest import TIMEOUT_S, app_command, app_env, results, run_workers, tri
 COMPLETE, FAIL, RUNNING = TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING
 OTHER_HOST = "gpu-node-7"  # not this host: its pids mean nothing here
 BEAT = ("hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2")
+pytestmark = pytest.mark.usefixtures("schedule")  # each test under slots and batches
 
 
 def plant(storage, study: str, x: float, state=RUNNING, **system_attrs) -> int:

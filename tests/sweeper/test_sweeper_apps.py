@@ -17,6 +17,7 @@ from .conftest import APPS, TIMEOUT_S, app_command, app_env, results, run_worker
 
 COMPLETE, FAIL, PRUNED, RUNNING = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED,
                                    TrialState.RUNNING)
+pytestmark = pytest.mark.usefixtures("schedule")  # each test under slots and batches
 
 
 def test_tpe_finds_the_minimum_and_the_same_seed_gives_the_same_trials(run_app, tmp_path):

@@ -3,6 +3,7 @@
 
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -22,7 +23,14 @@ def custom_space(cfg: DictConfig, trial) -> None:
 def main(cfg: DictConfig):
     x, y = float(cfg.x), float(cfg.y)
     # which process ran the job (the launcher's worker or the sweeper's own)
-    (Path(HydraConfig.get().runtime.output_dir) / "pid").write_text(str(os.getpid()))
+    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    (job_dir / "pid").write_text(str(os.getpid()))
+    (job_dir / "slot").write_text(os.environ.get("OPTSWEEP_SLOT", ""))  # a slot's worker says it
+    trial = current_trial()
+    if trial is not None and trial.number == cfg.slow_trial:
+        time.sleep(float(cfg.slow_s))
+    if cfg.mode == "die" and trial is not None and trial.number == 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer ends a job
     if cfg.mode == "raise":
         raise ValueError(f"boom at x={x:.3f}")
     if cfg.mode == "nonfinite":
@@ -35,11 +43,12 @@ def main(cfg: DictConfig):
         for step in range(cfg.steps):
             report(x * x / (step + 1), step)
         return x * x / cfg.steps
-    if cfg.mode == "stall" and current_trial() is not None and current_trial().number == 1 \
+    if cfg.mode == "stall" and trial is not None and trial.number == 1 \
             and Path(cfg.stall_file).exists():
         Path(cfg.stall_file).with_suffix(".started").write_text(str(os.getpid()))
         time.sleep(120)  # the test kills the sweep here
     time.sleep(float(cfg.sleep))
+    (job_dir / "ended").write_text(str(time.time()))  # when the task returned (epoch seconds)
     return (x - 1.0) ** 2 + y * y
 
 

@@ -1,0 +1,321 @@
+"""Submit one job, poll for ended ones: how the sweeper's slots run trials without a batch barrier.
+
+Hydra's ``Launcher.launch`` runs a batch and returns when all of it is done, and it is not safe to
+call from several threads (the joblib launcher shares one process-wide loky executor; Hydra's
+per-job state, HydraConfig, JobRuntime, logging, the working directory and ``env_set``'s
+``os.environ``, is global to a process). So the sweeper runs jobs through a runner of its own,
+chosen from ``hydra.launcher``'s ``_target_``, each job run as Hydra's own launchers run one
+(``hydra.core.utils.run_job`` on the job's sweep config) where the launcher would run it:
+
+- the basic launcher: ``InProcess``, one job at a time in this process, as the basic launcher does;
+- the joblib launcher: ``ProcessPool``, one worker process per slot (spawned, and reused job after
+  job as loky reuses its workers); a worker that dies ends its own job only, and a fresh worker
+  takes its slot; a worker whose sweeper died stops (it would run a trial the rerun runs again);
+- submitit's launchers (``hydra/launcher=submitit_slurm``, ``submitit_local``): ``Submitit``, one
+  ``executor.submit`` per job of the launcher itself, the callable its ``launch`` maps over a job
+  array, polled with ``done()``.
+
+Any other launcher: ``runner_for`` returns None and the sweeper launches batches through it.
+Ray Tune and Optuna's own ``n_jobs`` (``optuna/study/_optimize.py``: a thread pool that submits a
+new trial whenever a future completes, ``wait(FIRST_COMPLETED)``) schedule the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+import traceback
+from multiprocessing.connection import wait as wait_for
+from pathlib import Path
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, open_dict
+
+from optsweep.sweep.trial import SLOT_ENV
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0  # how often submitit's jobs are asked whether they are done (it caches sacct calls)
+PARENT_CHECK_S = 0.5  # how often a pool worker checks that its sweeper still lives
+
+
+class Job(NamedTuple):
+    number: int  # the trial's number: hydra.job.num
+    overrides: Tuple[str, ...]
+    shown: str  # what the log says the job runs: the trial's parameters
+
+
+class Ended(NamedTuple):
+    job: Job
+    value: Any = None  # the task's return value (a trial.Pruned when it was pruned)
+    error: Optional[str] = None  # "Type: message" of a job that failed or died
+    trace: Optional[str] = None  # the failure's traceback, for the log
+
+
+def run_one(hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
+            number: int, overrides: Sequence[str]) -> JobReturn:
+    """One job, as hydra-joblib-launcher's ``execute_job`` runs it (Hydra 1.3)."""
+    setup_globals()
+    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(sweep_config):
+        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{number}"
+        sweep_config.hydra.job.num = number
+    HydraConfig.instance().set_config(sweep_config)
+    return run_job(hydra_context=hydra_context, config=sweep_config, task_function=task_function,
+                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+
+
+def ended(job: Job, ret: JobReturn) -> Ended:
+    """A Hydra job's return as an ``Ended``."""
+    if ret.status == JobStatus.COMPLETED:
+        return Ended(job, ret.return_value)
+    try:
+        ret.return_value  # re-raises the task's exception (and Hydra says which job failed)
+        exc: BaseException = RuntimeError(f"job status {ret.status.name}")
+    except Exception as raised:
+        exc = raised
+    return failed(job, exc)
+
+
+def failed(job: Job, exc: BaseException) -> Ended:
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+    return Ended(job, error=f"{type(exc).__name__}: {exc}", trace=trace)
+
+
+class InProcess:
+    """One job at a time in this process (the basic launcher)."""
+
+    slots = 1
+
+    def __init__(self, hydra_context: HydraContext, config: DictConfig,
+                 task_function: TaskFunction) -> None:
+        self.hydra_context, self.config, self.task_function = hydra_context, config, task_function
+        self.queued: List[Job] = []
+
+    def submit(self, job: Job) -> None:
+        self.queued.append(job)
+
+    def wait(self, timeout_s: float) -> List[Ended]:
+        if not self.queued:
+            return []
+        job = self.queued.pop(0)
+        ret = run_one(self.hydra_context, self.config, self.task_function, job.number,
+                      job.overrides)
+        # run_job configured logging for its job: give the sweeper its own back, as the basic
+        # launcher does before each batch
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return [ended(job, ret)]
+
+    def close(self) -> None:
+        pass
+
+
+class _Worker(NamedTuple):
+    process: Any  # multiprocessing's SpawnProcess
+    conn: Any  # our end of its pipe
+
+
+class ProcessPool:
+    """``slots`` worker processes of its own, each running one job at a time (the joblib
+    launcher's processes, without its batch)."""
+
+    def __init__(self, hydra_context: HydraContext, config: DictConfig,
+                 task_function: TaskFunction, slots: int) -> None:
+        self.slots = slots
+        # cloudpickle, as loky does: a task defined in a script's __main__ pickles by value
+        self.payload = _dumps((hydra_context, config, task_function, Singleton.get_state()))
+        self.context = multiprocessing.get_context("spawn")
+        self.running: Dict[int, Job] = {}  # slot -> job
+        self.workers = [self._start(slot) for slot in range(slots)]
+        for slot in range(slots):
+            self._ready(slot)
+
+    def _start(self, slot: int) -> _Worker:
+        ours, theirs = self.context.Pipe()
+        process = self.context.Process(target=_serve, args=(theirs, self.payload, slot,
+                                                            os.getpid()),
+                                       name=f"optsweep slot {slot}")
+        process.start()  # not a daemon: a job may start processes of its own (data loaders)
+        theirs.close()
+        return _Worker(process, ours)
+
+    def _ready(self, slot: int) -> None:
+        """Wait until the slot's worker has imported the task: a trial asked for it starts its
+        job at once, so the study's start time is the job's."""
+        try:
+            self.workers[slot].conn.recv()
+        except (EOFError, OSError):
+            raise RuntimeError(f"the worker process of slot {slot} did not start (exit code "
+                               f"{self.workers[slot].process.exitcode}); see its error above")
+
+    def submit(self, job: Job) -> None:
+        slot = min(s for s in range(self.slots) if s not in self.running)
+        self.workers[slot].conn.send((job.number, job.overrides))
+        self.running[slot] = job
+
+    def wait(self, timeout_s: float) -> List[Ended]:
+        if not self.running:
+            return []
+        watched = {}
+        for slot in self.running:
+            worker = self.workers[slot]
+            watched[worker.conn] = watched[worker.process.sentinel] = slot
+        ready = wait_for(list(watched), timeout_s)
+        done: List[Ended] = []
+        for slot in sorted({watched[r] for r in ready}):
+            done.append(self._collect(slot))
+        return done
+
+    def _collect(self, slot: int) -> Ended:
+        worker, job = self.workers[slot], self.running.pop(slot)
+        try:
+            value, error, trace = worker.conn.recv()
+            return Ended(job, value, error, trace)
+        except (EOFError, OSError):
+            worker.process.join(timeout=10)
+            code = worker.process.exitcode
+            log.warning("slot %d: the process running trial %d died (exit code %s); a new one "
+                        "takes the slot", slot, job.number, code)
+            self.workers[slot] = self._start(slot)
+            self._ready(slot)
+            return Ended(job, error=f"its job's process died (exit code {code})")
+
+    def close(self) -> None:
+        for worker in self.workers:
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass
+        for worker in self.workers:
+            worker.process.join(timeout=30)
+            if worker.process.is_alive():
+                worker.process.terminate()
+
+
+def _serve(conn: Any, payload: bytes, slot: int, sweeper_pid: int) -> None:
+    """A pool worker: run the jobs it is sent until told to stop or its sweeper is gone."""
+    import pickle
+
+    threading.Thread(target=_stop_without, args=(sweeper_pid,), daemon=True).start()
+    hydra_context, config, task_function, singleton_state = pickle.loads(payload)
+    Singleton.set_state(singleton_state)
+    import optuna  # noqa: F401  each job opens its study: not inside the first trial's time
+
+    conn.send("ready")
+    os.environ[SLOT_ENV] = str(slot)  # jobs are placed on GPUs by slot (optsweep.sweep.job)
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        number, overrides = message
+        job = Job(number, tuple(overrides), "")
+        try:
+            end = ended(job, run_one(hydra_context, config, task_function, number, overrides))
+        except Exception as exc:  # outside run_job's own guard: this job's end, not the worker's
+            end = failed(job, exc)
+        try:
+            conn.send((end.value, end.error, end.trace))
+        except Exception as exc:  # an unpicklable return value
+            conn.send((None, f"the task's return value cannot be sent back: {exc}", None))
+
+
+def _stop_without(sweeper_pid: int) -> None:
+    while os.getppid() == sweeper_pid:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(1)  # the sweeper died: a rerun runs this trial again
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        import cloudpickle
+    except ImportError:  # the joblib launcher's joblib carries one
+        from joblib.externals import cloudpickle
+    return cloudpickle.dumps(obj)
+
+
+class Submitit:
+    """One submitit job per trial through the configured submitit launcher, polled."""
+
+    def __init__(self, launcher: Any, config: DictConfig, slots: int) -> None:
+        self.launcher, self.config, self.slots = launcher, config, slots
+        self.executor = _submitit_executor(launcher)
+        self.running: List[Tuple[Job, Any]] = []
+        Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+
+    def submit(self, job: Job) -> None:
+        submitted = self.executor.submit(self.launcher, list(job.overrides), "hydra.sweep.dir",
+                                         job.number, f"job_id_for_{job.number}",
+                                         Singleton.get_state())
+        log.info("trial %d: submitit job %s", job.number, submitted.job_id)
+        self.running.append((job, submitted))
+
+    def wait(self, timeout_s: float) -> List[Ended]:
+        deadline = time.monotonic() + timeout_s
+        while self.running:
+            done = [item for item in self.running if item[1].done()]
+            if done:
+                self.running = [item for item in self.running if item not in done]
+                return [self._result(*item) for item in done]
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        return []
+
+    @staticmethod
+    def _result(job: Job, submitted: Any) -> Ended:
+        try:
+            return ended(job, submitted.result())
+        except Exception as exc:  # the job died: submitit's FailedJobError, UncompletedJobError
+            first = (str(exc).strip().splitlines() or [""])[0]
+            return Ended(job, error=f"its job died: {type(exc).__name__}: {first}")
+
+    def close(self) -> None:
+        pass
+
+
+def _submitit_executor(launcher: Any) -> Any:
+    """The executor hydra-submitit-launcher's ``launch`` builds (checked against 1.2.0)."""
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+    from omegaconf import OmegaConf
+
+    cluster = "slurm" if isinstance(launcher, SlurmLauncher) else "local"
+    params = dict(launcher.params)
+    init = {"folder": params.pop("submitit_folder")}
+    if "max_num_timeout" in params:
+        init[f"{cluster}_max_num_timeout"] = params.pop("max_num_timeout")
+    executor = submitit.AutoExecutor(cluster=cluster, **init)
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"{cluster}_{k}": v
+                                  for k, v in params.items()})
+    return executor
+
+
+JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+BASIC = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
+
+
+def runner_for(launcher: Any, hydra_context: HydraContext, config: DictConfig,
+               task_function: TaskFunction, slots: int) -> Any:
+    """The runner for ``hydra.launcher`` (``launcher``: the instantiated, set-up launcher), or
+    None for a launcher only batches can use."""
+    target = str(config.hydra.launcher.get("_target_", ""))
+    if target == BASIC:
+        return InProcess(hydra_context, config, task_function)
+    if target == JOBLIB:
+        return ProcessPool(hydra_context, config, task_function, slots)
+    if target.startswith(SUBMITIT):
+        return Submitit(launcher, config, slots)
+    return None

@@ -1,0 +1,149 @@
+"""The sweeper's two ways of running trials: slots (a trial's end starts the next one at once) and,
+for a launcher that only runs batches, batches.
+
+Slots: up to ``n_jobs`` trials run at once; when one ends (complete, pruned, failed, or its job
+died) its result is told to Optuna and, under the study lock, the next trial is asked and submitted
+right away, until the study has ``n_trials`` distinct settings and this worker's trials have ended.
+A pruned trial's slot (its core, its GPU) is busy again within a poll, instead of idling until the
+slowest trial of its batch ends. ``SlotTime`` says how much slot-time idled.
+
+``max_failure_rate`` is judged over the last ``n_jobs`` finished trials of this worker (all of them
+when fewer finished): more failures than that fraction stops the launching; the trials still
+running end and are told, then the sweep stops with an error showing the last failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Deque, Dict, Optional, Tuple
+
+from optsweep.sweep import runners
+from optsweep.sweep import storage as st
+from optsweep.sweep.errors import SweepError
+
+log = logging.getLogger(__name__)
+
+WAIT_S = 5.0  # the longest a slot loop waits for an end before it looks again
+
+
+class FailureWindow:
+    """The last ``size`` finished trials, and whether too many of them failed."""
+
+    def __init__(self, size: int, rate: float) -> None:
+        self.rate = rate
+        self.recent: Deque[Tuple[int, Optional[str]]] = deque(maxlen=size)
+
+    def add(self, number: int, error: Optional[str]) -> None:
+        self.recent.append((number, error))
+
+    def exceeded(self, final: bool = False) -> bool:
+        """Too many failures among a full window (at the sweep's end: among what there is)."""
+        if not self.recent or (len(self.recent) < (self.recent.maxlen or 0) and not final):
+            return False
+        failures = sum(error is not None for _, error in self.recent)
+        return failures > 0 and failures / len(self.recent) > self.rate
+
+    def error(self, sweep_dir: str) -> SweepError:
+        failures = [(n, e) for n, e in self.recent if e is not None]
+        number, error = failures[-1]
+        return SweepError(
+            f"{len(failures)} of the last {len(self.recent)} finished trials failed, more than "
+            f"hydra.sweeper.max_failure_rate={self.rate}; last failure: trial {number}: {error} "
+            f"(see its log in {Path(sweep_dir) / str(number)}; hydra.sweeper.max_failure_rate=1.0 "
+            "lets a sweep go on past failures)")
+
+
+class SlotTime:
+    """Busy and idle slot-seconds from the first launch to the last end; the idle time after the
+    last launch is the final drain (nothing was left to start)."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots, self.busy = slots, 0
+        self.first: Optional[float] = None
+        self.last: Optional[float] = None
+        self.busy_s = self.idle_s = self.idle_at_last_launch = 0.0
+
+    def _advance(self) -> None:
+        now = time.monotonic()
+        if self.last is not None:
+            self.busy_s += self.busy * (now - self.last)
+            self.idle_s += (self.slots - self.busy) * (now - self.last)
+        self.first = now if self.first is None else self.first
+        self.last = now
+
+    def launched(self) -> None:
+        self._advance()
+        self.busy += 1
+        self.idle_at_last_launch = self.idle_s
+
+    def ended(self) -> None:
+        self._advance()
+        self.busy -= 1
+
+    def summary(self) -> Dict[str, Any]:
+        wall = (self.last or 0.0) - (self.first or 0.0)
+        return {"slots": self.slots, "wall_s": round(wall, 3), "busy_slot_s": round(self.busy_s, 3),
+                "idle_slot_s": round(self.idle_s, 3),
+                "drain_idle_slot_s": round(self.idle_s - self.idle_at_last_launch, 3)}
+
+
+def run_slots(run: Any, runner: Any, window: FailureWindow) -> Dict[str, Any]:
+    """Keep ``runner.slots`` trials running until none is left to ask (see the module docstring);
+    returns ``SlotTime.summary()``."""
+    clock, running = SlotTime(runner.slots), 0
+    full = stopping = False  # full: the study had nothing more to give at the last claim
+    while True:
+        free = runner.slots - running
+        if free and not full and not stopping:
+            with st.study_lock(run.url, run.name):
+                claims = run.claim(free)
+            for claim in claims:
+                job = run.job(claim)
+                log.info("trial %d: %s", job.number, job.shown or "(no parameters)")
+                runner.submit(job)
+                running += 1
+                clock.launched()
+            full = len(claims) < free
+        if not running:
+            break
+        for end in runner.wait(WAIT_S):
+            running -= 1
+            clock.ended()
+            window.add(end.job.number, run.finish(end, running, runner.slots))
+            full = False  # an end may have queued a re-run, or freed a setting's count
+            if window.exceeded() and not stopping:
+                stopping = True
+                log.error("too many failures: no more trials are launched; waiting for the %d "
+                          "still running", running)
+    if stopping or window.exceeded(final=True):
+        raise window.error(run.sweeper.sweep_dir)
+    return _said(clock.summary())
+
+
+def run_batches(run: Any, launcher: Any, n_jobs: int, window: FailureWindow) -> None:
+    """Hydra-optuna-sweeper's way, for launchers that only run batches: ask ``n_jobs`` trials,
+    launch them as one batch, tell each result when the whole batch has ended."""
+    while True:
+        with st.study_lock(run.url, run.name):
+            batch = run.claim(n_jobs)
+        if not batch:
+            break
+        jobs = [run.job(claim) for claim in batch]
+        returns = launcher.launch([job.overrides for job in jobs], initial_job_idx=jobs[0].number)
+        for job, ret in zip(jobs, returns):
+            window.add(job.number, run.finish(runners.ended(job, ret), 0, n_jobs))
+        if window.exceeded(final=True):
+            raise window.error(run.sweeper.sweep_dir)
+
+
+def _said(slot_time: Dict[str, Any]) -> Dict[str, Any]:
+    total = slot_time["slots"] * slot_time["wall_s"]
+    share = slot_time["idle_slot_s"] / total if total else 0.0
+    log.info("slot time: %d slots x %.1f s; %.1f slot-s busy, %.1f idle (%.1f%%), %.1f of them "
+             "in the final drain", slot_time["slots"], slot_time["wall_s"],
+             slot_time["busy_slot_s"], slot_time["idle_slot_s"], 100 * share,
+             slot_time["drain_idle_slot_s"])
+    return slot_time

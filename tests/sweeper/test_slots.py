@@ -1,0 +1,144 @@
+"""Slots, not batches: a trial's end starts the next trial at once, in the freed slot, with its
+start and end in the study when its job started and ended; exact counts with several workers that
+each run slots; a sweep killed at any moment and rerun finishes with no setting asked twice; what
+a user reads (one line per trial end, no Hydra error for a prune, no internal overrides); a search
+space Optuna refuses is one line before any job."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from optsweep import lease
+
+from .conftest import TIMEOUT_S, app_command, app_env, results, run_workers, trials
+
+COMPLETE, PRUNED = TrialState.COMPLETE, TrialState.PRUNED
+POOL = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2")
+
+
+def slot_of(sweep: Path, number: int) -> str:
+    return (sweep / str(number) / "slot").read_text()
+
+
+def test_a_freed_slot_starts_the_next_trial_while_the_slow_one_runs(run_app, tmp_path):
+    result = run_app(*POOL, "hydra.sweeper.n_trials=5", "slow_trial=0", "slow_s=6")
+    assert result.returncode == 0, result.output
+    sweep = tmp_path / "sweep"
+    slow, *fast = trials(sweep)
+    assert all(t.state == COMPLETE for t in [slow, *fast])
+    # every fast trial started and ended while the slow one ran, one after another in the other
+    # slot, and each one's end in the study is its own job's end, not the slow one's
+    assert all(t.datetime_complete < slow.datetime_complete for t in fast)
+    for t in (slow, *fast):  # told within a poll of the task's return, not at a batch's end
+        returned = float((sweep / str(t.number) / "ended").read_text())
+        assert 0.0 <= t.datetime_complete.timestamp() - returned < 1.5
+    assert slow.duration.total_seconds() >= 6.0
+    assert slot_of(sweep, 0) != slot_of(sweep, 1) and {slot_of(sweep, t.number) for t in fast} \
+        == {slot_of(sweep, 1)}  # the freed slot (and its GPU) got each next trial
+    slot_time = results(sweep)["slot_time"]
+    assert slot_time["slots"] == 2 and slot_time["busy_slot_s"] > 6.0
+    ends = [line for line in result.output.splitlines() if " COMPLETE, value " in line]
+    assert len(ends) == 5 and "of 2 slots busy" in ends[0]
+    assert "slot time: 2 slots" in result.output
+
+
+def test_a_pruned_trial_is_not_an_error_and_job_lines_show_parameters(run_app, tmp_path):
+    result = run_app(*POOL, "mode=steps", "hydra.sweeper.n_trials=6",
+                     "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=1.0")
+    assert result.returncode == 0, result.output
+    assert PRUNED in {t.state for t in trials(tmp_path / "sweep")}
+    assert "Error executing job" not in result.output
+    assert "OPTSWEEP_OPTUNA" not in result.output and "trial 0: x=" in result.output
+
+
+def test_a_job_whose_process_dies_fails_its_trial_only_and_its_slot_goes_on(run_app, tmp_path):
+    result = run_app(*POOL, "mode=die", "hydra.sweeper.n_trials=4",
+                     "hydra.sweeper.max_failure_rate=1.0")
+    assert result.returncode == 0, result.output
+    done = trials(tmp_path / "sweep")
+    assert [t.state for t in done] == [COMPLETE, TrialState.FAIL, COMPLETE, COMPLETE]
+    assert done[1].user_attrs["error"] == "its job's process died (exit code -9)"
+
+
+def test_a_launcher_without_a_runner_gets_batches_and_says_so(run_app, tmp_path):
+    result = run_app("hydra.launcher._target_=hydra_plugins.batch_only_launcher.BatchOnlyLauncher",
+                     "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=3")
+    assert result.returncode == 0, result.output
+    assert result.output.count("runs batches only") == 1
+    assert [t.state for t in trials(tmp_path / "sweep")] == [COMPLETE] * 3
+    assert "slot_time" not in results(tmp_path / "sweep")
+
+
+@pytest.mark.parametrize("storage", ["", "journal:shared/optuna.journal",
+                                     pytest.param("postgres", marks=pytest.mark.engines)])
+def test_two_workers_with_two_slots_each_run_exactly_n_trials(tmp_path, storage, request):
+    if storage == "postgres":
+        storage = request.getfixturevalue("postgres_url")
+    study = f"slots_{tmp_path.name}"
+    run_workers(tmp_path, *POOL, "hydra.sweeper.n_trials=8", "sleep=0.3",
+                f"hydra.sweeper.study_name={study}",
+                *([f"hydra.sweeper.storage={storage}"] if storage else []))
+    if storage.startswith("journal:"):
+        storage = f"journal:{tmp_path}/shared/optuna.journal"
+    done = trials(tmp_path / "sweep", name=study, storage=storage)
+    assert [t.number for t in done] == list(range(8)) and all(t.state == COMPLETE for t in done)
+    workers = {t.system_attrs["optsweep_worker"] for t in done}
+    assert len(workers) == 2  # both workers ran trials
+
+
+def test_a_sweep_killed_at_a_random_moment_and_rerun_asks_no_setting_twice(tmp_path):
+    args = (*POOL, "hydra.sweeper.n_trials=8", "sleep=0.6")
+    worker = subprocess.Popen(app_command(*args), cwd=tmp_path, env=app_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweep = tmp_path / "sweep"
+    deadline = time.time() + TIMEOUT_S
+    while not list(sweep.glob("*/pid")) and time.time() < deadline:
+        time.sleep(0.1)  # the first job started
+    time.sleep(random.uniform(0.0, 3.0))
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    pids = [int(p.read_text()) for p in sweep.glob("*/pid")]
+    deadline = time.time() + 10
+    while not all(lease.process_gone(pid) for pid in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    assert all(lease.process_gone(pid) for pid in pids)  # its slots' workers stopped with it
+    rerun = subprocess.run(app_command(*args), cwd=tmp_path, env=app_env(), capture_output=True,
+                           text=True, timeout=TIMEOUT_S)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    done = trials(sweep)
+    assert len(done) == 8 and all(t.state == COMPLETE for t in done)
+    assert len({t.params["x"] for t in done}) == 8  # no setting asked, so none trained, twice
+
+
+@pytest.mark.parametrize("space, why", [("interval(1, 0)", "low <= high"),
+                                        ("tag(log, interval(0, 1))", "low > 0"),
+                                        ("range(1, 0)", "low <= high")])
+def test_a_search_space_optuna_refuses_is_one_line_before_any_job(run_app, tmp_path, space, why):
+    result = run_app(f"x={space}")
+    assert result.returncode == 2 and "Traceback" not in result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("optsweep: error:")]
+    assert line.startswith("optsweep: error: hydra.sweeper.params.x=") and why in line
+    assert not (tmp_path / "sweep" / "0").exists()
+
+
+def test_a_schedule_that_is_neither_slots_nor_batches_is_refused(run_app):
+    result = run_app("hydra.sweeper.schedule=waves")
+    assert result.returncode == 2 and "hydra.sweeper.schedule=waves" in result.stderr
+
+
+def test_submitits_local_launcher_runs_slots(run_app, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = run_app("hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=2",
+                     "hydra.sweeper.n_trials=3", "mode=steps", "hydra.launcher.timeout_min=5")
+    assert result.returncode == 0, result.output
+    done = trials(tmp_path / "sweep")
+    assert [t.state for t in done] == [COMPLETE] * 3
+    assert all(sorted(t.intermediate_values) == [0, 1, 2, 3] for t in done)
+    assert "submitit job" in result.output and "slot_time" in results(tmp_path / "sweep")
