@@ -29,7 +29,8 @@ from optsweep import contract
 from optsweep.analysis.load import METRIC_COLUMNS, AnalysisInputError, RunSet, load_runs
 from optsweep.analysis.sweeps import SEED
 
-SETTING_FREE = ("trainer.seed", "hydra.", "+hydra.", "++hydra.", "sweep=")  # never carried over
+# never carried over: a search space (space=) belongs to the sweep that chose, not to the reruns
+SETTING_FREE = ("trainer.seed", "hydra.", "+hydra.", "++hydra.", "sweep=", "space=")
 PLAIN = re.compile(r"^[\w./:+-]+$")  # override values that need no quoting
 
 
@@ -76,7 +77,7 @@ def setting_overrides(run_dir: Path) -> list[str]:
         choices = (_yaml(hydra_dir / "hydra.yaml", {}).get("hydra") or {}).get("runtime", {}).get(
             "choices", {})
         for group, choice in choices.items():
-            if choice is not None and not group.startswith("hydra") and group != "sweep":
+            if choice is not None and not group.startswith("hydra") and group not in ("sweep", "space"):
                 kept.setdefault(group, f"{group}={choice}")
     for name, value in trial_params(run_dir).items():
         kept[name] = f"{name}={_value(value)}"
