@@ -8,11 +8,14 @@ are looked up in its optimizer's config, its values validated, and ``optsweep.sw
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from optsweep.benchmark.plan import Cell, cells, tune_command
+from optsweep.benchmark.settings import KEYS
 from optsweep.conf_tree import conf_dir
 from optsweep.config import register_configs, validate
 from optsweep.errors import OptsweepError
@@ -31,11 +34,22 @@ def compose_cell(cfg: DictConfig, cell: Cell, overrides: list[str]) -> DictConfi
         first = str(exc).splitlines()[0]
         if f"space/{cell.space}" in first or "'space'" in first:
             raise OptsweepError(
-                f"space={cell.space} (for optimizer {cell.optimizer}): no conf/space/"
+                f"space={cell.space}: no conf/space/"
                 f"{cell.space}.yaml; write one (conf/space/adam.yaml shows the format), put it in "
                 "a hydra.searchpath folder, or choose space=lr_only") from exc
+        for group, name in (("workload", cell.workload), ("optimizer", cell.optimizer)):
+            if f"'{group}/{name}'" in first:
+                raise OptsweepError(f"{group}={name}: no such option; choose one of "
+                                    f"{', '.join(options(group))} (conf/{group}/)") from exc
+        if first.startswith("Could not override"):  # the same for every cell: said once
+            raise OptsweepError(f"{first} It is neither a benchmark key ({', '.join(sorted(KEYS))}) "
+                                "nor a key of the training config") from exc
         raise OptsweepError(f"workload={cell.workload} optimizer={cell.optimizer}: {first}") \
             from exc
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(conf_dir()) / group).glob("*.yaml"))
 
 
 def space_problem(composed: DictConfig, cell: Cell) -> str | None:
