@@ -91,6 +91,13 @@ def test_a_tiny_benchmark_completes_and_a_rerun_trains_nothing(tmp_path, cifar_r
     assert "+ -m optsweep" not in again.stdout  # no study, confirmation or training launched
     assert summaries(out) == before
 
+    analysed = subprocess.run([sys.executable, "-m", "optsweep.analysis", str(out), "--out",
+                               str(tmp_path / "analysis")], cwd=ROOT, env=ENV,
+                              capture_output=True, text=True, timeout=600)
+    assert analysed.returncode == 0, analysed.stderr[-3000:]
+    assert (tmp_path / "analysis" / "report.md").read_text().split("\n## ")[1].startswith(
+        "Benchmark")
+
 
 def wait_for(path: Path, process: subprocess.Popen, limit_s: float = 600) -> None:
     deadline = time.monotonic() + limit_s

@@ -98,6 +98,19 @@ def test_the_tune_preset_trains_every_trial_unless_a_pruner_is_named():
         assert composed.hydra.sweeper.n_trials == cfg.budget
 
 
+def test_a_study_takes_any_launcher_and_storage(tmp_path):
+    cfg, overrides = settings.load(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                    "hydra.sweeper.n_jobs=2",
+                                    f"hydra.sweeper.storage=journal:{tmp_path}/optuna.journal"])
+    cell = plan.cells(cfg)[0]
+    with initialize_config_dir(version_base="1.3", config_dir=conf_dir()):
+        composed = compose("config", overrides=plan.tune_command(cfg, cell, overrides)[4:],
+                           return_hydra_config=True)
+    assert composed.hydra.launcher.n_jobs == 2 and composed.hydra.sweeper.n_jobs == 2
+    assert composed.hydra.sweeper.storage.startswith("journal:")
+    assert composed.hydra.sweeper.study_name == f"benchmark_digits_{cell.optimizer}"
+
+
 @pytest.mark.parametrize("argv, key", [(["budget=0"], "budget"), (["seeds=0"], "seeds"),
                                        (["optimizers=[]"], "optimizers"),
                                        (["preset=nosuch"], "preset")])
@@ -139,3 +152,23 @@ def test_a_folder_holding_another_benchmark_is_refused(tmp_path, capsys):
     (tmp_path / "b" / "benchmark.json").write_text(json.dumps({"settings": {"budget": 99}}))
     code = benchmark.main([f"dir={tmp_path / 'b'}", "optimizers=[adam]"])
     assert code == 2 and "holds another benchmark" in error_lines(capsys)[0]
+
+
+def test_the_readmes_benchmark_commands_compose_every_cell():
+    import re
+    import shlex
+
+    from optsweep.benchmark.preflight import compose_cell
+
+    readme = (CONF.parent / "README.md").read_text()
+    lines = [line.split("#", 1)[0].strip() for block in re.findall(r"```bash\n(.*?)```", readme,
+                                                                   flags=re.S)
+             for line in block.splitlines()]
+    commands = [shlex.split(line)[3:] for line in lines
+                if line.startswith("python -m optsweep.benchmark")]
+    assert commands and ["preset=demo"] in commands
+    for argv in commands:
+        cfg, overrides = settings.load(argv)
+        for cell in plan.cells(cfg):
+            composed = compose_cell(cfg, cell, overrides)
+            validate(OmegaConf.masked_copy(composed, [k for k in composed if k != "hydra"]))

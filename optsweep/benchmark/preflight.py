@@ -31,21 +31,23 @@ def compose_cell(cfg: DictConfig, cell: Cell, overrides: list[str]) -> DictConfi
         with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
             return compose("config", overrides=arguments, return_hydra_config=True)
     except HydraException as exc:
-        first = str(exc).splitlines()[0]
-        if f"space/{cell.space}" in first or "'space'" in first:
-            raise OptsweepError(
-                f"space={cell.space}: no conf/space/"
-                f"{cell.space}.yaml; write one (conf/space/adam.yaml shows the format), put it in "
-                "a hydra.searchpath folder, or choose space=lr_only") from exc
-        for group, name in (("workload", cell.workload), ("optimizer", cell.optimizer)):
-            if f"'{group}/{name}'" in first:
-                raise OptsweepError(f"{group}={name}: no such option; choose one of "
-                                    f"{', '.join(options(group))} (conf/{group}/)") from exc
-        if first.startswith("Could not override"):  # the same for every cell: said once
-            raise OptsweepError(f"{first} It is neither a benchmark key ({', '.join(sorted(KEYS))}) "
-                                "nor a key of the training config") from exc
-        raise OptsweepError(f"workload={cell.workload} optimizer={cell.optimizer}: {first}") \
-            from exc
+        raise OptsweepError(composition_error(cell, str(exc).splitlines()[0])) from exc
+
+
+def composition_error(cell: Cell, first: str) -> str:
+    """Hydra's first line, said so that a cause shared by every cell reads the same for each."""
+    if f"space/{cell.space}" in first:
+        return (f"space={cell.space}: no conf/space/{cell.space}.yaml; write one (conf/space/"
+                "adam.yaml shows the format), put it in a hydra.searchpath folder, or choose "
+                "space=lr_only")
+    for group, name in (("workload", cell.workload), ("optimizer", cell.optimizer)):
+        if f"'{group}/{name}'" in first:
+            return f"{group}={name}: no such option; choose one of " \
+                   f"{', '.join(options(group))} (conf/{group}/)"
+    if first.startswith("Could not override"):
+        return f"{first} It is neither a benchmark key ({', '.join(sorted(KEYS))}) nor a key " \
+               "of the training config"
+    return f"workload={cell.workload} optimizer={cell.optimizer}: {first}"
 
 
 def options(group: str) -> list[str]:
