@@ -30,7 +30,8 @@ from optsweep.analysis.load import METRIC_COLUMNS, AnalysisInputError, RunSet, l
 from optsweep.analysis.sweeps import SEED
 from optsweep.rundir import RunDir, SweepDir, flatten
 
-SETTING_FREE = ("trainer.seed", "hydra.", "+hydra.", "++hydra.", "sweep=")  # never carried over
+# never carried over: a search space (space=) belongs to the sweep that chose, not to the reruns
+SETTING_FREE = ("trainer.seed", "hydra.", "+hydra.", "++hydra.", "sweep=", "space=")
 PLAIN = re.compile(r"^[\w./:+-]+$")  # override values that need no quoting
 
 
@@ -75,7 +76,7 @@ def setting_overrides(run_dir: Path) -> list[str]:
     kept = {_key(o): o for o in overrides if not o.lstrip("+~").startswith(SETTING_FREE)}
     if any(o.startswith("sweep=") for o in overrides):
         for group, choice in RunDir(run_dir).hydra_choices().items():
-            if choice is not None and not group.startswith("hydra") and group != "sweep":
+            if choice is not None and not group.startswith("hydra") and group not in ("sweep", "space"):
                 kept.setdefault(group, f"{group}={choice}")
     for name, value in trial_params(run_dir).items():
         kept[name] = f"{name}={_value(value)}"

@@ -48,6 +48,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     matplotlib.use("Agg")  # files only; never open a window
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    from optsweep.analysis.benchmark import is_benchmark
+    from optsweep.analysis.benchmark_report import write_benchmark_report
     from optsweep.analysis.optuna_study import find_studies
     from optsweep.analysis.report import write_report
     from optsweep.analysis.tables import (best_settings, display_table, selection_metric,
@@ -69,8 +71,12 @@ def main(argv=None) -> int:
         if problem:
             raise AnalysisInputError(f"--out {out}: cannot be created or written ({problem}); "
                                      "name a writable directory with --out DIR")
-        report = write_report(runset, out, metric=args.metric, select=select, studies=studies,
-                              skipped=bad_studies)
+        if len(args.paths) == 1 and is_benchmark(args.paths[0]):  # its answer goes first
+            report = write_benchmark_report(args.paths[0], out, metric=args.metric,
+                                            select=select)
+        else:
+            report = write_report(runset, out, metric=args.metric, select=select,
+                                  studies=studies, skipped=bad_studies)
     except AnalysisInputError as err:
         print(f"optsweep.analysis: error: {err}", file=sys.stderr)
         return 2

@@ -41,11 +41,12 @@ def default_out_dir(runset: RunSet, root="analysis") -> Path:
 
 def write_report(runset: RunSet, out_dir=None, *, metric: str = "test_acc1",
                  select: str | None = None, studies=(), figures: dict | None = None,
-                 skipped=()) -> Path:
+                 skipped=(), lead=()) -> Path:
     """Write figures, CSV tables, report.md and report.html into out_dir; return report.html.
 
     The best setting is chosen on ``select`` (e.g. val_acc1; default ``metric``) and reported and
-    compared on ``metric``."""
+    compared on ``metric``. ``lead``: sections (title, blocks) that come first (a benchmark's
+    answer, ``benchmark_report``)."""
     select = select or metric
     out = Path(out_dir) if out_dir is not None else default_out_dir(runset)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,6 +67,7 @@ def write_report(runset: RunSet, out_dir=None, *, metric: str = "test_acc1",
     sections = _sections(runset, (metric, select), table, best, tests, studies, figures, skipped)
     _add_targets(sections, targets)
     sections[0][1][1:1] = first  # after the overview's paragraph, before the best-settings table
+    sections[0:0] = list(lead)
     (out / "report.md").write_text(_markdown(sections, out), encoding="utf-8")
     html_path = out / "report.html"
     html_path.write_text(_html(sections), encoding="utf-8")

@@ -1,0 +1,193 @@
+"""The benchmark's answer, the first section of its report, and the CSV files behind it.
+
+Per workload: each optimizer's confirmed result (mean and 95% interval over the new seeds) beside
+the same optimizer at its defaults (the seed study's protocol), with Holm-corrected verdicts
+against the best; then the tuning-budget curves (``budget``), the performance profile across
+workloads (``profile``), the lr sensitivity of every trial, and one paragraph that says which
+optimizer wins where and how sure that is. The report's other sections (every study and
+confirmation sweep on its own) follow, as ``report.write_report`` writes them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from optsweep.analysis.benchmark import (Benchmark, comparison, load_benchmark, objective_of,
+                                         times_to_target, trials_table)
+from optsweep.analysis.benchmark_figures import (budget_figure, finite_or_never, lr_figure,
+                                                 profile_figure)
+from optsweep.analysis.budget import CAVEAT, budget_curves
+from optsweep.analysis.profile import performance_profile
+from optsweep.analysis.stats import compare_to_best
+from optsweep.analysis.sweeps import format_value, short_names
+from optsweep.analysis.tables import lower_is_better, mean_std, setting_table
+
+TITLE = "Benchmark: which optimizer, fairly compared"
+
+
+def results_table(bench: Benchmark, metric: str, select: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per workload x optimizer: confirmed and defaults means, intervals, n, the verdict
+    against the best and the chosen setting; the Holm-corrected comparisons)."""
+    tuned = comparison(bench, "confirmed")
+    if tuned.runs.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    table = setting_table(tuned, metric, select)
+    tests = compare_to_best(tuned, metric, table=table, select=select)
+    rows = []
+    for r in table.itertuples(index=False):
+        mine = tests[(tests["sweep"] == r.sweep) & (tests["setting"] == r.setting)]
+        rows.append({"workload": r.sweep, "optimizer": r.setting, "n": r.n,
+                     "mean": getattr(r, f"{metric}_mean"), "ci95": getattr(r, f"{metric}_ci95"),
+                     "std": getattr(r, f"{metric}_std"), f"{select}_mean": getattr(
+                         r, f"{select}_mean"),
+                     "verdict": mine["verdict"].iloc[0] if len(mine) else "best",
+                     "p_adjusted": mine["p_adjusted"].iloc[0] if len(mine) else float("nan"),
+                     "setting": chosen_setting(bench, r.sweep, r.setting)})
+    results = pd.DataFrame(rows)
+    defaults = comparison(bench, "defaults")
+    if not defaults.runs.empty:
+        base = setting_table(defaults, metric, select).drop(columns="optimizer")
+        base = base.rename(columns={"sweep": "workload", "setting": "optimizer",
+                                    f"{metric}_mean": "defaults_mean",
+                                    f"{metric}_ci95": "defaults_ci95",
+                                    f"{metric}_std": "defaults_std", f"{metric}_n": "defaults_n"})
+        results = results.merge(base[["workload", "optimizer", "defaults_mean", "defaults_ci95",
+                                      "defaults_std", "defaults_n"]],
+                                on=["workload", "optimizer"], how="left")
+    return results, tests
+
+
+def chosen_setting(bench: Benchmark, workload: str, optimizer: str) -> str:
+    """The confirmed setting's values of the keys its study searched ('lr=0.00123, beta1=0.85')."""
+    trials = bench.of("trial")
+    trials = trials[(trials["workload"] == workload) & (trials["optimizer"] == optimizer)]
+    confirmed = bench.of("confirmed")
+    confirmed = confirmed[(confirmed["workload"] == workload)
+                          & (confirmed["optimizer"] == optimizer)]
+    if trials.empty or confirmed.empty:
+        return ""
+    keys = [c for c in trials.columns if c.startswith("optimizer.")
+            and trials[c].astype(str).nunique() > 1]
+    names = short_names(keys)
+    first = confirmed.iloc[0]
+    return ", ".join(f"{names[k]}={_short(first[k])}" for k in keys)
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else format_value(value)
+
+
+def display_results(results: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The results as people read them: tuned and defaults side by side."""
+    shown = pd.DataFrame({"workload": results["workload"], "optimizer": results["optimizer"]})
+    shown[f"tuned, confirmed: {metric}"] = [mean_std(m, s, int(n)) for m, s, n in zip(
+        results["mean"], results["std"], results["n"])]
+    shown["against the best"] = results["verdict"]
+    if "defaults_mean" in results.columns:
+        shown[f"at defaults: {metric}"] = [
+            mean_std(m, s, int(n) if n == n else 0) for m, s, n in zip(
+                results["defaults_mean"], results["defaults_std"], results["defaults_n"])]
+    shown["chosen setting"] = results["setting"]
+    return shown
+
+
+def display_profile(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    shown = table[["workload", "optimizer"]].copy()
+    shown["target"] = [f"{m} {t:g}" for m, t in zip(table["metric"], table["target"])]
+    shown["median epochs"] = [finite_or_never(v, "") .strip() for v in table["epochs"]]
+    shown["median seconds"] = [finite_or_never(v, "s") for v in table["seconds"]]
+    shown["ratio (epochs)"] = [finite_or_never(v, "").strip().replace("never", "inf")
+                               for v in table["ratio_epochs"]]
+    scores_by = scores.set_index("optimizer")
+    shown["score (epochs)"] = [f"{scores_by.loc[o, 'area_epochs']:.3f}" for o in table["optimizer"]]
+    shown["score (seconds)"] = [f"{scores_by.loc[o, 'area_seconds']:.3f}"
+                                for o in table["optimizer"]]
+    return shown
+
+
+def answer(results: pd.DataFrame, scores: pd.DataFrame, metric: str, select: str) -> list[str]:
+    """Which optimizer wins where, and how sure: one line per workload, one across them."""
+    lines = []
+    for workload, rows in results.groupby("workload", sort=False):
+        best = rows[rows["verdict"] == "best"]
+        if best.empty:
+            continue
+        b = best.iloc[0]
+        beaten = rows[rows["verdict"].str.startswith("significant")]["optimizer"].tolist()
+        tied = rows[rows["verdict"].str.startswith("within noise")]["optimizer"].tolist()
+        untested = rows[rows["verdict"].str.startswith("not tested")]["optimizer"].tolist()
+        text = (f"On {workload}, **{b.optimizer}** is best: {metric} "
+                f"{mean_std(b['mean'], b['std'], int(b['n']))} over new seeds (chosen on "
+                f"{select}).")
+        if beaten:
+            text += f" It beats {', '.join(beaten)} beyond seed noise (Welch, Holm-corrected)."
+        if tied:
+            text += (f" It is within seed noise of {', '.join(tied)}: on this evidence they are "
+                     "not distinguishable.")
+        if untested:
+            text += f" Against {', '.join(untested)}: not tested (needs 2 or more seeds each)."
+        lines.append(text)
+    if len(scores):
+        ranked = ", ".join(f"{r.optimizer} {r.area_epochs:.2f}" for r in scores.itertuples())
+        lines.append(f"Across {int(scores['workloads'].max())} workload(s), the performance "
+                     f"profile of the epochs to each workload's validation target scores {ranked} "
+                     "(1: fastest on every workload; 0: never within 4x of the fastest).")
+    return lines
+
+
+def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> tuple:
+    """(title, blocks) of the benchmark's answer; writes its CSV files and figures into out."""
+    results, tests = results_table(bench, metric, select)
+    objective = objective_of(bench)
+    trials = trials_table(bench)
+    curves = budget_curves(trials, objective, int(bench.manifest["settings"]["budget"]))
+    table, scores = performance_profile(times_to_target(bench))
+    results.to_csv(out / "benchmark_results.csv", index=False)
+    tests.to_csv(out / "benchmark_significance.csv", index=False)
+    curves.to_csv(out / "budget_curves.csv", index=False)
+    table.to_csv(out / "performance_profile.csv", index=False)
+    scores.to_csv(out / "performance_scores.csv", index=False)
+    trials.to_csv(out / "lr_sensitivity.csv", index=False)
+    figures = out / "figures"
+    settings = bench.manifest["settings"]
+    blocks = [("p", f"{len(bench.optimizers)} optimizers x {len(bench.workloads)} workload(s); "
+                    f"each tuned by an Optuna study of {settings['budget']} trials (space "
+                    f"`{settings['space']}`, the same sampler and seed for all, pruner "
+                    f"`{settings['pruner']}`), its best trial's setting rerun over "
+                    f"{settings['seeds']} new seeds. Chosen on `{select}`, reported on "
+                    f"`{metric}`{' (lower is better)' if lower_is_better(metric) else ''}.")]
+    blocks += [("li", line) for line in answer(results, scores, metric, select)]
+    if len(results):
+        blocks.append(("table", display_results(results, metric)))
+    if len(table):
+        blocks += [("p", "Performance profile (Dolan and More 2002, as AlgoPerf): per workload "
+                         "the median over the confirmation runs of the time to the target on "
+                         "validation, its ratio to the fastest optimizer, and the area under the "
+                         "fraction of workloads within ratio tau, tau = 1..4, normalised to "
+                         "[0, 1] (performance_profile.csv, performance_scores.csv)."),
+                   ("table", display_profile(table, scores))]
+    pictures = [profile_figure(table, figures / "performance_profile.png"),
+                budget_figure(curves, figures / "budget_curves.png"),
+                lr_figure(trials, objective, figures / "lr_sensitivity.png")]
+    blocks.append(("p", f"{CAVEAT} (budget_curves.csv). Every trial's `{objective}` against its "
+                        "lr: lr_sensitivity.csv."))
+    blocks += [("img", p) for p in pictures if p is not None]
+    return TITLE, blocks
+
+
+def write_benchmark_report(root, out, *, metric: str = "test_acc1",
+                           select: str = "val_acc1") -> Path:
+    """The report of the benchmark at ``root``: its answer first, then every sweep's section."""
+    from optsweep.analysis.optuna_study import find_studies
+    from optsweep.analysis.report import write_report
+    from optsweep.analysis.tables import selection_metric
+
+    bench = load_benchmark(root)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    select = selection_metric(bench.runset, select, metric)
+    lead = benchmark_section(bench, out, metric, select)
+    studies, bad = find_studies([root])
+    return write_report(bench.runset, out, metric=metric, select=select, studies=studies,
+                        skipped=bad, lead=[lead])

@@ -1,0 +1,138 @@
+"""``python -m optsweep.benchmark``: every optimizer tuned with the same budget, its chosen setting
+confirmed over new seeds, ranked across workloads.
+
+    python -m optsweep.benchmark preset=demo                      # offline, minutes on 2 cores
+    python -m optsweep.benchmark workloads=[digits,cifar10_small] optimizers=[adam,sgd] budget=20 \\
+        seeds=3 space=lr_only hydra/launcher=joblib hydra.launcher.n_jobs=2 hydra.sweeper.n_jobs=2
+
+For every workload x optimizer: an Optuna study of ``budget`` trials in the optimizer's space
+(``conf/space/``; TPE seeded the same for all, no pruning unless ``pruner=median``), then the best
+trial's setting rerun over ``seeds`` new seeds (``optsweep.confirm``), then, with
+``defaults_baseline``, every optimizer at its defaults over the same seeds; then the report
+(``<dir>/report/report.html``), the benchmark's answer first. Everything lives in ``dir``
+(multirun/benchmark/<name>/): rerunning the command resumes where it stopped and trains nothing
+once finished. Several machines may run the same command on one shared folder and storage
+(``hydra.sweeper.storage=postgresql://...``): the studies share their trials, a confirmation
+waits until its study has no trial in flight.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from optsweep import contract
+from optsweep.analysis.benchmark import MANIFEST, study_dir
+from optsweep.benchmark import plan, settings
+from optsweep.errors import OptsweepError, unwritable
+
+
+def manifest(cfg: DictConfig, overrides: list[str], targets: dict, seeds: dict) -> dict:
+    return {"settings": settings.as_dict(cfg), "overrides": overrides, "workloads": targets,
+            "study_seeds": seeds}
+
+
+def claim_dir(cfg: DictConfig, content: dict) -> None:
+    """Write benchmark.json, or refuse a folder that holds another benchmark's."""
+    root = Path(cfg.dir)
+    problem = unwritable(root)
+    if problem:
+        raise OptsweepError(f"dir={root}: cannot be created or written ({problem}); name a "
+                            "writable folder with dir=PATH")
+    path = root / MANIFEST
+    if path.is_file():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        if previous != content:
+            raise OptsweepError(
+                f"dir={root} holds another benchmark (settings in {path}); rerun that command to "
+                "resume it, or name a new one with name=NEW")
+        return
+    contract.atomic_write(path, lambda f: json.dump(content, f, indent=2))
+
+
+def step(cmd: list[str]) -> bool:
+    print("+ " + " ".join(cmd[1:]), flush=True)
+    return subprocess.run(cmd).returncode == 0
+
+
+def tune_and_confirm(cfg: DictConfig, cell: plan.Cell, overrides: list[str]) -> bool:
+    """The cell's study, then its confirmation; True when both are done or ran cleanly."""
+    ok = plan.study_done(cfg, cell) or step(plan.tune_command(cfg, cell, overrides))
+    waiting = plan.study_unsettled(cfg, cell)
+    if waiting:
+        print(f"optsweep.benchmark: {cell.workload}/{cell.optimizer}: trials {', '.join(waiting)} "
+              "are still training or were cut off; rerun to confirm this study", flush=True)
+        return False
+    out = plan.confirmation_dir(cfg, cell)
+    if plan.sweep_done(out, cfg.seeds):
+        return ok
+    return step(confirm_command(cfg, cell, overrides, out)) and ok
+
+
+def confirm_command(cfg: DictConfig, cell: plan.Cell, overrides: list[str], out: Path) -> list:
+    """``optsweep.confirm``'s command for the study's chosen setting (chosen as it chooses)."""
+    from optsweep.analysis.load import load_runs
+    from optsweep.analysis.tables import selection_metric
+    from optsweep.confirm import _key, chosen_run, command, new_seeds, setting_overrides
+
+    runset = load_runs([study_dir(cfg.dir, cell.workload, cell.optimizer)])
+    select = selection_metric(runset, cfg.select, cfg.metric)
+    run, used = chosen_run(runset, cfg.metric, select)
+    chosen = {_key(o): o for o in setting_overrides(Path(run["run"]))}
+    chosen.update({_key(o): o for o in plan.basic_sweep_overrides(overrides)})
+    return command(out, list(chosen.values()), new_seeds(used, cfg.seeds))
+
+
+def run_defaults(cfg: DictConfig, workload: str, seeds: list[int], overrides: list[str]) -> bool:
+    from optsweep.analysis.benchmark import defaults_dir
+
+    if plan.sweep_done(defaults_dir(cfg.dir, workload), len(cfg.optimizers) * len(seeds)):
+        return True
+    return step(plan.defaults_command(cfg, workload, seeds, overrides))
+
+
+def report(cfg: DictConfig) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optsweep.analysis.benchmark_report import write_benchmark_report
+
+    return write_benchmark_report(Path(cfg.dir), Path(cfg.dir) / "report", metric=cfg.metric,
+                                  select=cfg.select)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from optsweep.benchmark.preflight import check
+    from optsweep.confirm import ConfirmError, new_seeds
+
+    try:
+        cfg, overrides = settings.load(sys.argv[1:] if argv is None else argv)
+        targets, study_seeds, problems = check(cfg, overrides)
+        if problems:
+            for problem in problems:
+                print(f"optsweep.benchmark: error: {problem}", file=sys.stderr)
+            print("optsweep.benchmark: nothing was trained", file=sys.stderr)
+            return 2
+        claim_dir(cfg, manifest(cfg, overrides, targets, study_seeds))
+    except OptsweepError as exc:
+        print(f"optsweep.benchmark: error: {exc}", file=sys.stderr)
+        return 2
+    ok = True
+    for cell in plan.cells(cfg):
+        try:
+            ok = tune_and_confirm(cfg, cell, overrides) and ok
+        except ConfirmError as exc:  # no trial of the study finished: nothing to confirm
+            print(f"optsweep.benchmark: {cell.workload}/{cell.optimizer}: {exc}", file=sys.stderr)
+            ok = False
+    if cfg.defaults_baseline:
+        for workload, seed in study_seeds.items():
+            ok = run_defaults(cfg, workload, new_seeds([seed], cfg.seeds), overrides) and ok
+    print(f"report: {report(cfg)}", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Performance profiles (Dolan and More 2002; AlgoPerf's area from tau 1 to 4), by hand."""
+import math
+
+import pandas as pd
+import pytest
+
+from optsweep.analysis.profile import (median_time, performance_profile, profile_area,
+                                       profile_curve, run_time_to_target)
+
+INF = math.inf
+
+
+def times(rows):
+    return pd.DataFrame(rows, columns=["workload", "optimizer", "epochs", "seconds"])
+
+
+def test_ties_share_the_fastest_place_and_never_reaching_scores_nothing():
+    table, scores = performance_profile(times([
+        ("a", "adam", 2, 20.0), ("a", "sgd", 4, 80.0), ("a", "rmsprop", INF, INF),
+        ("b", "adam", 3, 30.0), ("b", "sgd", 3, 30.0), ("b", "rmsprop", 6, 60.0)]))
+    assert table["ratio_epochs"].tolist() == [1.0, 2.0, INF, 1.0, 1.0, 2.0]
+    area = scores.set_index("optimizer")["area_epochs"]
+    assert area["adam"] == pytest.approx(1.0)
+    assert area["sgd"] == pytest.approx((2 / 3 + 1) / 2)  # (4 - 2) / 3 on a, 1 on b
+    assert area["rmsprop"] == pytest.approx((0 + 2 / 3) / 2)
+    assert scores.set_index("optimizer")["area_seconds"]["sgd"] == pytest.approx((0 + 1) / 2)
+    assert scores["optimizer"].tolist() == ["adam", "sgd", "rmsprop"]
+
+
+def test_a_workload_no_optimizer_reaches_leaves_every_ratio_infinite():
+    table, scores = performance_profile(times([("a", "adam", INF, INF), ("a", "sgd", INF, INF)]))
+    assert table["ratio_epochs"].tolist() == [INF, INF]
+    assert scores["area_epochs"].tolist() == [0.0, 0.0]
+
+
+def test_a_single_workload_scores_by_the_ratio_to_the_fastest():
+    table, scores = performance_profile(times([("a", "adam", 5, 1.0), ("a", "sgd", 10, 1.0),
+                                               ("a", "adagrad", 40, 1.0)]))
+    area = scores.set_index("optimizer")["area_epochs"]
+    assert area.to_dict() == pytest.approx({"adam": 1.0, "sgd": 2 / 3, "adagrad": 0.0})
+
+
+def test_the_profile_is_the_fraction_of_workloads_within_tau():
+    assert profile_curve([1.0, 2.0], [1.0, 1.5, 2.0, 4.0]) == [0.5, 0.5, 1.0, 1.0]
+    assert profile_curve([INF], [1.0, 4.0]) == [0.0, 0.0]
+    assert profile_area([1.0, 2.5, INF]) == pytest.approx((1 + 0.5 + 0) / 3)
+
+
+def test_time_to_target_is_the_first_epoch_that_reaches_it_with_its_cumulative_seconds():
+    assert run_time_to_target([0.1, 0.5, 0.9], [1.0, 2.0, 3.0], 0.5, "val_acc1") == (2.0, 3.0)
+    assert run_time_to_target([0.1, 0.2], [1.0, 1.0], 0.5, "val_acc1") == (INF, INF)
+    assert run_time_to_target([2.0, 0.9], [1.0, 1.0], 1.0, "val_loss") == (2.0, 2.0)
+
+
+def test_the_median_run_time_is_infinite_when_half_the_runs_never_reach():
+    assert median_time([2.0, 3.0, INF]) == 3.0
+    assert median_time([2.0, INF, INF]) == INF
+    assert median_time([]) == INF

@@ -1,0 +1,141 @@
+"""python -m optsweep.benchmark end to end on tiny workloads (1 epoch, a few dozen images)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from optsweep import contract
+from optsweep.analysis.benchmark import confirm_dir, defaults_dir, study_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
+TINY = ["trainer.epochs=1", "data.train_limit=60", "data.test_limit=30", "data.batch_size=16",
+        "trainer.progress=false", "model.weights=null", "trainer.num_threads=1"]
+
+
+def command(out: Path, *argv: str) -> list[str]:
+    return [sys.executable, "-m", "optsweep.benchmark", f"dir={out}", *argv, *TINY]
+
+
+def run(out: Path, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command(out, *argv), cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=900)
+
+
+def statuses(sweep_dir: Path) -> dict[str, str]:
+    return {job.name: str(contract.status_of(contract.read_summary(job)))
+            for job in sweep_dir.iterdir() if job.is_dir() and job.name.isdigit()}
+
+
+def seeds(sweep_dir: Path) -> list[int]:
+    import yaml
+
+    return sorted(yaml.safe_load((job / ".hydra" / "config.yaml").read_text())["trainer"]["seed"]
+                  for job in sweep_dir.iterdir() if job.is_dir() and job.name.isdigit())
+
+
+def summaries(root: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in root.rglob(contract.SUMMARY_FILE)}
+
+
+def complete_trials(study: Path) -> int:
+    storage = f"sqlite:///{study / 'optuna.db'}"
+    (name,) = optuna.get_all_study_names(storage)
+    states = [t.state for t in optuna.load_study(study_name=name, storage=storage).trials]
+    return states.count(optuna.trial.TrialState.COMPLETE)
+
+
+def assert_finished(out: Path, workloads, optimizers, budget: int, n_seeds: int) -> None:
+    for w in workloads:
+        for o in optimizers:
+            assert statuses(study_dir(out, w, o)) == {str(i): "completed" for i in range(budget)}
+            assert complete_trials(study_dir(out, w, o)) == budget
+            assert set(statuses(confirm_dir(out, w, o)).values()) == {"completed"}
+            assert seeds(confirm_dir(out, w, o)) == list(range(1, n_seeds + 1))  # new seeds
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_a_tiny_benchmark_completes_and_a_rerun_trains_nothing(tmp_path, cifar_root):
+    out = tmp_path / "bench"
+    argv = ("workloads=[digits,cifar10_small]", "optimizers=[adam,sgd]", "budget=3", "seeds=2",
+            "defaults_baseline=false", f"data.root={cifar_root}", "data.download=false")
+    first = run(out, *argv)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert_finished(out, ["digits", "cifar10_small"], ["adam", "sgd"], 3, 2)
+    report = out / "report"
+    curves = rows(report / "budget_curves.csv")
+    assert {(r["workload"], r["optimizer"]) for r in curves} == {
+        (w, o) for w in ("digits", "cifar10_small") for o in ("adam", "sgd")}
+    assert sorted({int(r["k"]) for r in curves}) == [1, 2, 3]
+    assert len(rows(report / "performance_profile.csv")) == 4
+    assert len(rows(report / "benchmark_results.csv")) == 4
+    assert (report / "report.md").read_text().split("\n## ")[1].startswith("Benchmark")
+
+    before = summaries(out)
+    again = run(out, *argv)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "+ -m optsweep" not in again.stdout  # no study, confirmation or training launched
+    assert summaries(out) == before
+
+    analysed = subprocess.run([sys.executable, "-m", "optsweep.analysis", str(out), "--out",
+                               str(tmp_path / "analysis")], cwd=ROOT, env=ENV,
+                              capture_output=True, text=True, timeout=600)
+    assert analysed.returncode == 0, analysed.stderr[-3000:]
+    assert (tmp_path / "analysis" / "report.md").read_text().split("\n## ")[1].startswith(
+        "Benchmark")
+
+
+def wait_for(path: Path, process: subprocess.Popen, limit_s: float = 600) -> None:
+    deadline = time.monotonic() + limit_s
+    while not path.exists():
+        assert process.poll() is None, "the benchmark ended before it could be killed"
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_killed_and_rerun_it_finishes_every_study_and_confirmation_training_none_twice(tmp_path):
+    out = tmp_path / "bench"
+    argv = ("workloads=[digits]", "optimizers=[adam,adagrad,rmsprop]", "budget=3", "seeds=2")
+    process = subprocess.Popen(command(out, *argv), cwd=ROOT, env=ENV, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:  # killed while the second study trains: the first is confirmed, the rest not begun
+        wait_for(study_dir(out, "digits", "adagrad") / "0" / contract.SUMMARY_FILE, process)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not confirm_dir(out, "digits", "rmsprop").exists()
+    finished_before = {p: t for p, t in summaries(out).items()
+                       if contract.status_of(contract.read_summary(p.parent)) in contract.FINAL}
+
+    rerun = run(out, *argv)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_finished(out, ["digits"], ["adam", "adagrad", "rmsprop"], 3, 2)
+    assert set(statuses(defaults_dir(out, "digits")).values()) == {"completed"}
+    after = summaries(out)
+    assert {p: after[p] for p in finished_before} == finished_before  # none trained twice
+
+    # the seed study's comparison (each at its defaults, lr 1e-3) beside the tuned one
+    results = {r["optimizer"]: r for r in rows(out / "report" / "benchmark_results.csv")}
+    assert sorted(results) == ["adagrad", "adam", "rmsprop"]
+    assert all(r["mean"] and r["defaults_mean"] for r in results.values())
+    report = (out / "report" / "report.md").read_text()
+    benchmark_section = report.split("\n## ")[1]
+    assert "tuned, confirmed: test_acc1" in benchmark_section
+    assert "at defaults: test_acc1" in benchmark_section
+    manifest = json.loads((out / "benchmark.json").read_text())
+    assert manifest["workloads"]["digits"] == {"target": 0.9, "target_metric": "val_acc1"}

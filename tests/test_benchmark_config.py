@@ -1,0 +1,174 @@
+"""The benchmark's configuration: every search space, workload and preset composes, and bad input
+is one line before anything trains (no training in this file)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from optsweep.benchmark import __main__ as benchmark
+from optsweep.benchmark import plan, settings
+from optsweep.conf_tree import conf_dir
+from optsweep.config import validate
+from optsweep.errors import ConfigError
+from tests.conftest import make_cfg
+
+CONF = Path(conf_dir())
+SPACES = sorted(p.stem for p in (CONF / "space").glob("*.yaml"))
+OPTIMIZERS = sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))
+WORKLOADS = sorted(p.stem for p in (CONF / "workload").glob("*.yaml"))
+PRESETS = sorted(p.stem for p in (CONF / "benchmark").glob("*.yaml"))
+
+
+def space_params(space: str, optimizer: str):
+    with initialize_config_dir(version_base="1.3", config_dir=conf_dir()):
+        cfg = compose("config", overrides=["sweep=tune", f"optimizer={optimizer}",
+                                           f"space={space}"], return_hydra_config=True)
+    return cfg, dict(cfg.hydra.sweeper.params)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_every_searched_key_is_a_key_of_its_optimizers_config(space):
+    # lr_only serves every optimizer; a named space serves the optimizer of its name, which may
+    # come from another branch of the project (then it is checked once that file exists)
+    optimizers = OPTIMIZERS if space == "lr_only" else [space]
+    if space != "lr_only" and space not in OPTIMIZERS:
+        pytest.skip(f"conf/optimizer/{space}.yaml does not exist here: nothing to check it against")
+    for optimizer in optimizers:
+        cfg, params = space_params(space, optimizer)
+        assert params, f"conf/space/{space}.yaml searches nothing"
+        for key in params:
+            assert OmegaConf.select(cfg, key, default=None) is not None, (
+                f"conf/space/{space}.yaml searches {key}, not a key of optimizer={optimizer}")
+        assert "optimizer.lr" in params  # every space tunes the learning rate
+
+
+@pytest.mark.parametrize("workload", WORKLOADS)
+def test_every_workload_composes_validates_and_names_its_target(workload):
+    extra = ["data.root=/tmp/images"] if workload == "imagefolder" else []
+    cfg = make_cfg([f"workload={workload}", *extra])
+    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    validate(cfg)
+    assert cfg.workload.name == workload
+    assert cfg.workload.target_metric.startswith("val_") and 0 < cfg.workload.target <= 1
+
+
+def test_the_seed_studys_workload_is_the_seed_study():
+    cfg = make_cfg(["workload=seed_study"])
+    assert (cfg.data.name, cfg.model.name, cfg.model.weights, cfg.trainer.epochs) == (
+        "cifar100", "resnet18", "IMAGENET1K_V1", 10)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_benchmark_preset_composes(preset):
+    cfg, overrides = settings.load([f"preset={preset}"])
+    assert cfg.budget >= 1 and cfg.seeds >= 1 and cfg.workloads and cfg.optimizers
+    assert set(cfg.workloads) <= set(WORKLOADS) and set(cfg.optimizers) <= set(OPTIMIZERS)
+    assert overrides == list(cfg.overrides)
+
+
+def test_the_command_line_splits_into_benchmark_keys_and_run_overrides():
+    cfg, overrides = settings.load(["preset=demo", "budget=7", "optimizers=[adam,sgd]",
+                                    "trainer.epochs=1", "hydra/launcher=joblib"])
+    assert cfg.budget == 7 and list(cfg.optimizers) == ["adam", "sgd"] and cfg.name == "demo"
+    assert overrides[-2:] == ["trainer.epochs=1", "hydra/launcher=joblib"]
+    assert plan.basic_sweep_overrides(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                       "hydra.sweeper.storage=x", "trainer.epochs=1"]) == [
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.epochs=1"]
+
+
+def test_a_cell_is_tuned_in_its_optimizers_space_or_the_one_space_named():
+    cfg, _ = settings.load(["optimizers=[adam,sgd]", "workloads=[digits]"])
+    assert [c.space for c in plan.cells(cfg)] == ["adam", "sgd"]
+    cfg, _ = settings.load(["optimizers=[adam,sgd]", "space=lr_only"])
+    assert [c.space for c in plan.cells(cfg)] == ["lr_only", "lr_only"]
+
+
+def test_the_tune_preset_trains_every_trial_unless_a_pruner_is_named():
+    for pruner, target in (("nop", "NopPruner"), ("median", "MedianPruner")):
+        cfg, _ = settings.load([f"pruner={pruner}"])
+        cell = plan.cells(cfg)[0]
+        with initialize_config_dir(version_base="1.3", config_dir=conf_dir()):
+            composed = compose("config", overrides=plan.tune_command(cfg, cell, [])[4:],
+                               return_hydra_config=True)
+        assert composed.hydra.sweeper.pruner._target_.endswith(target)
+        assert composed.hydra.sweeper.n_trials == cfg.budget
+
+
+def test_a_study_takes_any_launcher_and_storage(tmp_path):
+    cfg, overrides = settings.load(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                    "hydra.sweeper.n_jobs=2",
+                                    f"hydra.sweeper.storage=journal:{tmp_path}/optuna.journal"])
+    cell = plan.cells(cfg)[0]
+    with initialize_config_dir(version_base="1.3", config_dir=conf_dir()):
+        composed = compose("config", overrides=plan.tune_command(cfg, cell, overrides)[4:],
+                           return_hydra_config=True)
+    assert composed.hydra.launcher.n_jobs == 2 and composed.hydra.sweeper.n_jobs == 2
+    assert composed.hydra.sweeper.storage.startswith("journal:")
+    assert composed.hydra.sweeper.study_name == f"benchmark_digits_{cell.optimizer}"
+
+
+@pytest.mark.parametrize("argv, key", [(["budget=0"], "budget"), (["seeds=0"], "seeds"),
+                                       (["optimizers=[]"], "optimizers"),
+                                       (["preset=nosuch"], "preset")])
+def test_bad_benchmark_values_name_their_key(argv, key):
+    with pytest.raises(ConfigError, match=f"^{key}="):
+        settings.load(argv)
+
+
+def error_lines(capsys):
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["workloads=[nosuch]"], "workload=nosuch"),
+    (["space=nosuch"], "conf/space/nosuch.yaml"),
+    (["budgte=3"], "budgte"),
+])
+def test_bad_input_is_one_line_and_nothing_trains(tmp_path, capsys, argv, said):
+    code = benchmark.main([*argv, f"dir={tmp_path / 'b'}", "optimizers=[adam,sgd]"])
+    lines = error_lines(capsys)
+    assert code == 2 and said in lines[0]
+    assert len(lines) <= 2 and not (tmp_path / "b" / "digits").exists()
+
+
+def test_a_cause_every_run_shares_is_said_once_before_anything_trains(tmp_path, capsys,
+                                                                     no_network):
+    code = benchmark.main(["workloads=[seed_study]", "optimizers=[adam,adagrad,rmsprop]",
+                           f"dir={tmp_path / 'b'}", f"data.root={tmp_path / 'data'}",
+                           "data.download=false"])
+    lines = error_lines(capsys)
+    assert code == 2 and len(lines) == 2, lines
+    assert lines[0].startswith("optsweep.benchmark: error: workload=seed_study:")
+    assert lines[1] == "optsweep.benchmark: nothing was trained"
+    assert not (tmp_path / "b" / "benchmark.json").exists()
+
+
+def test_a_folder_holding_another_benchmark_is_refused(tmp_path, capsys):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "benchmark.json").write_text(json.dumps({"settings": {"budget": 99}}))
+    code = benchmark.main([f"dir={tmp_path / 'b'}", "optimizers=[adam]"])
+    assert code == 2 and "holds another benchmark" in error_lines(capsys)[0]
+
+
+def test_the_readmes_benchmark_commands_compose_every_cell():
+    import re
+    import shlex
+
+    from optsweep.benchmark.preflight import compose_cell
+
+    readme = (CONF.parent / "README.md").read_text()
+    lines = [line.split("#", 1)[0].strip() for block in re.findall(r"```bash\n(.*?)```", readme,
+                                                                   flags=re.S)
+             for line in block.splitlines()]
+    commands = [shlex.split(line)[3:] for line in lines
+                if line.startswith("python -m optsweep.benchmark")]
+    assert commands and ["preset=demo"] in commands
+    for argv in commands:
+        cfg, overrides = settings.load(argv)
+        for cell in plan.cells(cfg):
+            composed = compose_cell(cfg, cell, overrides)
+            validate(OmegaConf.masked_copy(composed, [k for k in composed if k != "hydra"]))
