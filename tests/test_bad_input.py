@@ -45,6 +45,7 @@ def completed_run(tmp_path_factory) -> Path:
 
 # --- wrong results with exit status 0 --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_analysis_rejects_an_unknown_select_instead_of_choosing_on_the_test_set(completed_run):
     result = module("optsweep.analysis", "done", "--select", "nonesuch", "--out", "report",
                  cwd=completed_run)
@@ -53,6 +54,7 @@ def test_analysis_rejects_an_unknown_select_instead_of_choosing_on_the_test_set(
     assert not (completed_run / "report").exists()
 
 
+@pytest.mark.slow
 def test_a_train_limit_that_leaves_no_training_image_is_a_config_error_not_diverged(tmp_path):
     result = optsweep(*QUICK, "data.train_limit=1", "hydra.run.dir=run", cwd=tmp_path)
     assert_one_line_error(result, "data.train_limit=1", "leaves 0 for training",
@@ -78,6 +80,7 @@ def test_a_train_class_without_test_folder_is_refused(tmp_path):
         read_dataset.__wrapped__("imagefolder", str(tmp_path), False, 8)
 
 
+@pytest.mark.slow
 def test_a_single_run_into_another_configs_finished_run_is_refused(completed_run):
     before = {name: (completed_run / "done" / name).read_bytes()
               for name in (contract.METRICS_FILE, contract.SUMMARY_FILE, ".hydra/config.yaml")}
@@ -87,6 +90,7 @@ def test_a_single_run_into_another_configs_finished_run_is_refused(completed_run
     assert after == before
 
 
+@pytest.mark.slow
 def test_the_same_config_into_its_finished_run_is_skipped(completed_run):
     result = optsweep(*QUICK, "trainer.num_threads=1", "hydra.run.dir=done", cwd=completed_run)
     assert result.returncode == 0, result.stderr
@@ -108,9 +112,11 @@ def test_a_last_batch_of_one_image_is_left_out_and_counted_out(tmp_path, caplog)
 
 @pytest.mark.parametrize("args, names", [
     (["data.batch_size=1"], ["data.batch_size=1", ">= 2", "batch norm"]),
-    (["data.train_limit=2"], ["data.train_limit=2", "leaves 1 for training", "batch norm"]),
-    (["data.train_limit=null", "data.val_fraction=0.999"],
-     ["data.val_fraction=0.999", "leaves 1 for training", "lower data.val_fraction"]),
+    pytest.param(["data.train_limit=2"], ["data.train_limit=2", "leaves 1 for training",
+                                          "batch norm"], marks=pytest.mark.slow),
+    pytest.param(["data.train_limit=null", "data.val_fraction=0.999"],
+                 ["data.val_fraction=0.999", "leaves 1 for training", "lower data.val_fraction"],
+                 marks=pytest.mark.slow),
 ])
 def test_a_training_set_or_batch_of_one_image_is_a_config_error(tmp_path, args, names):
     result = optsweep(*QUICK, *args, "hydra.run.dir=run", cwd=tmp_path)
@@ -138,18 +144,21 @@ def test_memory_needed_counts_dataset_batch_and_activations():
         resources.check_memory(cfg, 1797, 32, available=needed - 1)
 
 
+@pytest.mark.slow
 def test_an_unwritable_run_directory_is_named(tmp_path):
     (tmp_path / "file").write_text("a regular file, not a folder")  # fails for root too
     result = optsweep(*QUICK, "hydra.run.dir=file/run", cwd=tmp_path)
     assert_one_line_error(result, "hydra.run.dir=file/run", "Not a directory")
 
 
+@pytest.mark.slow
 def test_an_unwritable_sweep_directory_is_named(tmp_path):
     (tmp_path / "file").write_text("a regular file, not a folder")
     result = optsweep("-m", *QUICK, "hydra.sweep.dir=file/sweep", cwd=tmp_path)
     assert_one_line_error(result, "hydra.sweep.dir=file/sweep", "Not a directory")
 
 
+@pytest.mark.slow
 def test_an_analysis_out_that_cannot_be_created_is_named(completed_run):
     (completed_run / "file").write_text("a regular file, not a folder")
     result = module("optsweep.analysis", "done", "--out", "file/report", cwd=completed_run)
@@ -163,6 +172,7 @@ def test_an_unknown_optimizer_argument_is_named_with_the_valid_ones(tmp_path):
     assert summary(tmp_path / "run")["status"] == contract.Status.FAILED
 
 
+@pytest.mark.slow
 def test_a_trailing_comma_names_the_override_and_its_key(tmp_path):
     result = optsweep("-m", *QUICK, "optimizer.lr=1e-3,", cwd=tmp_path)
     assert_one_line_error(result, "'optimizer.lr=1e-3,'", "no comma at the end")

@@ -216,6 +216,7 @@ def test_capped_runs_get_a_new_fingerprint_and_uncapped_ones_keep_theirs(cfg_fac
         contract.config_fingerprint(plain))
 
 
+@pytest.mark.slow
 def test_decoded_images_are_cached_for_the_next_process_and_redone_when_a_file_changes(tmp_path):
     fakes.write_imagefolder(tmp_path, per_class=3, size=20)
     probe = ("import logging, sys; logging.basicConfig(level=logging.INFO); "

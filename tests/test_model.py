@@ -98,6 +98,7 @@ def _meta_forward(cfg, size: int) -> torch.Size:
         return model(torch.empty(2, 3, size, size, device=device)).shape
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_every_torchvision_classifier_runs_at_32_and_64_or_is_refused_with_its_size(name):
     cfg = model_cfg(name)
@@ -119,6 +120,7 @@ def test_every_torchvision_classifier_runs_at_32_and_64_or_is_refused_with_its_s
         assert logits.shape == (2, 10) and torch.isfinite(logits).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MIN_IMAGE_SIZE))
 def test_minimum_sizes_are_the_probed_ones(name):
     cfg, size = model_cfg(name), MIN_IMAGE_SIZE[name]
@@ -148,6 +150,7 @@ def test_unknown_model_name_is_one_line_listing_the_valid_ones():
     assert "resnet18" in message and "vit_b_16" in message and "convnext_tiny" in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_freeze_backbone_trains_only_the_new_head_in_every_family(name):
     model = _meta_build(model_cfg(name, freeze_backbone=True), 224, num_classes=7)

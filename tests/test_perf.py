@@ -96,8 +96,9 @@ def _eager_compile(monkeypatch):
     ["trainer.precision=bf16"],
     ["trainer.precision=fp16"],
     ["trainer.precision=bf16", "trainer.channels_last=false"],
-    ["trainer.precision=bf16", "trainer.compile=true", "data.augment=true"],
-    ["trainer.compile=true", "data.image_size=40"],
+    pytest.param(["trainer.precision=bf16", "trainer.compile=true", "data.augment=true"],
+                 marks=pytest.mark.slow),  # torch.compile: seconds to compile
+    pytest.param(["trainer.compile=true", "data.image_size=40"], marks=pytest.mark.slow),
 ])
 def test_options_compose_and_take_a_step(monkeypatch, extra):
     if "trainer.compile=true" in extra:
@@ -191,6 +192,7 @@ def resident_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads Linux /proc")
 def test_memory_does_not_grow_across_epochs(tmp_path):
     rss = []

@@ -42,6 +42,7 @@ def test_a_missing_dataset_is_found_before_launching(tmp_path):
     assert problem and str(tmp_path) in problem and "cifar-100-python" in problem
 
 
+@pytest.mark.slow
 def test_the_design_cards_first_command_offline_says_the_cause_once(tmp_path):
     result = processes.optsweep("-m", "optimizer=adam", "optimizer.weight_decay=0,1e-4,1e-3",
                                 "data=digits", f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path,

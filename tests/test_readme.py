@@ -62,6 +62,7 @@ def test_each_training_command_composes_and_validates(arguments):
     check_config(cfg)
 
 
+@pytest.mark.slow
 def test_the_offline_study_command_runs(tmp_path):
     (arguments,) = [c for c in readme_commands("python -m optsweep.study") if "data=digits" in c]
     tiny = [a for a in QUICK if not a.startswith(("data=", "model.weights", "trainer.epochs"))]

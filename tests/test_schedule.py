@@ -77,6 +77,7 @@ def _without_time(rows):
             for r in rows]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", [["scheduler=warmup_cosine"],
                                       ["scheduler=plateau", "scheduler.patience=0"]])
 def test_a_run_resumed_mid_schedule_matches_an_uninterrupted_one(tmp_path, schedule):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
@@ -57,6 +58,7 @@ def study_trials(sweep_dir: Path, name: str = "lr_search_adam") -> list:
                              storage=f"sqlite:///{sweep_dir / 'optuna.db'}").trials
 
 
+@pytest.mark.slow
 def test_design_card_grid_runs_three_jobs_with_their_weight_decays(tmp_path):
     result = optsweep("-m", "optimizer=adam", "optimizer.weight_decay=0,1e-4,1e-3", *ONE_EPOCH,
                       cwd=tmp_path)
@@ -73,6 +75,7 @@ def test_design_card_grid_runs_three_jobs_with_their_weight_decays(tmp_path):
     assert [r["status"] for r in table] == ["completed"] * 3
 
 
+@pytest.mark.slow
 def test_one_invalid_value_fails_its_job_only_and_the_exit_status(tmp_path):
     result = optsweep("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                       "optimizer.weight_decay=0,-1,1e-3", *ONE_EPOCH, "hydra.sweep.dir=multirun/wd",
@@ -90,6 +93,7 @@ def test_one_invalid_value_fails_its_job_only_and_the_exit_status(tmp_path):
     assert "parallel jobs on" in (sweep_dir / "0" / "optsweep.log").read_text()
 
 
+@pytest.mark.slow
 def test_optuna_sweep_killed_and_rerun_finishes_its_trials_resuming_the_cut_one(tmp_path):
     args = ("-m", "sweep=lr_search", *FEW, "trainer.epochs=3", "hydra.sweeper.n_trials=3",
             "hydra/sweeper/pruner=nop")
@@ -110,6 +114,7 @@ def test_optuna_sweep_killed_and_rerun_finishes_its_trials_resuming_the_cut_one(
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1", "2"]
 
 
+@pytest.mark.slow
 def test_a_pruner_that_must_prune_stops_trials_after_one_epoch(tmp_path):
     # an accuracy can never reach 2.0: the threshold pruner must stop every trial at its first check
     result = optsweep("-m", "sweep=lr_search", *FEW, "trainer.epochs=3", "hydra.sweeper.n_trials=2",
@@ -126,6 +131,7 @@ def test_a_pruner_that_must_prune_stops_trials_after_one_epoch(tmp_path):
     assert [p.last_step for p in results.pruned] == [1, 1]
 
 
+@pytest.mark.slow
 def test_grid_killed_and_rerun_skips_finished_jobs_and_resumes_the_cut_one(tmp_path):
     args = ("-m", "optimizer.weight_decay=0,1e-4,1e-3", *FEW, "trainer.epochs=3",
             "hydra.sweep.dir=multirun/resume")
@@ -142,6 +148,7 @@ def test_grid_killed_and_rerun_skips_finished_jobs_and_resumes_the_cut_one(tmp_p
     assert [summary(sweep_dir / str(i))["status"] for i in range(3)] == ["completed"] * 3
 
 
+@pytest.mark.slow
 def test_two_workers_on_one_sqlite_study_run_exactly_n_trials(tmp_path):
     args = ("-m", "sweep=lr_search", *ONE_EPOCH, "hydra.sweeper.n_trials=4",
             "hydra/sweeper/pruner=nop")
@@ -164,6 +171,7 @@ def test_storage_that_cannot_be_opened_is_one_error_before_any_job(tmp_path):
     assert not list(tmp_path.glob("multirun/**/.hydra"))
 
 
+@pytest.mark.slow
 def test_lr_search_on_a_loss_objective_minimises_it(tmp_path):
     result = optsweep("-m", "sweep=lr_search", *ONE_EPOCH, "trainer.objective=val_loss",
                       "hydra.sweeper.n_trials=3", "hydra/sweeper/pruner=nop", cwd=tmp_path)
@@ -187,6 +195,7 @@ def test_a_direction_against_the_objective_is_refused_before_any_job(tmp_path):
     assert "Traceback" not in result.stderr and not list(tmp_path.glob("multirun/**/.hydra"))
 
 
+@pytest.mark.slow
 def test_optsweeps_trials_are_complete_failed_or_diverged_in_optunas_terms(tmp_path):
     # a grid over a good lr, an invalid one (the job fails) and one that diverges
     result = optsweep("-m", "sweep=lr_search", *ONE_EPOCH, "hydra/sweeper/sampler=grid",

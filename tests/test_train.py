@@ -20,6 +20,7 @@ def read_rows(run_dir):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_one_epoch_on_fabricated_cifar100_writes_every_file(tmp_path, cifar_root, cached_weights):
     cfg = make_cfg([f"data.root={cifar_root}", "trainer.epochs=1", "data.batch_size=32",
                     "trainer.progress=false"])
@@ -40,12 +41,14 @@ def test_one_epoch_on_fabricated_cifar100_writes_every_file(tmp_path, cifar_root
     assert not (tmp_path / "checkpoint.pt").exists()  # removed once the run completed
 
 
+@pytest.mark.slow
 def test_objective_falls_back_to_test_without_val_split(tmp_path):
     objective = train(make_cfg([*QUICK, "data.val_fraction=0"]), tmp_path).objective
     row = read_rows(tmp_path)[0]
     assert row["val_acc1"] == "" and objective == float(row["test_acc1"])
 
 
+@pytest.mark.slow
 def test_eval_batch_size_does_not_change_test_metrics(tmp_path):
     results = []
     for size in (7, 1000):
@@ -71,6 +74,7 @@ def test_huge_lr_diverges_with_a_finite_objective(tmp_path):
     assert again == objective and (tmp_path / "summary.json").stat().st_mtime_ns == written
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path):
     timing = ("epoch_seconds", "train_images_per_s")
     runs = []
@@ -82,6 +86,7 @@ def test_same_seed_same_metrics(tmp_path):
     assert runs[0] != runs[2]
 
 
+@pytest.mark.slow
 def test_rerun_skips_a_completed_run_and_resumes_an_unfinished_one(tmp_path):
     reference = tmp_path / "reference"
     train(make_cfg([*QUICK, "trainer.epochs=3"]), reference)
@@ -126,8 +131,13 @@ def test_missing_dataset_fails_before_training(tmp_path, no_network):
                         "trainer.progress=false"]), tmp_path / "run")
 
 
-@pytest.mark.parametrize("extra", [["data.augment=true"], ["trainer.precision=bf16"],
-                                   ["trainer.channels_last=false"], ["data.image_size=48"],
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("extra", [["data.augment=true"],
+                                   pytest.param(["trainer.precision=bf16"], marks=SLOW),
+                                   ["trainer.channels_last=false"],
+                                   pytest.param(["data.image_size=48"], marks=SLOW),
                                    ["optimizer=rmsprop", "optimizer.centered=true"]])
 def test_options_run_one_epoch(tmp_path, extra):
     objective = train(make_cfg([*QUICK, "data.train_limit=40", *extra]), tmp_path).objective
@@ -135,6 +145,7 @@ def test_options_run_one_epoch(tmp_path, extra):
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_the_run_and_best_pt_holds_the_best_epochs_weights(tmp_path):
     import torch
 
@@ -157,14 +168,16 @@ def test_early_stopping_ends_the_run_and_best_pt_holds_the_best_epochs_weights(t
     assert all(torch.equal(kept[k], at_best[k]) for k in kept)  # batch-norm statistics included
 
 
-@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v3_small", "efficientnet_b0",
-                                  "convnext_tiny", "regnet_x_400mf", "vit_b_32", "swin_t"])
+@pytest.mark.parametrize("name", [
+    "mobilenet_v3_small", *(pytest.param(name, marks=SLOW) for name in (
+        "resnet50", "efficientnet_b0", "convnext_tiny", "regnet_x_400mf", "vit_b_32", "swin_t"))])
 def test_each_family_trains_a_step_and_evaluates(tmp_path, name):
     overrides = [*QUICK, f"model.name={name}", "data.train_limit=20", "data.test_limit=10"]
     assert train(make_cfg(overrides), tmp_path).status == "completed"
     assert float(read_rows(tmp_path)[0]["train_loss"]) > 0
 
 
+@pytest.mark.slow
 def test_resnet_with_the_cifar_stem_trains(tmp_path):
     overrides = [*QUICK, "model.cifar_stem=true", "data.train_limit=20", "data.test_limit=10"]
     assert train(make_cfg(overrides), tmp_path).status == "completed"
