@@ -15,6 +15,7 @@ B: ``sweep=lr_search`` (TPE, median pruner), 12 trials of 4 epochs, with slots: 
 
     python benchmarks/sweep_slots.py            # ~10 min on a quiet 2-core CPU
     python benchmarks/sweep_slots.py --trials 4 --epochs 2 --search-trials 4   # a smoke test
+    python benchmarks/sweep_slots.py --search-trials 0 data.train_limit=600   # A only, smaller
 
 Each sweep runs as its own ``python -m optsweep`` (Hydra's state is per process), fresh: its
 directory under ``--out`` is deleted first. The machine's load (``uptime``) is printed before and
@@ -47,6 +48,8 @@ def parse_args() -> argparse.Namespace:
                         help="A's threshold pruner: val_acc1 below this after an epoch stops")
     parser.add_argument("--search-trials", type=int, default=12, help="trials of lr_search (B)")
     parser.add_argument("--out", type=Path, default=Path("multirun/bench_slots"))
+    parser.add_argument("overrides", nargs="*",
+                        help="more overrides for every sweep (e.g. data.train_limit=600)")
     return parser.parse_args()
 
 
@@ -84,12 +87,13 @@ def describe(name: str, run: dict) -> str:
 
 def main() -> None:
     args = parse_args()
-    print("load before:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    say_load("before:")
     search = ["sweep=lr_search", f"trainer.epochs={args.epochs}",
               f"hydra.sweeper.n_trials={args.trials}", "hydra/sweeper/sampler=random",
               "hydra.sweeper.sampler.seed=0", "hydra/sweeper/pruner=threshold",
               f"hydra.sweeper.pruner.lower={args.lower}"]
-    runs = {schedule: sweep(args.out / schedule, *search, f"hydra.sweeper.schedule={schedule}")
+    runs = {schedule: sweep(args.out / schedule, *search, *args.overrides,
+                            f"hydra.sweeper.schedule={schedule}")
             for schedule in ("batches", "slots")}
     same = runs["batches"]["statuses"] == runs["slots"]["statuses"]
     print(f"A: {args.trials} trials of {args.epochs} epochs, threshold pruner val_acc1 < "
@@ -98,13 +102,19 @@ def main() -> None:
         print(describe(schedule, run))
     print(f"A: slots are {runs['batches']['wall_s'] / runs['slots']['wall_s']:.2f}x faster than "
           "batches (target >= 1.2x)")
+    if not args.search_trials:
+        return say_load("after: ")
     lr_search = sweep(args.out / "lr_search", "sweep=lr_search", "trainer.epochs=4",
-                      f"hydra.sweeper.n_trials={args.search_trials}")
+                      f"hydra.sweeper.n_trials={args.search_trials}", *args.overrides)
     print(f"B: sweep=lr_search, {args.search_trials} trials of 4 epochs, median pruner, slots")
     print(describe("slots", lr_search))
     kept = lr_search["train_s"] / (SLOTS * lr_search["wall_s"])
     print(f"B: training {100 * kept:.1f}% of {SLOTS} x wall time (target >= 90%)")
-    print("load after: ", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    say_load("after: ")
+
+
+def say_load(when: str) -> None:
+    print(f"load {when}", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 
 if __name__ == "__main__":
