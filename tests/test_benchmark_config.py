@@ -111,6 +111,26 @@ def test_a_study_takes_any_launcher_and_storage(tmp_path):
     assert composed.hydra.sweeper.study_name == f"benchmark_digits_{cell.optimizer}"
 
 
+def test_a_users_own_space_comes_from_their_search_path(tmp_path):
+    from optsweep.benchmark.preflight import compose_cell, space_problem
+
+    (tmp_path / "space").mkdir()
+    (tmp_path / "space" / "mine.yaml").write_text(
+        "# @package hydra.sweeper.params\noptimizer.lr: tag(log, interval(1e-4, 1e-2))\n"
+        "optimizer.momentum: interval(0.8, 0.99)\n")
+    cfg, overrides = settings.load(["optimizers=[sgd]", "space=mine",
+                                    f"hydra.searchpath=[file://{tmp_path}]"])
+    (cell,) = plan.cells(cfg)
+    composed = compose_cell(cfg, cell, overrides)
+    assert dict(composed.hydra.sweeper.params) == {
+        "optimizer.lr": "tag(log, interval(1e-4, 1e-2))",
+        "optimizer.momentum": "interval(0.8, 0.99)"}
+    assert space_problem(composed, cell) is None
+    adam = plan.Cell("digits", "adam", "mine")  # Adam has no momentum: named before training
+    problem = space_problem(compose_cell(cfg, adam, overrides), adam)
+    assert problem.startswith("space=mine: optimizer.momentum is not a key of optimizer=adam")
+
+
 @pytest.mark.parametrize("argv, key", [(["budget=0"], "budget"), (["seeds=0"], "seeds"),
                                        (["optimizers=[]"], "optimizers"),
                                        (["preset=nosuch"], "preset")])

@@ -80,7 +80,7 @@ def select(cfg, dotted: str):
 
 def test_every_preset_file_is_covered():
     presets = {p.stem for p in (Path(conf_dir()) / "sweep").glob("*.yaml")}
-    assert presets == set(EXPECTED) | {"lr_search"}
+    assert presets == set(EXPECTED) | {"lr_search", "tune"}  # tune: tests/test_benchmark_config.py
 
 
 @pytest.mark.parametrize("preset", sorted(EXPECTED))

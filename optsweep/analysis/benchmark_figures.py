@@ -5,7 +5,6 @@ figure is drawn from the same tidy table its CSV holds, so the picture and the n
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +78,3 @@ def lr_figure(trials: pd.DataFrame, metric: str, path: Path) -> Path | None:
     axes[-1].legend(fontsize=8, loc="best")
     return _save(fig, path)
 
-
-def finite_or_never(value: float, unit: str) -> str:
-    return "never" if not math.isfinite(value) else f"{value:.3g} {unit}"

@@ -9,14 +9,14 @@ confirmation sweep on its own) follow, as ``report.write_report`` writes them.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
 
 from optsweep.analysis.benchmark import (Benchmark, comparison, load_benchmark, objective_of,
                                          times_to_target, trials_table)
-from optsweep.analysis.benchmark_figures import (budget_figure, finite_or_never, lr_figure,
-                                                 profile_figure)
+from optsweep.analysis.benchmark_figures import budget_figure, lr_figure, profile_figure
 from optsweep.analysis.budget import CAVEAT, budget_curves
 from optsweep.analysis.profile import performance_profile
 from optsweep.analysis.stats import compare_to_best
@@ -95,15 +95,19 @@ def display_results(results: pd.DataFrame, metric: str) -> pd.DataFrame:
 def display_profile(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     shown = table[["workload", "optimizer"]].copy()
     shown["target"] = [f"{m} {t:g}" for m, t in zip(table["metric"], table["target"])]
-    shown["median epochs"] = [finite_or_never(v, "") .strip() for v in table["epochs"]]
+    shown["median epochs"] = [finite_or_never(v) for v in table["epochs"]]
     shown["median seconds"] = [finite_or_never(v, "s") for v in table["seconds"]]
-    shown["ratio (epochs)"] = [finite_or_never(v, "").strip().replace("never", "inf")
-                               for v in table["ratio_epochs"]]
+    shown["ratio (epochs)"] = [finite_or_never(v, never="inf") for v in table["ratio_epochs"]]
     scores_by = scores.set_index("optimizer")
     shown["score (epochs)"] = [f"{scores_by.loc[o, 'area_epochs']:.3f}" for o in table["optimizer"]]
     shown["score (seconds)"] = [f"{scores_by.loc[o, 'area_seconds']:.3f}"
                                 for o in table["optimizer"]]
     return shown
+
+
+def finite_or_never(value: float, unit: str = "", never: str = "never") -> str:
+    """'3 s', '2.5', or ``never`` for an infinite time (or ratio)."""
+    return never if not math.isfinite(value) else f"{value:.3g} {unit}".strip()
 
 
 def answer(results: pd.DataFrame, scores: pd.DataFrame, metric: str, select: str) -> list[str]:
@@ -128,7 +132,11 @@ def answer(results: pd.DataFrame, scores: pd.DataFrame, metric: str, select: str
         if untested:
             text += f" Against {', '.join(untested)}: not tested (needs 2 or more seeds each)."
         lines.append(text)
-    if len(scores):
+    if len(scores) and not (scores[["area_epochs", "area_seconds"]] > 0).any().any():
+        lines.append("No optimizer's median confirmation run reached a workload's validation "
+                     "target: the performance profile cannot rank them (lower the targets, "
+                     "workload.target=..., or train longer).")
+    elif len(scores):
         ranked = ", ".join(f"{r.optimizer} {r.area_epochs:.2f}" for r in scores.itertuples())
         lines.append(f"Across {int(scores['workloads'].max())} workload(s), the performance "
                      f"profile of the epochs to each workload's validation target scores {ranked} "
