@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[test,tensorboard,mlflow,wandb]'
+	$(BIN)/python -m pip install -q -e '.[test,tensorboard,mlflow,wandb,optimizers]'
 	touch $(STAMP)
 
 demo: install

@@ -1,11 +1,14 @@
 """Typed schemas for every config group, registered in Hydra's ConfigStore, and the checks that
 types cannot express (ranges, choices), run before any data is read or any model is built.
 
-Each YAML in ``conf/<group>/`` names its schema first in its defaults list (``- adam_schema``), so a
-misspelt key or a value of the wrong type fails at composition with Hydra's message naming the key.
+Each YAML in ``conf/<group>/`` names its schema first in its defaults list (``- cosine_schema``), so
+a misspelt key or a value of the wrong type fails at composition with Hydra's message naming the key.
+The optimizer group has no schema: its keys are the ``_target_`` class's own arguments, checked
+against the class's signature (``optsweep.optim.check``), so adding an optimizer is adding a file.
 
 Torch-free, so that composing a config (the analysis, ``confirm``, ``export``, a sweeper) loads no
-torch: the checks that need the dataset readers or the model zoo are ``train.check_config``'s.
+torch: the checks that need the dataset readers, the model zoo or the optimizer's class are
+``train.check_config``'s.
 """
 
 from __future__ import annotations
@@ -67,72 +70,6 @@ class TrainerConf:
     keep_checkpoint: bool = MISSING
     early_stop_patience: Optional[int] = MISSING  # epochs
     keep_best: bool = MISSING
-
-
-@dataclass
-class OptimizerConf:
-    _target_: str = MISSING
-    _partial_: bool = MISSING
-    lr: float = MISSING
-    weight_decay: float = MISSING
-    foreach: Optional[bool] = MISSING
-    maximize: bool = MISSING
-    differentiable: bool = MISSING
-
-
-@dataclass
-class AdamConf(OptimizerConf):
-    beta1: float = MISSING
-    beta2: float = MISSING
-    betas: Optional[List[float]] = MISSING
-    eps: float = MISSING
-    amsgrad: bool = MISSING
-    capturable: bool = MISSING
-    fused: Optional[bool] = MISSING
-    decoupled_weight_decay: bool = MISSING
-
-
-@dataclass
-class AdamWConf(OptimizerConf):
-    beta1: float = MISSING
-    beta2: float = MISSING
-    betas: Optional[List[float]] = MISSING
-    eps: float = MISSING
-    amsgrad: bool = MISSING
-    capturable: bool = MISSING
-    fused: Optional[bool] = MISSING
-
-
-@dataclass
-class AdagradConf(OptimizerConf):
-    lr_decay: float = MISSING
-    initial_accumulator_value: float = MISSING
-    eps: float = MISSING
-    fused: Optional[bool] = MISSING
-
-
-@dataclass
-class RMSpropConf(OptimizerConf):
-    alpha: float = MISSING
-    eps: float = MISSING
-    momentum: float = MISSING
-    centered: bool = MISSING
-    capturable: bool = MISSING
-
-
-@dataclass
-class AdadeltaConf(OptimizerConf):
-    rho: float = MISSING
-    eps: float = MISSING
-    capturable: bool = MISSING
-
-
-@dataclass
-class SGDConf(OptimizerConf):
-    momentum: float = MISSING
-    dampening: float = MISSING
-    nesterov: bool = MISSING
-    fused: Optional[bool] = MISSING
 
 
 @dataclass
@@ -232,23 +169,11 @@ SCHEDULER_SCHEMAS = {
     "plateau": PlateauConf,
 }
 
-OPTIMIZER_SCHEMAS = {
-    "adam": AdamConf,
-    "adamw": AdamWConf,
-    "adagrad": AdagradConf,
-    "rmsprop": RMSpropConf,
-    "adadelta": AdadeltaConf,
-    "sgd": SGDConf,
-}
-
-
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(group="model", name="model_schema", node=ModelConf)
     cs.store(group="data", name="data_schema", node=DataConf)
     cs.store(group="trainer", name="trainer_schema", node=TrainerConf)
-    for name, schema in OPTIMIZER_SCHEMAS.items():
-        cs.store(group="optimizer", name=f"{name}_schema", node=schema)
     for name, schema in SCHEDULER_SCHEMAS.items():
         cs.store(group="scheduler", name=f"{name}_schema", node=schema)
     for name, schema in LOGGER_SCHEMAS.items():
@@ -332,19 +257,26 @@ def _validate_scheduler(sched: DictConfig, val_fraction: float) -> None:
                  "a schedule never reads the test split")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _validate_optimizer(opt: DictConfig) -> None:
+    """Ranges of the common hyperparameters (types too: the optimizer group has no schema); what
+    is particular to one class is judged by the class itself (``optsweep.optim.check``)."""
     for key in NON_NEGATIVE:
-        if key in opt:
+        if key in opt and not OmegaConf.is_list(opt[key]):  # Adafactor's eps is a pair
             value = opt[key]
-            _require(math.isfinite(value) and value >= 0, f"optimizer.{key}", value,
-                     "a finite number >= 0")
+            _require(_is_number(value) and math.isfinite(value) and value >= 0,
+                     f"optimizer.{key}", value, "a finite number >= 0")
     for key in UNIT_INTERVAL:
         if key in opt:
-            _require(0.0 <= opt[key] < 1.0, f"optimizer.{key}", opt[key], "a number in [0, 1)")
+            _require(_is_number(opt[key]) and 0.0 <= opt[key] < 1.0, f"optimizer.{key}",
+                     opt[key], "a number in [0, 1)")
     if opt.get("betas") is not None:
         betas = list(opt.betas)
         _require(len(betas) == 2 and all(0.0 <= b < 1.0 for b in betas), "optimizer.betas", betas,
                  "a pair [beta1, beta2], each in [0, 1)")
-    if opt.get("nesterov"):
+    if opt.get("nesterov") and "dampening" in opt:  # SGD's rule; Muon has no dampening
         _require(opt.momentum > 0 and opt.dampening == 0, "optimizer.nesterov", True,
                  "momentum > 0 and dampening = 0 (torch's rule for Nesterov momentum)")

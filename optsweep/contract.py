@@ -67,7 +67,10 @@ OPTIMIZATION_RESULTS_FILE = "optimization_results.yaml"  # an Optuna sweep's bes
 # schedule steps per batch).
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5",
                   "test_loss", "test_acc1", "test_acc5", "lr", "lr_last", "epoch_seconds",
-                  "train_images_per_s")
+                  "train_images_per_s", "step_size_estimate")
+# Prodigy/D-Adaptation's own estimate d of the step size at the epoch's last step (effective step
+# d x lr); empty for other optimizers and absent from metrics.csv files written before it.
+STEP_SIZE_COLUMN = METRIC_COLUMNS[-1]
 SPLITS = ("train", "val", "test")
 # The one-line log of each epoch (optsweep.log) shows these, where measured.
 LOGGED_COLUMNS = ("train_loss", "train_acc1", "val_acc1", "test_acc1", "test_acc5")

@@ -34,7 +34,7 @@ from optsweep.lease import RunLease
 from optsweep.metrics import Tally
 from optsweep.model import (build_model, check_model, check_weights_available, count_parameters,
                             has_batch_norm)
-from optsweep.optim import build_optimizer, check_optimizer_keys
+from optsweep.optim import Adapter, build_adapter, check_optimizer
 from optsweep.rundir import RunDir
 from optsweep.resources import capped_threads, check_memory, device_memory
 from optsweep.runtime import (autocast, grad_scaler, resolve_device, seed_everything,
@@ -72,6 +72,7 @@ class Run:
     model: torch.nn.Module
     forward: torch.nn.Module  # the model, or its compiled wrapper
     optimizer: torch.optim.Optimizer
+    adapter: Adapter  # the optimizer's protocol: train/eval modes, step, extra metrics
     schedule: Schedule
     scaler: torch.amp.GradScaler
     normalize: Normalize
@@ -124,7 +125,7 @@ def check_config(cfg: DictConfig) -> None:
     validate(cfg)
     check_name(cfg.data.name)
     check_model(cfg.model, cfg.data.image_size)
-    check_optimizer_keys(cfg.optimizer)
+    check_optimizer(cfg)
 
 
 def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
@@ -241,10 +242,11 @@ def build_run(cfg: DictConfig, device: torch.device, num_classes: int,
     min_batch = 2 if has_batch_norm(model) else 1  # before compiling wraps it
     model = model.to(device=device, memory_format=memory_format)
     forward = torch.compile(model) if cfg.trainer.compile else model
-    optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
+    adapter = build_adapter(cfg.optimizer, model.named_parameters(), device)
+    optimizer = adapter.optimizer
     return Run(
         cfg=cfg, run_dir=run_dir, device=device, model=model, forward=forward,
-        optimizer=optimizer,
+        optimizer=optimizer, adapter=adapter,
         schedule=Schedule(cfg.scheduler, optimizer, cfg.trainer.epochs, steps_per_epoch,
                           contract.objective_name(cfg)),
         scaler=grad_scaler(device, cfg.trainer.precision),
@@ -274,7 +276,10 @@ def _run_epoch(run: Run, epoch: int, train_split: Split, val_split: Optional[Spl
     t0 = time.perf_counter()
     train_metrics = train_one_epoch(run, train_split, epoch)
     seconds = time.perf_counter() - t0  # train_one_epoch syncs: its result is on the host
-    row = {"epoch": epoch, **train_metrics}
+    # evaluation, best.pt and the checkpoint see the weights the optimizer means to be evaluated
+    run.adapter.eval_mode(run.forward, (run.normalize(images) for images, _ in eval_batches(
+        train_split, run.cfg.data.batch_size)))
+    row = {"epoch": epoch, **train_metrics, **run.adapter.extra_metrics()}
     if val_split is not None:
         row.update(evaluate(run, val_split, "val"))
     row.update(evaluate(run, test_split, "test"))
@@ -291,21 +296,19 @@ def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
     the first and the last step (lr, lr_last)."""
     cfg = run.cfg
     run.forward.train()
+    run.adapter.train_mode()
     tally = Tally()
     batches = train_batches(split, cfg.data.batch_size, run.generator, cfg.data.augment,
                             run.min_batch)
     steps = math.ceil(trained_count(len(split), cfg.data.batch_size, run.min_batch)
                       / cfg.data.batch_size)
     for step, (images, labels) in enumerate(_progress(batches, steps, epoch, cfg), start=1):
-        with autocast(run.device, cfg.trainer.precision):
-            logits = run.forward(run.normalize(images))
-            loss = F.cross_entropy(logits.float(), labels)
-        run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(loss).backward()
         lr_last = run.optimizer.param_groups[0]["lr"]  # the lr this step uses
         if step == 1:
             lr_first = lr_last
-        run.scaler.step(run.optimizer)
+        evaluations = []
+        run.adapter.step(_closure(run, images, labels, evaluations), run.scaler)
+        loss, logits = evaluations[0]  # the batch at the step's starting point (LBFGS: of many)
         run.scaler.update()
         run.schedule.after_batch()
         tally.add(loss.detach() * len(labels), logits, labels)
@@ -318,6 +321,20 @@ def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
     metrics = tally.result("train")
     return {"train_loss": metrics["train_loss"], "train_acc1": metrics["train_acc1"],
             "lr": float(lr_first), "lr_last": float(lr_last)}
+
+
+def _closure(run: Run, images: torch.Tensor, labels: torch.Tensor, evaluations: list):
+    """The batch's loss and gradients at the current weights, appended to ``evaluations``."""
+    def closure() -> torch.Tensor:
+        with autocast(run.device, run.cfg.trainer.precision):
+            logits = run.forward(run.normalize(images))
+            loss = F.cross_entropy(logits.float(), labels)
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        evaluations.append((loss.detach(), logits.detach()))
+        return loss
+
+    return closure
 
 
 @torch.inference_mode()

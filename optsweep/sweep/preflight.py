@@ -1,6 +1,6 @@
 """Checks run once in the launching process before a sweep's first job: a cause that every job
 would share (pretrained weights that cannot be had, a dataset that is not there, a selected tracker
-that is not installed) is said once,
+or an optimizer's package that is not installed) is said once,
 instead of launching N jobs that each fail on it.
 
 Only keys the sweep does not vary are checked: a sweep over ``model.weights=null,IMAGENET1K_V1``
@@ -9,6 +9,7 @@ leaves the weights to each job.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -19,6 +20,7 @@ from optsweep.errors import OptsweepError
 # A check runs unless the sweep varies one of its keys (a group choice counts as its whole group).
 WEIGHTS_KEYS = {"model", "model.name", "model.weights"}
 DATA_KEYS = {"data", "data.name", "data.root", "data.download"}
+OPTIMIZER_KEYS = {"optimizer", "optimizer._target_"}
 
 
 def swept_keys(config: DictConfig) -> set[str]:
@@ -49,6 +51,37 @@ def shared_problem(config: DictConfig) -> Optional[str]:
             check_available(config.data)
     except OptsweepError as exc:
         return str(exc)
+    return _missing_optimizer_package(config, swept)
+
+
+def swept_values(config: DictConfig, key: str) -> list[str]:
+    """The values a sweep gives ``key`` (``optimizer=adam,lion``), as strings."""
+    task = [str(o) for o in OmegaConf.select(config, "hydra.overrides.task", default=[]) or []]
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    lines = [o for o in task if o.split("=", 1)[0].lstrip("+~") == key]
+    lines += [f"{key}={params[key]}"] if key in params else []
+    values = []
+    for override in OverridesParser.create().parse_overrides(lines):
+        values += (list(override.sweep_string_iterator()) if override.is_sweep_override()
+                   else [override.get_value_element_as_str()])
+    return values
+
+
+def _missing_optimizer_package(config: DictConfig, swept: set[str]) -> Optional[str]:
+    """An optimizer package (the ``optimizers`` extra) that the sweep's jobs would all miss, or
+    that some of its ``optimizer=a,b`` choices miss: said once, with the extra to install."""
+    from optsweep.conf_tree import conf_dir
+    from optsweep.optim.check import missing_package
+
+    if "optimizer" not in config:
+        return None
+    if not swept & OPTIMIZER_KEYS:
+        return missing_package(config.optimizer._target_)
+    for name in swept_values(config, "optimizer"):
+        path = Path(conf_dir()) / "optimizer" / f"{name}.yaml"  # a user's own is checked per job
+        missing = missing_package(OmegaConf.load(path)._target_) if path.is_file() else None
+        if missing:
+            return f"optimizer={name}: {missing}"
     return None
 
 

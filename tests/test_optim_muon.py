@@ -1,0 +1,118 @@
+"""Muon follows Keller Jordan's recipe: its groups, its update, its schedule and its resume."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from optsweep.optim import build_adapter
+from optsweep.optim.muon import Muon, split_for_muon
+from tests.conftest import make_cfg
+
+
+def conv_net() -> torch.nn.Module:
+    """Input conv, two hidden convs (3x3 and 1x1), batch norm, head: ResNet's parts in small."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1, bias=False), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(6, 6, 1),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(6, 3))
+
+
+def batch():
+    torch.manual_seed(1)
+    return torch.randn(8, 3, 5, 5), torch.randint(0, 3, (8,))
+
+
+def backward(net: torch.nn.Module) -> None:
+    x, y = batch()
+    net.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+
+
+def muon_cfg(*overrides: str):
+    return make_cfg(["optimizer=muon", *overrides]).optimizer
+
+
+def test_hidden_convs_go_to_muon_and_first_conv_head_biases_norms_to_adamw():
+    net = conv_net()
+    hidden, rest = split_for_muon(list(net.named_parameters()))
+    assert [name for name, _ in hidden] == ["3.weight", "5.weight"]
+    assert [name for name, _ in rest] == ["0.weight", "1.weight", "1.bias", "3.bias", "5.bias",
+                                          "8.weight", "8.bias"]
+
+
+def test_first_update_equals_torch_muon_on_the_flattened_filters_and_adamw_on_the_rest():
+    net = conv_net()
+    reference = copy.deepcopy(net)
+    adapter = build_adapter(muon_cfg(), net.named_parameters(), torch.device("cpu"))
+    backward(net)
+    adapter.optimizer.step()
+
+    backward(reference)
+    params = dict(reference.named_parameters())
+    matrices = {n: torch.nn.Parameter(params[n].detach().clone().view(params[n].shape[0], -1))
+                for n in ("3.weight", "5.weight")}
+    for name, matrix in matrices.items():
+        matrix.grad = params[name].grad.reshape(matrix.shape)
+    # the recipe's values, as conf/optimizer/muon.yaml writes them
+    torch.optim.Muon(matrices.values(), lr=0.02, weight_decay=0.01, momentum=0.95,
+                     nesterov=True).step()
+    rest = [p for n, p in params.items() if n not in matrices]
+    torch.optim.AdamW(rest, lr=3e-4, betas=(0.9, 0.95), eps=1e-10, weight_decay=0.01).step()
+
+    for name, ours in net.named_parameters():
+        expected = matrices[name].view_as(ours) if name in matrices else params[name]
+        torch.testing.assert_close(ours, expected, rtol=0, atol=0, msg=name)
+    assert not torch.equal(net[3].weight, conv_net()[3].weight), "the filters did not move"
+
+
+def test_both_groups_take_their_own_sweepable_hyperparameters():
+    net = conv_net()
+    optimizer = build_adapter(muon_cfg("optimizer.lr=0.05", "optimizer.adamw_lr=1e-3",
+                                       "optimizer.adamw_beta2=0.99"),
+                              net.named_parameters(), torch.device("cpu")).optimizer
+    muon_group, adamw_group = optimizer.param_groups
+    assert (muon_group["lr"], adamw_group["lr"], adamw_group["betas"]) == (0.05, 1e-3, (0.9, 0.99))
+    assert {id(p) for p in muon_group["params"]} == {id(net[3].weight), id(net[5].weight)}
+
+
+def test_an_lr_schedule_scales_both_groups():
+    net = conv_net()
+    optimizer = build_adapter(muon_cfg(), net.named_parameters(), torch.device("cpu")).optimizer
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 0.5 ** epoch)
+    backward(net)
+    optimizer.step()
+    schedule.step()
+    backward(net)
+    optimizer.step()
+    assert [g["lr"] for g in optimizer._inner_groups()] == [0.01, 1.5e-4]
+
+
+def test_a_filter_stored_channels_last_gets_the_same_update_as_a_contiguous_one():
+    nets = [conv_net(), conv_net().to(memory_format=torch.channels_last)]
+    for net in nets:
+        optimizer = Muon(net.named_parameters())
+        backward(net)
+        optimizer.step()
+    assert nets[1][3].weight.is_contiguous(memory_format=torch.channels_last)
+    moved = (nets[0][3].weight - conv_net()[3].weight).abs().max()
+    # the same update up to bfloat16 rounding in Newton-Schulz (the columns sum in another order)
+    assert (nets[0][3].weight - nets[1][3].weight).abs().max() < 0.05 * moved
+
+
+def test_resumed_from_its_state_dict_it_continues_exactly():
+    nets = [conv_net(), conv_net()]
+    first = Muon(nets[0].named_parameters())
+    for _ in range(2):
+        backward(nets[0])
+        first.step()
+    nets[1].load_state_dict(nets[0].state_dict())
+    second = Muon(nets[1].named_parameters())
+    second.load_state_dict(copy.deepcopy(first.state_dict()))  # as if read back from disk
+    for net, optimizer in zip(nets, (first, second)):
+        backward(net)
+        optimizer.step()
+    for a, b in zip(*(net.parameters() for net in nets)):
+        assert torch.equal(a, b)
