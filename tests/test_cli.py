@@ -50,3 +50,15 @@ def test_weights_not_cached_offline(tmp_path):
     result = optsweep("data=digits", cwd=tmp_path, env={"TORCH_HOME": str(tmp_path / "torch")})
     assert result.returncode == 2
     assert "model.weights=null" in result.stderr and str(tmp_path / "torch") in result.stderr
+
+
+def test_a_trailing_comma_is_one_line_naming_the_key_before_hydra_parses_it(capsys):
+    from optsweep.__main__ import check_overrides
+
+    check_overrides(["-m", "optimizer.lr=1e-3,1e-2", "data=digits"])  # a sweep passes
+    with pytest.raises(SystemExit) as stopped:
+        check_overrides(["-m", "optimizer.lr=1e-3,1e-2,"])
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("optsweep: error: cannot parse the override 'optimizer.lr=1e-3,1e-2,'")
+    assert "nothing follows its last comma" in line

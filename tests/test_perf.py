@@ -57,6 +57,7 @@ def test_fast_path_predicts_what_a_plain_nchw_loop_predicts():
     assert math.isclose(ours["test_loss"], expected_loss, rel_tol=1e-5)
 
 
+@pytest.mark.slow
 def test_fast_path_off_trains_and_evaluates_alike():
     """trainer.fast_path=false runs torchvision's modules as they are: same losses to rounding."""
     results = {}
