@@ -195,7 +195,9 @@ class Outcome:
 
 # Keys that change speed or bookkeeping, never results: left out of the fingerprint.
 VOLATILE_KEYS = {"trainer": ("progress", "resume", "keep_checkpoint", "num_threads"),
-                 "data": ("eval_batch_size", "root", "download")}
+                 "data": ("eval_batch_size", "root", "download"),
+                 # what "reached" means for a benchmark's analysis, not what a run learns
+                 "workload": ("target", "target_metric")}
 
 
 # Keys added after runs were recorded, at the value that does what those runs did: left out at that
