@@ -192,3 +192,21 @@ def test_the_readmes_benchmark_commands_compose_every_cell():
         for cell in plan.cells(cfg):
             composed = compose_cell(cfg, cell, overrides)
             validate(OmegaConf.masked_copy(composed, [k for k in composed if k != "hydra"]))
+
+
+def test_a_new_target_is_a_new_analysis_of_the_same_runs(tmp_path):
+    from optsweep import contract
+
+    cfg, overrides = settings.load([f"dir={tmp_path / 'b'}"])
+    first = benchmark.manifest(cfg, overrides, {"digits": {"target": 0.9}}, {"digits": 0})
+    benchmark.claim_dir(cfg, first)
+    lowered = benchmark.manifest(cfg, [*overrides, "workload.target=0.7"],
+                                 {"digits": {"target": 0.7}}, {"digits": 0})
+    benchmark.claim_dir(cfg, lowered)  # accepted: the runs do not change
+    assert json.loads((tmp_path / "b" / "benchmark.json").read_text())["workloads"] == {
+        "digits": {"target": 0.7}}
+    with pytest.raises(Exception, match="holds another benchmark"):
+        benchmark.claim_dir(cfg, benchmark.manifest(cfg, [*overrides, "trainer.epochs=3"],
+                                                    {"digits": {"target": 0.7}}, {"digits": 0}))
+    runs = [make_cfg(["workload=digits", f"workload.target={t}"]) for t in (0.9, 0.7)]
+    assert len({contract.config_fingerprint(c) for c in runs}) == 1  # finished runs are kept

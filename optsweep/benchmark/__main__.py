@@ -29,6 +29,8 @@ from optsweep.analysis.benchmark import MANIFEST, study_dir
 from optsweep.benchmark import plan, settings
 from optsweep.errors import OptsweepError, unwritable
 
+TARGET_OVERRIDE = "workload.target"  # also workload.target_metric
+
 
 def manifest(cfg: DictConfig, overrides: list[str], targets: dict, seeds: dict) -> dict:
     return {"settings": settings.as_dict(cfg), "overrides": overrides, "workloads": targets,
@@ -45,12 +47,23 @@ def claim_dir(cfg: DictConfig, content: dict) -> None:
     path = root / MANIFEST
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
-        if previous != content:
+        if _training(previous) != _training(content):
             raise OptsweepError(
                 f"dir={root} holds another benchmark (settings in {path}); rerun that command to "
                 "resume it, or name a new one with name=NEW")
-        return
     contract.atomic_write(path, lambda f: json.dump(content, f, indent=2))
+
+
+def _training(content: dict) -> dict:
+    """What decides the runs: the manifest without the targets (a new target needs a new
+    analysis, not new runs: it is left out of each run's fingerprint too)."""
+    def trained(overrides):
+        return [o for o in overrides if not o.startswith(TARGET_OVERRIDE)]
+
+    settings_ = dict(content.get("settings", {}))
+    settings_["overrides"] = trained(settings_.get("overrides", []))
+    return {"settings": settings_, "overrides": trained(content.get("overrides", [])),
+            "study_seeds": content.get("study_seeds")}
 
 
 def step(cmd: list[str]) -> bool:
