@@ -1,10 +1,11 @@
 """Typed schemas for every config group, registered in Hydra's ConfigStore, and the checks that
 types cannot express (ranges, choices), run before any data is read or any model is built.
 
-Each YAML in ``conf/<group>/`` names its schema first in its defaults list (``- cosine_schema``), so
-a misspelt key or a value of the wrong type fails at composition with Hydra's message naming the key.
-The optimizer group has no schema: its keys are the ``_target_`` class's own arguments, checked
-against the class's signature (``optsweep.optim.check``), so adding an optimizer is adding a file.
+Each YAML in ``conf/<group>/`` names its schema first in its defaults list (``- cosine_schema``),
+so a misspelt key or a value of the wrong type fails at composition with Hydra's message naming
+the key. The optimizer group has no schema: its keys are the ``_target_`` class's own arguments,
+checked against the class's signature (``optsweep.optim.check``), so adding an optimizer is adding
+a file.
 
 Torch-free, so that composing a config (the analysis, ``confirm``, ``export``, a sweeper) loads no
 torch: the checks that need the dataset readers, the model zoo or the optimizer's class are
@@ -196,6 +197,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 NON_NEGATIVE = ("lr", "eps", "weight_decay", "lr_decay", "momentum", "initial_accumulator_value",
                 "dampening")
 UNIT_INTERVAL = ("beta1", "beta2", "alpha", "rho")  # decay rates: [0, 1)
+# ``alpha`` is a decay rate for RMSprop (which has ``centered``); ASGD's is an exponent
+DECAY_ALPHA_WITH = "centered"
 
 
 def _require(ok: bool, key: str, value: Any, expected: str, hint: str = "") -> None:
@@ -270,7 +273,7 @@ def _validate_optimizer(opt: DictConfig) -> None:
             _require(_is_number(value) and math.isfinite(value) and value >= 0,
                      f"optimizer.{key}", value, "a finite number >= 0")
     for key in UNIT_INTERVAL:
-        if key in opt:
+        if key in opt and (key != "alpha" or DECAY_ALPHA_WITH in opt):
             _require(_is_number(opt[key]) and 0.0 <= opt[key] < 1.0, f"optimizer.{key}",
                      opt[key], "a number in [0, 1)")
     if opt.get("betas") is not None:

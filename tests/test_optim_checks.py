@@ -97,3 +97,11 @@ def test_a_users_own_class_works_without_touching_optsweep():
     assert adapter.optimizer.param_groups[0]["momentum"] == 0.5
     # its parent's named arguments are the ones it is checked against
     assert "OwnSGD takes" in one_line_error(["optimizer=sgd", target, "+optimizer.lrr=1"])
+
+
+def test_alpha_is_a_decay_rate_for_rmsprop_but_an_exponent_for_asgd():
+    from optsweep.config import validate
+
+    validate(make_cfg(["optimizer=asgd", "optimizer.alpha=1.0"]))  # eta_t ~ t^-alpha
+    with pytest.raises(ConfigError, match="optimizer.alpha"):
+        validate(make_cfg(["optimizer=rmsprop", "optimizer.alpha=1.0"]))
