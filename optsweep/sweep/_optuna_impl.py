@@ -30,7 +30,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from optsweep import lease
+from optsweep import contract, lease
 from optsweep.sweep import _optuna_private, runners, search_space, slots
 from optsweep.sweep import storage as st
 from optsweep.sweep import trial as job_trial
@@ -275,7 +275,8 @@ class OptunaSweeperImpl(Sweeper):
                      f"#{p['trial']} at step {p['last_step']}" for p in results["pruned"])
                  or "none", best)
         Path(self.sweep_dir).mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(OmegaConf.create(results), Path(self.sweep_dir) / "optimization_results.yaml")
+        OmegaConf.save(OmegaConf.create(results),
+                       Path(self.sweep_dir) / contract.OPTIMIZATION_RESULTS_FILE)
 
 
 class _Run:

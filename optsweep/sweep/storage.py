@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Optional, Sequence
 
+from optsweep import contract
 from optsweep.lease import write_record
 from optsweep.sweep.errors import SweepError
 
@@ -48,7 +49,7 @@ class Heartbeat(NamedTuple):
 
 def default_storage(sweep_dir: str | Path) -> str:
     """A SQLite database inside the sweep directory: the sweep and its study stay together."""
-    return SQLITE_PREFIX + str(Path(sweep_dir).absolute() / "optuna.db")
+    return SQLITE_PREFIX + str(Path(sweep_dir).absolute() / contract.OPTUNA_DB_FILE)
 
 
 def shown(url: str) -> str:
