@@ -75,7 +75,11 @@ def chosen_setting(bench: Benchmark, workload: str, optimizer: str) -> str:
 
 
 def _short(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else format_value(value)
+    """3 significant digits, more where they would round a decay rate (0.9999) to 1."""
+    if not isinstance(value, float):
+        return format_value(value)
+    short = f"{value:.3g}"
+    return f"{value:.6g}" if float(short) == 1.0 != value else short
 
 
 def display_results(results: pd.DataFrame, metric: str) -> pd.DataFrame:
