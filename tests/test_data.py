@@ -202,7 +202,7 @@ def test_capped_runs_get_a_new_fingerprint_and_uncapped_ones_keep_theirs(cfg_fac
         container.pop("scheduler")
         for group, keys in contract.RESULT_FREE_KEYS.items():
             for key in keys:
-                container[group].pop(key, None)
+                container.get(group, {}).pop(key, None)
         for group, keys in contract.NEUTRAL_KEYS.items():
             for key in keys:
                 container[group].pop(key)
