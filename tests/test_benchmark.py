@@ -15,6 +15,7 @@ import pytest
 
 from optsweep import contract
 from optsweep.analysis.benchmark import confirm_dir, defaults_dir, study_dir
+from optsweep.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
@@ -32,7 +33,7 @@ def run(out: Path, *argv: str) -> subprocess.CompletedProcess:
 
 
 def statuses(sweep_dir: Path) -> dict[str, str]:
-    return {job.name: str(contract.status_of(contract.read_summary(job)))
+    return {job.name: str(RunDir(job).status())
             for job in sweep_dir.iterdir() if job.is_dir() and job.name.isdigit()}
 
 
@@ -120,7 +121,7 @@ def test_killed_and_rerun_it_finishes_every_study_and_confirmation_training_none
         process.wait()
     assert not confirm_dir(out, "digits", "rmsprop").exists()
     finished_before = {p: t for p, t in summaries(out).items()
-                       if contract.status_of(contract.read_summary(p.parent)) in contract.FINAL}
+                       if RunDir(p.parent).status() in contract.FINAL}
 
     rerun = run(out, *argv)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

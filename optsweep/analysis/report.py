@@ -15,7 +15,7 @@ from optsweep.analysis.figures import write_figures
 from optsweep.analysis.load import RunSet
 from optsweep.analysis.overview import display_overview, overview_table, write_overview
 from optsweep.analysis.stats import compare_to_best, describe_difference
-from optsweep.analysis.sweeps import order_sweeps, short_names
+from optsweep.analysis.sweeps import order_sweeps
 from optsweep.analysis.tables import (
     best_settings, display_table, markdown_table, mean_std, setting_table,
 )

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from optsweep import contract
 from optsweep.analysis.benchmark import confirm_dir, defaults_dir, study_dir
 from optsweep.benchmark.settings import TUNED
+from optsweep.rundir import RunDir
 
 # A study's trial that needs no rerun: a result (pruned counts: the pruner ended it on purpose).
 SETTLED = (*contract.FINAL, contract.Status.PRUNED)
@@ -67,7 +68,7 @@ def job_statuses(sweep_dir: Path) -> dict[str, contract.Status]:
     """{job folder name: status} of every job directory of a sweep (unfinished: no summary)."""
     if not sweep_dir.is_dir():
         return {}
-    return {job.name: contract.status_of(contract.read_summary(job))
+    return {job.name: RunDir(job).status()
             for job in sweep_dir.iterdir() if job.is_dir() and job.name.isdigit()}
 
 
