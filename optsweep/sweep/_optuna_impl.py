@@ -19,6 +19,7 @@ import logging
 import math
 import sys
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -39,6 +40,10 @@ from optsweep.sweep.errors import SweepError
 log = logging.getLogger(__name__)
 
 WORKER_ATTR = "optsweep_worker"  # system attribute: the host:pid that runs the trial
+# A worker names itself on its new trial one storage call after Optuna's ask; a RUNNING trial
+# still unnamed this long after its start lost its worker in between, and no heartbeat will ever
+# make it stale (it never beat): it is failed and its setting queued again, as a dead worker's.
+UNNAMED_AFTER_S = 10.0
 ERROR_ATTR = "error"  # user attribute of a FAIL trial: why
 # system attributes of a re-run, named as Optuna's RetryFailedTrialCallback names them: the number of
 # the trial that died (whose job directory the re-run resumes) and the chain of such numbers
@@ -342,11 +347,11 @@ class _Run:
         return Claim(frozen.number, overrides, int(frozen.system_attrs.get(RETRY_OF, frozen.number)))
 
     def fail_dead(self) -> None:
-        """Fail the RUNNING trials whose job fell silent, on any host,
-        saying why, and queue each one's setting again once (``optsweep.lease``)."""
-        if not self.sweeper.heartbeat_interval:
-            return
-        for frozen, why in self.silent_trials():
+        """Fail the RUNNING trials whose job fell silent, on any host, and those no worker named
+        (``UNNAMED_AFTER_S``), saying why, and queue each one's setting again once
+        (``optsweep.lease``)."""
+        for frozen, why in [*self.unnamed_trials(), *(
+                self.silent_trials() if self.sweeper.heartbeat_interval else [])]:
             trial_id = self.trial_id(frozen.number)
             why = f"{why} (worker {frozen.system_attrs.get(WORKER_ATTR)})"
             try:  # the reason first: a finished trial takes no attribute
@@ -356,6 +361,15 @@ class _Run:
                 continue  # its own worker told its result just now
             log.warning("trial %d failed: %s", frozen.number, why)
             self.retry(frozen)
+
+    def unnamed_trials(self) -> List[Tuple[optuna.trial.FrozenTrial, str]]:
+        """The RUNNING trials whose worker died between asking for them and naming itself."""
+        why = f"its worker died before it named itself on the trial ({UNNAMED_AFTER_S:.0f} s)"
+        now = datetime.now()  # Optuna records datetime_start in local time
+        return [(frozen, why) for frozen in self.study.get_trials(
+                    deepcopy=False, states=(TrialState.RUNNING,))
+                if WORKER_ATTR not in frozen.system_attrs and frozen.datetime_start is not None
+                and (now - frozen.datetime_start).total_seconds() > UNNAMED_AFTER_S]
 
     def silent_trials(self) -> List[Tuple[optuna.trial.FrozenTrial, str]]:
         """The RUNNING trials whose job fell silent, each with why it is taken for dead."""

@@ -148,3 +148,23 @@ def test_jobs_that_outlast_the_grace_period_stay_alive_while_two_workers_share_a
         with sqlite3.connect(tmp_path / "sweep" / "optuna.db") as db:
             beats = db.execute("SELECT COUNT(DISTINCT trial_id) FROM trial_heartbeats").fetchone()
         assert beats == (4,)
+
+
+@pytest.mark.slow
+def test_a_trial_whose_worker_died_before_naming_itself_is_failed_and_rerun(tmp_path):
+    # killed between Optuna's ask and naming itself: RUNNING, no worker, no heartbeat ever
+    from optsweep.sweep._optuna_impl import UNNAMED_AFTER_S
+
+    sweep, url = tmp_path / "sweep", f"sqlite:///{tmp_path / 'sweep' / 'optuna.db'}"
+    sweep.mkdir()
+    study = optuna.create_study(storage=url, study_name="optsweep")
+    study.add_trial(optuna.trial.create_trial(
+        state=RUNNING, params={"x": 3.0}, distributions={"x": FloatDistribution(-4.0, 4.0)}))
+    time.sleep(UNNAMED_AFTER_S + 1)
+    run(tmp_path, "hydra.sweeper.n_trials=3", *BEAT)
+    done = trials(sweep)
+    assert [t.state for t in done] == [FAIL, COMPLETE, COMPLETE, COMPLETE]
+    assert done[0].user_attrs["error"].startswith("its worker died before it named itself")
+    rerun = next(t for t in done if t.system_attrs.get("failed_trial") == 0)
+    assert rerun.params == {"x": 3.0} and rerun.value == 4.0
+    assert job_dirs(sweep) == ["0", "2", "3"] and ran_trial(sweep / "0") == str(rerun.number)
