@@ -84,7 +84,7 @@ def test_one_invalid_value_fails_its_job_only_and_the_exit_status(tmp_path):
     sweep_dir = tmp_path / "multirun" / "wd"
     statuses = [summary(sweep_dir / str(i))["status"] for i in range(3)]
     assert statuses == ["completed", "failed", "completed"]
-    message = "optimizer.weight_decay=-1.0 is invalid"
+    message = "optimizer.weight_decay=-1 is invalid"
     assert message in summary(sweep_dir / "1")["error"]
     table = json.loads((sweep_dir / "sweep_summary.json").read_text())
     assert [r["status"] for r in table] == statuses and message in table[1]["error"]
