@@ -32,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 from omegaconf import OmegaConf
 
 SLOTS = 2
@@ -56,17 +57,22 @@ def parse_args() -> argparse.Namespace:
 def sweep(out: Path, *overrides: str) -> dict:
     """Run one sweep fresh in ``out``; its wall time and what its runs trained."""
     shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     # lr_search keeps its study in the sweep directory: deleting it starts the study afresh
     result = subprocess.run([sys.executable, "-m", "optsweep", "-m", *COMMON, *overrides,
                              f"hydra.sweep.dir={out}"], capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, ended_at = time.perf_counter() - start, time.time()
     if result.returncode != 0:
         sys.exit(f"the sweep in {out} failed:\n{result.stderr[-3000:]}")
     summaries = [json.loads(p.read_text()) for p in sorted(out.glob("*/summary.json"))]
     results = OmegaConf.to_container(OmegaConf.load(out / "optimization_results.yaml"))
+    trials = optuna.load_study(study_name=results["study_name"],
+                               storage=f"sqlite:///{out / 'optuna.db'}").get_trials()
+    first = min(t.datetime_start for t in trials).timestamp()
+    last = max(t.datetime_complete for t in trials).timestamp()
     return {"wall_s": wall, "train_s": sum(s.get("wall_seconds") or 0.0 for s in summaries),
-            "statuses": sorted(s["status"] for s in summaries), "results": results}
+            "statuses": sorted(s["status"] for s in summaries), "results": results,
+            "before_first_s": first - started_at, "after_last_s": ended_at - last}
 
 
 def describe(name: str, run: dict) -> str:
@@ -81,7 +87,10 @@ def describe(name: str, run: dict) -> str:
         idle_before_drain = slot_time["idle_slot_s"] - slot_time["drain_idle_slot_s"]
         sweeper_idle = slot_time["idle_slot_s"] / total
         line += (f"\n{'':<8} sweeper's slot-time: idle {100 * sweeper_idle:.1f}%, "
-                 f"{100 * idle_before_drain / total:.1f}% not counting the final drain")
+                 f"{100 * idle_before_drain / total:.1f}% not counting the final drain "
+                 f"({slot_time['drain_idle_slot_s']:.1f} slot-s)")
+    line += (f"\n{'':<8} start-up {run['before_first_s']:.1f} s (the command's start to the first "
+             f"trial's), end {run['after_last_s']:.1f} s (the last trial's end to the command's)")
     return line
 
 

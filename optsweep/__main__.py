@@ -23,8 +23,6 @@ from omegaconf import DictConfig
 from optsweep.conf_tree import CONFIG_NAME, conf_dir
 from optsweep.config import register_configs
 from optsweep.errors import OptsweepError
-from optsweep.sweep.job import sweep_job
-from optsweep.train import train
 
 log = logging.getLogger("optsweep")
 register_configs()
@@ -36,6 +34,10 @@ def _raise_interrupt(signum, frame):
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name=CONFIG_NAME)
 def main(cfg: DictConfig) -> float:
+    # here, not at the top: they import torch (seconds), which a sweep's own process never needs
+    from optsweep.sweep.job import sweep_job
+    from optsweep.train import train
+
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
         return sweep_job(cfg, hydra_cfg)  # records a failure and returns a finite value: never raises

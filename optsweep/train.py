@@ -34,7 +34,9 @@ from optsweep.lease import RunLease
 from optsweep.metrics import Tally
 from optsweep.model import (build_model, check_model, check_weights_available, count_parameters,
                             has_batch_norm)
-from optsweep.optim import Adapter, build_adapter, check_optimizer
+from optsweep.optim.adapters import Adapter
+from optsweep.optim.build import build_adapter
+from optsweep.optim.check import check_optimizer
 from optsweep.rundir import RunDir
 from optsweep.resources import capped_threads, check_memory, device_memory
 from optsweep.runtime import (autocast, grad_scaler, resolve_device, seed_everything,

@@ -118,6 +118,7 @@ def test_a_last_batch_of_one_image_is_left_out_and_counted_out(tmp_path, caplog)
                  ["data.val_fraction=0.999", "leaves 1 for training", "lower data.val_fraction"],
                  marks=pytest.mark.slow),
 ])
+@pytest.mark.slow
 def test_a_training_set_or_batch_of_one_image_is_a_config_error(tmp_path, args, names):
     result = optsweep(*QUICK, *args, "hydra.run.dir=run", cwd=tmp_path)
     assert_one_line_error(result, *names)
@@ -165,6 +166,7 @@ def test_an_analysis_out_that_cannot_be_created_is_named(completed_run):
     assert_one_line_error(result, "--out file/report", "--out DIR")
 
 
+@pytest.mark.slow
 def test_an_unknown_optimizer_argument_is_named_with_the_valid_ones(tmp_path):
     result = optsweep(*QUICK, "+optimizer.foo=1", "hydra.run.dir=run", cwd=tmp_path)
     line = assert_one_line_error(result, "optimizer.foo=1", "torch.optim.Adam", "lr, maximize")

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from optsweep import contract
 from optsweep.rundir import RunDir
 from tests.conftest import QUICK
 from tests.processes import optsweep
 
 
+@pytest.mark.slow
 def test_a_planted_checkpoint_runs_no_code_and_a_corrupt_one_is_one_line(tmp_path):
     import pickle
 
-    import pytest
     import torch
 
     from optsweep.checkpoint import CheckpointError, load_checkpoint

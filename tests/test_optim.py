@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from optsweep.conf_tree import conf_dir
-from optsweep.optim import build_adapter, build_optimizer, optimizer_kwargs
-from optsweep.optim.build import split_own_keys
+from optsweep.optim.build import (build_adapter, build_optimizer, optimizer_kwargs,
+                                  split_own_keys)
 from tests.conftest import make_cfg
 
 OPTIMIZERS = sorted(p.stem for p in (Path(conf_dir()) / "optimizer").glob("*.yaml"))
@@ -145,7 +145,7 @@ def test_no_decay_norm_bias_exempts_biases_and_norm_weights_only():
 
 
 def test_fused_is_chosen_only_where_torch_has_it():
-    from optsweep.optim import supports_fused
+    from optsweep.optim.build import supports_fused
 
     net, _, _ = tiny_problem()
     adam = build_optimizer(make_cfg(["optimizer=adam"]).optimizer, net.parameters(),

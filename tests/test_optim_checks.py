@@ -10,7 +10,8 @@ import torch
 from omegaconf import OmegaConf
 
 from optsweep.errors import ConfigError
-from optsweep.optim import build_adapter, check_optimizer
+from optsweep.optim.build import build_adapter
+from optsweep.optim.check import check_optimizer
 from optsweep.sweep import preflight
 from optsweep.train import train
 from tests.conftest import QUICK, make_cfg

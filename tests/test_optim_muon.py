@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from optsweep.optim import build_adapter
+from optsweep.optim.build import build_adapter
 from optsweep.optim.muon import Muon, split_for_muon
 from tests.conftest import make_cfg
 

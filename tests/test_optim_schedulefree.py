@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import torchvision
 
 from optsweep.data import load_splits
-from optsweep.optim import build_adapter
+from optsweep.optim.build import build_adapter
 from optsweep.train import train
 from tests.conftest import QUICK, make_cfg
 

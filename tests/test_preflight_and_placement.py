@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 
 import pytest
 import torch
@@ -77,3 +78,30 @@ def test_a_joblib_job_is_placed_on_its_gpu_with_a_fake_device_count(monkeypatch)
         job.place_on_gpu(make_cfg(), hydra_cfg)
     job.place_on_gpu(make_cfg(["trainer.device=cuda:3"]), hydra_cfg)  # explicit: left alone
     assert chosen == [0, 1, 2, 3, 0, 1]
+
+
+def test_a_sweeps_launching_process_checks_everything_without_torch(cifar_root):
+    """Its workers train; it only composes, checks and asks Optuna: a torch import (seconds) would
+    delay every sweep's first trial. Checked: the entry point, the sweeper, and the preflight on
+    each dataset (CIFAR-100 on fabricated files) and on an optimizer of the optimizers extra."""
+    probe = ("import json, sys\n"
+             "from hydra import compose, initialize_config_dir\n"
+             "from omegaconf import OmegaConf\n"
+             "import optsweep.__main__, optsweep.sweep._optuna_impl\n"
+             "from optsweep.conf_tree import conf_dir\n"
+             "from optsweep.sweep import preflight\n"
+             "problems = []\n"
+             "for data in ['data=digits', 'data=cifar100', 'data=imagefolder']:\n"
+             "    with initialize_config_dir(version_base='1.3', config_dir=conf_dir()):\n"
+             "        cfg = compose('config', overrides=['sweep=lr_search', 'model.weights=null',\n"
+             f"                      data, 'data.root={cifar_root}', 'data.download=false'])\n"
+             "    plain = OmegaConf.to_container(cfg)\n"
+             "    plain['hydra'] = {'overrides': {'task': ['optimizer=adam,prodigy']}}\n"
+             "    problems.append(preflight.shared_problem(OmegaConf.create(plain)))\n"
+             "torch = sorted(m for m in sys.modules if m.startswith('torch'))\n"
+             "print(json.dumps([problems, torch]))")
+    problems, imported = json.loads(processes.code(probe, check=True).stdout)
+    assert imported == []
+    digits, cifar100, imagefolder = problems
+    assert digits is None and cifar100 is None  # found, without reading them
+    assert imagefolder.startswith(f"data.root={cifar_root} has no 'train/' folder")

@@ -162,6 +162,7 @@ def test_two_workers_on_one_sqlite_study_run_exactly_n_trials(tmp_path):
         assert summary(sweep_dir / str(number))["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_storage_that_cannot_be_opened_is_one_error_before_any_job(tmp_path):
     result = optsweep("-m", "sweep=lr_search", *ONE_EPOCH,
                       "hydra.sweeper.storage=postgresql://me:secret@127.0.0.1:1/study", cwd=tmp_path)
@@ -186,6 +187,7 @@ def test_lr_search_on_a_loss_objective_minimises_it(tmp_path):
         assert value == summary(sweep_dir / str(number))["final"]["val_loss"]
 
 
+@pytest.mark.slow
 def test_a_direction_against_the_objective_is_refused_before_any_job(tmp_path):
     result = optsweep("-m", "sweep=lr_search", *ONE_EPOCH, "trainer.objective=val_loss",
                       "hydra.sweeper.direction=maximize", cwd=tmp_path)
@@ -213,6 +215,7 @@ def test_optsweeps_trials_are_complete_failed_or_diverged_in_optunas_terms(tmp_p
     assert summary(sweep_dir / str(by_lr[1e6].number))["status"] == "diverged"
 
 
+@pytest.mark.slow
 def test_n_trials_below_one_is_an_error_not_an_empty_success(tmp_path):
     for n in ("0", "-3"):
         result = optsweep("-m", "sweep=lr_search", *ONE_EPOCH, f"hydra.sweeper.n_trials={n}",

@@ -24,7 +24,7 @@ from hydra.utils import instantiate
 from optsweep import contract, lease
 from optsweep.conf_tree import conf_dir
 from optsweep.train import check_config
-from optsweep.optim import build_optimizer
+from optsweep.optim.build import build_optimizer
 from optsweep.rundir import SweepDir
 from optsweep.sweep import callbacks, job, search_space, storage
 from optsweep.sweep.errors import SweepError

@@ -69,7 +69,7 @@ class OptunaSweeper(Sweeper):
                  heartbeat_interval: Optional[int] = _CONF.heartbeat_interval,
                  grace_period: int = _CONF.grace_period,
                  dead_after_s: float = _CONF.dead_after_s,
-                 schedule: str = _CONF.schedule) -> None:
+                 schedule: str = _CONF.schedule, preload: Optional[List[str]] = None) -> None:
         from optsweep.sweep._optuna_impl import OptunaSweeperImpl
 
         self.sweeper = OptunaSweeperImpl(
@@ -77,7 +77,7 @@ class OptunaSweeper(Sweeper):
             n_trials=n_trials, n_jobs=n_jobs, max_failure_rate=max_failure_rate,
             search_space=search_space, custom_search_space=custom_search_space, params=params,
             pruner=pruner, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-            dead_after_s=dead_after_s, schedule=schedule)
+            dead_after_s=dead_after_s, schedule=schedule, preload=preload or [])
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:

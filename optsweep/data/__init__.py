@@ -2,6 +2,10 @@
 
 ``load_splits(cfg.data, seed)`` is the one entry point. Reading a dataset is cached per process,
 so that the later jobs of a multirun start from memory, not from disk.
+
+Importing this package imports no torch (the functions that make tensors import it): a sweep's
+launching process checks the data (``check_available``) before any job without the seconds a
+torch import takes.
 """
 
 from __future__ import annotations
@@ -9,16 +13,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-import torch
 from omegaconf import DictConfig
 
 from optsweep.data.cifar import ensure_cifar, read_cifar
 from optsweep.data.digits import read_digits
 from optsweep.data.imagefolder import check_imagefolder, count_images, read_imagefolder
-from optsweep.data.subset import stratified_sample
 from optsweep.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +114,10 @@ def read_dataset(name: str, root: str, download: bool, image_size: int):
 def load_splits(cfg: DictConfig, seed: int) -> Splits:
     """Apply the caps (seeded, class-stratified subsets) and the seeded validation split of
     ``cfg`` (the ``data`` group)."""
+    import torch
+
+    from optsweep.data.subset import stratified_sample
+
     train_x, train_y, test_x, test_y, classes = read_dataset(cfg.name, str(cfg.root),
                                                              bool(cfg.download), cfg.image_size)
     generator = torch.Generator().manual_seed(seed)

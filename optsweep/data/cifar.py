@@ -11,11 +11,14 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from optsweep.errors import DataError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: checking files needs none
+    import torch
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ def _text(value) -> str:
 
 
 def _read_batches(paths: list[Path], layout: CifarLayout) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     xs, ys = [], []
     for path in paths:
         batch = _load(path)

@@ -8,14 +8,14 @@ every run of every sweep is scored on the same images.
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 
 
 def read_digits(image_size: int = 32):
+    import torch
+    import torch.nn.functional as F
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

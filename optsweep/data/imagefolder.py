@@ -1,7 +1,8 @@
 """A user's own images: ``root/train/<class>/*`` and ``root/test/<class>/*``.
 
 Each image is decoded once, converted to RGB, resized to image_size x image_size and kept in memory
-as uint8, like the CIFAR path, so that training never touches PIL.
+as uint8, like the CIFAR path, so that training never touches PIL. Checking the folder imports
+no torch (a sweep's launching process checks it before any job).
 
 Decoding is slow (about 50 s for 60,000 small JPEGs) and every job of a multirun launched in its own
 process (joblib, SLURM) would pay it again, so the decoded arrays are cached in
@@ -17,7 +18,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from optsweep.contract import atomic_write
 from optsweep.errors import DataError
@@ -66,6 +66,8 @@ CACHED = ("train_x", "train_y", "test_x", "test_y")
 
 
 def _load_cache(root: Path, key: str):
+    import torch
+
     folder = root / CACHE_DIR / key
     if not all((folder / f"{name}.npy").is_file() for name in CACHED):
         return None
@@ -124,6 +126,7 @@ def _list_split(folder: Path, classes: list[str] | None):
 
 
 def _decode(files: list[tuple[Path, int]], image_size: int):
+    import torch
     from PIL import Image
 
     images = []

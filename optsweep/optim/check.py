@@ -9,7 +9,6 @@ own argument checks (``lr < 0``, a bad ``betas``) run before the data is read to
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 import hydra.utils
@@ -20,30 +19,15 @@ from optsweep.errors import ConfigError
 from optsweep.optim.adapters import (adapter_class, estimates_step_size, has_train_eval,
                                      named_arguments, needs_closure)
 from optsweep.optim.build import BETA_KEYS, HYDRA_KEYS, NO_DECAY_KEY, build_adapter
+from optsweep.optim.packages import missing_package
 
 log = logging.getLogger(__name__)
 
-EXTRA = "pip install 'optsweep[optimizers]'"
-# Import names of the packages the `optimizers` extra installs (pyproject.toml).
-EXTRA_PACKAGES = ("pytorch_optimizer", "schedulefree", "prodigyopt", "dadaptation")
 # Classes that cannot train a classifier's dense weights, with the reason.
 REFUSED = {
     "SparseAdam": "it takes only sparse gradients (nn.Embedding(sparse=True)); a classifier's "
                   "weights have dense ones: use optimizer=adam",
 }
-
-
-def missing_package(target: str) -> str | None:
-    """The one line for a ``_target_`` whose package is not installed, or None."""
-    package = str(target).split(".", 1)[0]
-    try:
-        importlib.import_module(package)
-    except ModuleNotFoundError:
-        if package in EXTRA_PACKAGES:
-            return (f"optimizer._target_={target}: the package {package} is not installed; "
-                    f"it comes with optsweep's optimizers extra: {EXTRA}")
-        return f"optimizer._target_={target}: the package {package} is not installed"
-    return None
 
 
 def resolve_class(cfg: DictConfig) -> type:

@@ -18,6 +18,7 @@ import importlib.util
 import logging
 import math
 import sys
+import warnings
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -127,7 +128,8 @@ class OptunaSweeperImpl(Sweeper):
                  study_name: Optional[str], n_trials: int, n_jobs: int, max_failure_rate: float,
                  search_space: Optional[DictConfig], custom_search_space: Optional[str],
                  params: Optional[DictConfig], pruner: Any, heartbeat_interval: Optional[int],
-                 grace_period: int, dead_after_s: float, schedule: str = "slots") -> None:
+                 grace_period: int, dead_after_s: float, schedule: str = "slots",
+                 preload: Sequence[str] = ()) -> None:
         self.sampler_node, self.pruner_node = sampler, pruner
         self.direction, self.storage, self.study_name = direction, storage, study_name
         self.n_trials, self.n_jobs = int(n_trials), int(n_jobs)
@@ -137,6 +139,7 @@ class OptunaSweeperImpl(Sweeper):
         self.heartbeat_interval = heartbeat_interval
         self.grace_period, self.dead_after_s = grace_period, float(dead_after_s)
         self.schedule = str(schedule)
+        self.preload = [str(name) for name in preload or ()]
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -149,14 +152,20 @@ class OptunaSweeperImpl(Sweeper):
     # --- the sweep ----------------------------------------------------------------------------
 
     def sweep(self, arguments: List[str]) -> None:
+        runner = None
         try:  # a sweep that cannot start is bad input: one line, exit 2, before any job
+            self._validate()
+            # a process pool's workers start now and import while the study opens
+            runner = None if self.schedule == "batches" else runners.runner_for(
+                self.launcher, self.hydra_context, self.config, self.task_function,
+                self.n_jobs, self.preload)
             run = self._prepare(arguments)
         except SweepError as exc:
+            if runner is not None:
+                runner.close(graceful=False)
             print(exc, file=sys.stderr)
             sys.exit(2)
         window = slots.FailureWindow(self.n_jobs, self.max_failure_rate)
-        runner = None if self.schedule == "batches" else runners.runner_for(
-            self.launcher, self.hydra_context, self.config, self.task_function, self.n_jobs)
         slot_time = None
         try:
             if runner is None and self.schedule != "batches":
@@ -168,13 +177,15 @@ class OptunaSweeperImpl(Sweeper):
             else:
                 slot_time = slots.run_slots(run, runner, window)
         finally:
-            if runner is not None:
-                runner.close()
-            self._write_results(run.study, run.url, slot_time)
+            try:  # first: the workers' exits need not hold it up
+                self._write_results(run.study, run.url, slot_time)
+            finally:
+                if runner is not None:
+                    runner.close()
 
     def _prepare(self, arguments: List[str]) -> "_Run":
-        """Everything before the first job: checks, search space, sampler and study."""
-        self._validate()
+        """Everything before the first job but the checks of ``_validate``: search space,
+        sampler and study."""
         directions = self._directions()
         sampler = SamplerFactory(self.sampler_node)
         space, fixed = search_space.parse(self.params, self.legacy_space, arguments)
@@ -217,6 +228,11 @@ class OptunaSweeperImpl(Sweeper):
         if self.n_jobs < 1:
             raise SweepError(f"hydra.sweeper.n_jobs={self.n_jobs} is invalid: expected the "
                              "number of trials run at once, an integer >= 1")
+        for name in self.preload:
+            if _find_module(name) is None:
+                raise SweepError(f"hydra.sweeper.preload: no module named {name!r} can be "
+                                 "imported here; expected dotted module names, e.g. "
+                                 "[optsweep.sweep.job]")
 
     def _directions(self) -> List[str]:
         given = self.direction if isinstance(self.direction, Sequence) and \
@@ -407,7 +423,12 @@ class _Run:
         """A queued trial or a new one; ``number`` is the one Optuna gives a new trial (trials are
         counted under the lock)."""
         self.study.sampler = self.sampler(number)
-        trial = self.study.ask(fixed_distributions=self.space)
+        with warnings.catch_warnings():
+            # Optuna warns that a heartbeat storage expects Study.optimize, whose threads beat for
+            # its trials: here each trial's job beats itself (optsweep.sweep.trial.BeatingTask)
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used",
+                                    UserWarning)
+            trial = self.study.ask(fixed_distributions=self.space)
         self.storage.set_trial_system_attr(self.trial_id(trial.number), WORKER_ATTR, self.worker)
         for key, value in self.fixed.items():
             trial.set_user_attr(key, value)  # as hydra-optuna-sweeper records them
@@ -432,7 +453,9 @@ class _Run:
         beat = self.sweeper.heartbeat_interval, self.sweeper.grace_period
         overrides = (*claim.overrides, f"hydra.sweep.subdir={claim.subdir}",
                      *job_trial.job_overrides(self.url, self.name, claim.number, *beat))
-        return runners.Job(claim.number, overrides, " ".join(claim.overrides))
+        # the log shows what this trial draws: the command's fixed overrides are every trial's
+        drawn = [o for o in claim.overrides if o.split("=", 1)[0] not in self.fixed]
+        return runners.Job(claim.number, overrides, " ".join(drawn))
 
     def finish(self, end: runners.Ended, busy: int, n_slots: int) -> Optional[str]:
         """Tell Optuna how ``end``'s trial ended and say so in one line; its error, if it failed."""
@@ -487,6 +510,14 @@ def _objective_values(value: Any, n_objectives: int) -> Tuple[Optional[List[floa
     if not all(math.isfinite(v) for v in values):
         return None, f"the task returned {value!r}: not a finite number"
     return values, None
+
+
+def _find_module(name: str) -> Any:
+    """``importlib.util.find_spec`` without its errors (a missing parent package raises)."""
+    try:
+        return importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
 
 
 def _last_line(exc: BaseException) -> str:

@@ -240,6 +240,10 @@ class OptsweepOptunaSweeperConf:
     # for its slowest, as hydra-optuna-sweeper 1.3); a launcher other than basic, joblib and
     # submitit always runs batches
     schedule: str = "slots"
+    # modules each slot's worker process imports when it starts, before its first trial (as
+    # multiprocessing's forkserver preload): a trial's time is then its task's, not the imports'
+    # (process pool only; optsweep's sweep presets name optsweep.sweep.job, which imports torch)
+    preload: List[str] = field(default_factory=list)
     # the sweep stops when more than this fraction of the last n_jobs finished trials failed
     # (0.0: any failure)
     max_failure_rate: float = 0.0
@@ -249,7 +253,7 @@ class OptsweepOptunaSweeperConf:
     params: Optional[Dict[str, Any]] = None
     # dotted path of a function (cfg, trial) -> None that suggests more parameters
     custom_search_space: Optional[str] = None
-    # dead workers (optsweep.sweep.heartbeat): each job beats every heartbeat_interval seconds
+    # dead workers (optsweep.lease): each job beats every heartbeat_interval seconds
     # (null: no beat; then only this host's dead processes are noticed); a RUNNING trial silent for
     # grace_period seconds is failed and its setting re-run once in its own directory
     heartbeat_interval: Optional[int] = 30

@@ -35,8 +35,8 @@ def swept_keys(config: DictConfig) -> set[str]:
 def shared_problem(config: DictConfig) -> Optional[str]:
     """The message of the first check that fails for every job, or None."""
     from optsweep import tracking
-    from optsweep.data import check_available
-    from optsweep.model import check_weights_available
+    from optsweep.data import check_available  # torch-free, as this whole check of a sweep
+    # without pretrained weights: the launching process of a sweep run by workers needs no torch
 
     contradiction = _direction_contradiction(config)
     if contradiction:
@@ -45,7 +45,9 @@ def shared_problem(config: DictConfig) -> Optional[str]:
     try:
         if "logger" in config and not swept & {"logger"}:
             tracking.require(tracking.selected(config))
-        if not swept & WEIGHTS_KEYS:
+        if not swept & WEIGHTS_KEYS and config.model.weights is not None:
+            from optsweep.model import check_weights_available  # reads them: torch
+
             check_weights_available(config.model)
         if not swept & DATA_KEYS:
             check_available(config.data)
@@ -71,7 +73,7 @@ def _missing_optimizer_package(config: DictConfig, swept: set[str]) -> Optional[
     """An optimizer package (the ``optimizers`` extra) that the sweep's jobs would all miss, or
     that some of its ``optimizer=a,b`` choices miss: said once, with the extra to install."""
     from optsweep.conf_tree import conf_dir
-    from optsweep.optim.check import missing_package
+    from optsweep.optim.packages import missing_package
 
     if "optimizer" not in config:
         return None

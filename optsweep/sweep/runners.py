@@ -22,9 +22,11 @@ new trial whenever a future completes, ``wait(FIRST_COMPLETED)``) schedule the s
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 import traceback
@@ -99,6 +101,9 @@ class InProcess:
         self.hydra_context, self.config, self.task_function = hydra_context, config, task_function
         self.queued: List[Job] = []
 
+    def ready(self) -> None:
+        pass
+
     def submit(self, job: Job) -> None:
         self.queued.append(job)
 
@@ -113,7 +118,7 @@ class InProcess:
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return [ended(job, ret)]
 
-    def close(self) -> None:
+    def close(self, graceful: bool = True) -> None:
         pass
 
 
@@ -127,28 +132,32 @@ class ProcessPool:
     launcher's processes, without its batch)."""
 
     def __init__(self, hydra_context: HydraContext, config: DictConfig,
-                 task_function: TaskFunction, slots: int) -> None:
+                 task_function: TaskFunction, slots: int, preload: Sequence[str] = ()) -> None:
         self.slots = slots
         # cloudpickle, as loky does: a task defined in a script's __main__ pickles by value
         self.payload = _dumps((hydra_context, config, task_function, Singleton.get_state()))
+        self.preload = tuple(preload)
         self.context = multiprocessing.get_context("spawn")
         self.running: Dict[int, Job] = {}  # slot -> job
+        # started at once, waited for in ready(): they import while the sweeper opens its study
         self.workers = [self._start(slot) for slot in range(slots)]
-        for slot in range(slots):
-            self._ready(slot)
 
     def _start(self, slot: int) -> _Worker:
         ours, theirs = self.context.Pipe()
         process = self.context.Process(target=_serve, args=(theirs, self.payload, slot,
-                                                            os.getpid()),
+                                                            os.getpid(), self.preload),
                                        name=f"optsweep slot {slot}")
         process.start()  # not a daemon: a job may start processes of its own (data loaders)
         theirs.close()
         return _Worker(process, ours)
 
+    def ready(self) -> None:
+        """Wait until every worker has imported the task and ``preload``: a trial asked for then
+        starts its job at once, so the study's start time is the job's."""
+        for slot in range(self.slots):
+            self._ready(slot)
+
     def _ready(self, slot: int) -> None:
-        """Wait until the slot's worker has imported the task: a trial asked for it starts its
-        job at once, so the study's start time is the job's."""
         try:
             self.workers[slot].conn.recv()
         except (EOFError, OSError):
@@ -187,28 +196,36 @@ class ProcessPool:
             self._ready(slot)
             return Ended(job, error=f"its job's process died (exit code {code})")
 
-    def close(self) -> None:
+    def close(self, graceful: bool = True) -> None:
+        """Stop the workers: each ends after its job (``graceful``), or at once (a sweep that
+        could not start: a worker may still be importing)."""
         for worker in self.workers:
             try:
                 worker.conn.send(None)
             except OSError:
                 pass
         for worker in self.workers:
-            worker.process.join(timeout=30)
+            worker.process.join(timeout=30 if graceful else 0)
             if worker.process.is_alive():
                 worker.process.terminate()
 
 
-def _serve(conn: Any, payload: bytes, slot: int, sweeper_pid: int) -> None:
+def _serve(conn: Any, payload: bytes, slot: int, sweeper_pid: int,
+           preload: Sequence[str]) -> None:
     """A pool worker: run the jobs it is sent until told to stop or its sweeper is gone."""
+    import importlib
     import pickle
 
     threading.Thread(target=_stop_without, args=(sweeper_pid,), daemon=True).start()
     hydra_context, config, task_function, singleton_state = pickle.loads(payload)
     Singleton.set_state(singleton_state)
-    import optuna  # noqa: F401  each job opens its study: not inside the first trial's time
+    # each job opens its study, and the task's own imports (hydra.sweeper.preload): before the
+    # first trial, not inside its time
+    for name in ("optuna", *preload):
+        importlib.import_module(name)
 
     conn.send("ready")
+    atexit.register(_exit_without_teardown)  # first registered, so it runs after the jobs' own
     os.environ[SLOT_ENV] = str(slot)  # jobs are placed on GPUs by slot (optsweep.sweep.job)
     while True:
         try:
@@ -227,6 +244,15 @@ def _serve(conn: Any, payload: bytes, slot: int, sweeper_pid: int) -> None:
             conn.send((end.value, end.error, end.trace))
         except Exception as exc:  # an unpicklable return value
             conn.send((None, f"the task's return value cannot be sent back: {exc}", None))
+
+
+def _exit_without_teardown() -> None:
+    """A worker's last exit handler: the interpreter's teardown of what the jobs imported (torch)
+    takes a second or two that the sweep would wait for, and there is nothing left to tear down."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
 
 
 def _stop_without(sweeper_pid: int) -> None:
@@ -251,6 +277,9 @@ class Submitit:
         self.executor = _submitit_executor(launcher)
         self.running: List[Tuple[Job, Any]] = []
         Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+
+    def ready(self) -> None:
+        pass
 
     def submit(self, job: Job) -> None:
         submitted = self.executor.submit(self.launcher, list(job.overrides), "hydra.sweep.dir",
@@ -279,7 +308,7 @@ class Submitit:
             first = (str(exc).strip().splitlines() or [""])[0]
             return Ended(job, error=f"its job died: {type(exc).__name__}: {first}")
 
-    def close(self) -> None:
+    def close(self, graceful: bool = True) -> None:
         pass
 
 
@@ -308,14 +337,15 @@ SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
 
 
 def runner_for(launcher: Any, hydra_context: HydraContext, config: DictConfig,
-               task_function: TaskFunction, slots: int) -> Any:
+               task_function: TaskFunction, slots: int, preload: Sequence[str] = ()) -> Any:
     """The runner for ``hydra.launcher`` (``launcher``: the instantiated, set-up launcher), or
-    None for a launcher only batches can use."""
+    None for a launcher only batches can use. ``preload``: modules a worker process imports
+    before its first job (the process pool's; SLURM jobs import in their own time)."""
     target = str(config.hydra.launcher.get("_target_", ""))
     if target == BASIC:
         return InProcess(hydra_context, config, task_function)
     if target == JOBLIB:
-        return ProcessPool(hydra_context, config, task_function, slots)
+        return ProcessPool(hydra_context, config, task_function, slots, preload)
     if target.startswith(SUBMITIT):
         return Submitit(launcher, config, slots)
     return None

@@ -95,6 +95,7 @@ def run_slots(run: Any, runner: Any, window: FailureWindow) -> Dict[str, Any]:
     returns ``SlotTime.summary()``."""
     clock, running = SlotTime(runner.slots), 0
     full = stopping = False  # full: the study had nothing more to give at the last claim
+    runner.ready()  # before the first ask: a trial's start in the study is its job's
     while True:
         free = runner.slots - running
         if free and not full and not stopping:

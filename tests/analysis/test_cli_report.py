@@ -1,4 +1,6 @@
 """The CLI (in-process through main(argv), and once as a subprocess) and the report it writes."""
+
+import pytest
 from conftest import write_run
 
 from optsweep.analysis.__main__ import main
@@ -59,6 +61,7 @@ def test_default_out_dir_and_study_order(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "analysis" / "adam_lr+adam_wd" / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_cli_as_a_subprocess(lr_sweep, tmp_path):
     def analysis(*args: str):
         return processes.module("optsweep.analysis", *args, env={"MPLBACKEND": "Agg"})

@@ -25,7 +25,8 @@ def app_command(*args: str, app: str = "task.py") -> List[str]:
             *([f"hydra.sweeper.schedule={schedule}"] if schedule else [])]
 
 
-@pytest.fixture(params=["slots", "batches"])
+# batches is the fallback for launchers without a runner: the quick tier checks the default only
+@pytest.fixture(params=["slots", pytest.param("batches", marks=pytest.mark.slow)])
 def schedule(request, monkeypatch) -> str:
     """Run a test's sweeps with each ``hydra.sweeper.schedule``: every guarantee holds in both."""
     monkeypatch.setenv(SCHEDULE_ENV, request.param)

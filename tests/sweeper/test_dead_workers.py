@@ -53,7 +53,9 @@ def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["sqlite",
+                                    pytest.param("postgres", marks=pytest.mark.engines)])
 def test_a_trial_whose_worker_died_on_another_host_is_failed_and_rerun_once_in_its_directory(
         tmp_path, engine, request):
     sweep, study = tmp_path / "sweep", f"dead_{tmp_path.name}"
@@ -77,6 +79,7 @@ def test_a_trial_whose_worker_died_on_another_host_is_failed_and_rerun_once_in_i
     assert results(sweep)["retried"] == [{"trial": 1, "failed_trial": 0}]
 
 
+@pytest.mark.slow
 def test_a_rerun_that_dies_again_is_failed_and_not_run_a_third_time(tmp_path):
     sweep, url = tmp_path / "sweep", f"sqlite:///{tmp_path / 'sweep' / 'optuna.db'}"
     sweep.mkdir()
@@ -132,6 +135,7 @@ def test_on_a_journal_a_dead_lease_fails_the_trial_and_a_live_heartbeat_keeps_on
     assert beat["host"] == socket.gethostname() and beat["stale_s"] == 120.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["", "journal:sweep/optuna.journal"])
 def test_jobs_that_outlast_the_grace_period_stay_alive_while_two_workers_share_a_study(
         tmp_path, storage):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.sweeper.conftest import TIMEOUT_S, trials
@@ -14,6 +15,7 @@ from tests.sweeper.conftest import TIMEOUT_S, trials
 README = Path(__file__).resolve().parents[2] / "hydra_plugins" / "optsweep_sweeper" / "README.md"
 
 
+@pytest.mark.slow
 def test_the_sphere_example_runs_20_trials_near_the_optimum(tmp_path):
     text = README.read_text()
     (tmp_path / "sphere.py").write_text(re.search(r"```python\n(.*?)```", text, re.S).group(1))

@@ -27,6 +27,7 @@ def slot_of(sweep: Path, number: int) -> str:
     return (sweep / str(number) / "slot").read_text()
 
 
+@pytest.mark.slow
 def test_a_freed_slot_starts_the_next_trial_while_the_slow_one_runs(run_app, tmp_path):
     result = run_app(*POOL, "hydra.sweeper.n_trials=5", "slow_trial=0", "slow_s=6")
     assert result.returncode == 0, result.output
@@ -55,9 +56,12 @@ def test_a_pruned_trial_is_not_an_error_and_job_lines_show_parameters(run_app, t
     assert result.returncode == 0, result.output
     assert PRUNED in {t.state for t in trials(tmp_path / "sweep")}
     assert "Error executing job" not in result.output
-    assert "OPTSWEEP_OPTUNA" not in result.output and "trial 0: x=" in result.output
+    assert "OPTSWEEP_OPTUNA" not in result.output and "Heartbeat of storage" not in result.output
+    (line,) = [x for x in result.output.splitlines() if "trial 0: " in x]
+    assert "x=" in line and "mode=steps" not in line  # what it drew; every trial has the rest
 
 
+@pytest.mark.slow
 def test_a_job_whose_process_dies_fails_its_trial_only_and_its_slot_goes_on(run_app, tmp_path):
     result = run_app(*POOL, "mode=die", "hydra.sweeper.n_trials=4",
                      "hydra.sweeper.max_failure_rate=1.0")
@@ -93,6 +97,7 @@ def test_two_workers_with_two_slots_each_run_exactly_n_trials(tmp_path, storage,
     assert len(workers) == 2  # both workers ran trials
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_at_a_random_moment_and_rerun_asks_no_setting_twice(tmp_path):
     args = (*POOL, "hydra.sweeper.n_trials=8", "sleep=0.6")
     worker = subprocess.Popen(app_command(*args), cwd=tmp_path, env=app_env(),
@@ -128,11 +133,38 @@ def test_a_search_space_optuna_refuses_is_one_line_before_any_job(run_app, tmp_p
     assert not (tmp_path / "sweep" / "0").exists()
 
 
+def test_a_bad_search_space_under_a_process_pool_stops_its_started_workers(run_app, tmp_path):
+    started = time.monotonic()
+    result = run_app(*POOL, "x=interval(1, 0)", "hydra.sweeper.preload=[optuna]")
+    assert result.returncode == 2 and "hydra.sweeper.params.x=" in result.stderr
+    assert time.monotonic() - started < 30 and not (tmp_path / "sweep" / "0").exists()
+
+
+@pytest.mark.parametrize("preload, imported", [("[wave]", "True"), ("[]", "False")])
+def test_preloaded_modules_are_imported_in_each_worker_before_its_first_trial(
+        run_app, tmp_path, preload, imported):
+    result = run_app(*POOL, "hydra.sweeper.n_trials=2", f"hydra.sweeper.preload={preload}",
+                     "probe_module=wave")
+    assert result.returncode == 0, result.output
+    sweep = tmp_path / "sweep"
+    assert {slot_of(sweep, n) for n in (0, 1)} == {"0", "1"}  # each in its own worker
+    assert [(sweep / str(n) / "probed").read_text() for n in (0, 1)] == [imported, imported]
+
+
+def test_a_preload_that_cannot_be_imported_is_one_line_before_any_job(run_app, tmp_path):
+    result = run_app(*POOL, "hydra.sweeper.preload=[no_such_module.job]")
+    assert result.returncode == 2 and "Traceback" not in result.output
+    assert "optsweep: error: hydra.sweeper.preload: no module named 'no_such_module.job'" in \
+        result.stderr
+    assert not (tmp_path / "sweep" / "0").exists()
+
+
 def test_a_schedule_that_is_neither_slots_nor_batches_is_refused(run_app):
     result = run_app("hydra.sweeper.schedule=waves")
     assert result.returncode == 2 and "hydra.sweeper.schedule=waves" in result.stderr
 
 
+@pytest.mark.slow
 def test_submitits_local_launcher_runs_slots(run_app, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     result = run_app("hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=2",

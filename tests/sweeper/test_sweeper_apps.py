@@ -20,6 +20,7 @@ COMPLETE, FAIL, PRUNED, RUNNING = (TrialState.COMPLETE, TrialState.FAIL, TrialSt
 pytestmark = pytest.mark.usefixtures("schedule")  # each test under slots and batches
 
 
+@pytest.mark.slow
 def test_tpe_finds_the_minimum_and_the_same_seed_gives_the_same_trials(run_app, tmp_path):
     args = ("hydra.sweeper.n_trials=16", "hydra.sweeper.n_jobs=2",
             "hydra.sweeper.sampler.n_startup_trials=6")
@@ -127,6 +128,7 @@ def test_a_custom_search_space_adds_parameters(run_app, tmp_path):
         assert t.value == pytest.approx((t.params["x"] - 1) ** 2 + t.params["y"] ** 2)
 
 
+@pytest.mark.slow
 def test_n_trials_is_the_studys_total_so_a_rerun_finishes_it(run_app, tmp_path):
     assert run_app("hydra.sweeper.n_trials=3").returncode == 0
     first = trials(tmp_path / "sweep")
@@ -158,7 +160,8 @@ def test_a_killed_sweep_rerun_finishes_its_trials_running_the_cut_one_again(run_
     assert done[1].params == cut[1].params
 
 
-@pytest.mark.parametrize("storage", ["", "journal:shared/optuna.journal", "postgres"])
+@pytest.mark.parametrize("storage", ["", "journal:shared/optuna.journal",
+                                     pytest.param("postgres", marks=pytest.mark.engines)])
 def test_two_workers_on_one_study_run_exactly_n_trials_together(tmp_path, storage, request):
     if storage == "postgres":  # a real server, started for this test session (tests/engines.py)
         storage = request.getfixturevalue("postgres_url")

@@ -1,9 +1,9 @@
 """A tiny Hydra task for the sweeper's tests: any Hydra app, nothing of optsweep but its sweeper and
 ``optsweep.sweep.trial``. ``mode`` picks the behaviour under test (see conf/task.yaml)."""
 
-import math
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +26,8 @@ def main(cfg: DictConfig):
     job_dir = Path(HydraConfig.get().runtime.output_dir)
     (job_dir / "pid").write_text(str(os.getpid()))
     (job_dir / "slot").write_text(os.environ.get("OPTSWEEP_SLOT", ""))  # a slot's worker says it
+    if cfg.probe_module:  # was it imported before the job ran (hydra.sweeper.preload)?
+        (job_dir / "probed").write_text(str(cfg.probe_module in sys.modules))
     trial = current_trial()
     if trial is not None and trial.number == cfg.slow_trial:
         time.sleep(float(cfg.slow_s))
