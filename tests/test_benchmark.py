@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,20 +15,20 @@ import pytest
 from optsweep import contract
 from optsweep.analysis.benchmark import confirm_dir, defaults_dir, study_dir
 from optsweep.rundir import RunDir
+from tests import processes
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
+ENV = {"MPLBACKEND": "Agg"}
 TINY = ["trainer.epochs=1", "data.train_limit=60", "data.test_limit=30", "data.batch_size=16",
         "trainer.progress=false", "model.weights=null", "trainer.num_threads=1"]
 
 
-def command(out: Path, *argv: str) -> list[str]:
-    return [sys.executable, "-m", "optsweep.benchmark", f"dir={out}", *argv, *TINY]
+def arguments(out: Path, *argv: str) -> list[str]:
+    """``python -m optsweep.benchmark``'s arguments: ``argv`` on tiny workloads into ``out``."""
+    return ["-m", "optsweep.benchmark", f"dir={out}", *argv, *TINY]
 
 
 def run(out: Path, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command(out, *argv), cwd=ROOT, env=ENV, capture_output=True, text=True,
-                          timeout=900)
+    return processes.python(*arguments(out, *argv), env=ENV)
 
 
 def statuses(sweep_dir: Path) -> dict[str, str]:
@@ -92,9 +91,8 @@ def test_a_tiny_benchmark_completes_and_a_rerun_trains_nothing(tmp_path, cifar_r
     assert "+ -m optsweep" not in again.stdout  # no study, confirmation or training launched
     assert summaries(out) == before
 
-    analysed = subprocess.run([sys.executable, "-m", "optsweep.analysis", str(out), "--out",
-                               str(tmp_path / "analysis")], cwd=ROOT, env=ENV,
-                              capture_output=True, text=True, timeout=600)
+    analysed = processes.module("optsweep.analysis", str(out), "--out", str(tmp_path / "analysis"),
+                                env=ENV)
     assert analysed.returncode == 0, analysed.stderr[-3000:]
     assert (tmp_path / "analysis" / "report.md").read_text().split("\n## ")[1].startswith(
         "Benchmark")
@@ -112,8 +110,7 @@ def wait_for(path: Path, process: subprocess.Popen, limit_s: float = 600) -> Non
 def test_killed_and_rerun_it_finishes_every_study_and_confirmation_training_none_twice(tmp_path):
     out = tmp_path / "bench"
     argv = ("workloads=[digits]", "optimizers=[adam,adagrad,rmsprop]", "budget=3", "seeds=2")
-    process = subprocess.Popen(command(out, *argv), cwd=ROOT, env=ENV, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = processes.start(*arguments(out, *argv), env=ENV, start_new_session=True)
     try:  # killed while the second study trains: the first is confirmed, the rest not begun
         wait_for(study_dir(out, "digits", "adagrad") / "0" / contract.SUMMARY_FILE, process)
     finally:

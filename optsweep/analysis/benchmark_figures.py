@@ -6,6 +6,7 @@ figure is drawn from the same tidy table its CSV holds, so the picture and the n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -26,29 +27,36 @@ def _save(fig, path: Path) -> Path:
     return save(fig, path)
 
 
-def budget_figure(curves: pd.DataFrame, path: Path) -> Path | None:
-    """Per workload: expected best of k trials (solid) and the study's best so far (dotted)."""
-    if curves.empty:
-        return None
-    workloads = list(dict.fromkeys(curves["workload"]))
+def _per_workload(frame: pd.DataFrame, draw: Callable[[Any, pd.DataFrame, str, Any], None]):
+    """A panel per workload (in the table's order), ``draw(ax, rows, optimizer, colour)`` for each
+    optimizer's rows in it, the legend on the last panel; returns the figure and its axes."""
+    workloads = list(dict.fromkeys(frame["workload"]))
     fig, axes = _panels(len(workloads))
     for ax, workload in zip(axes, workloads):
-        for optimizer, line in curves[curves["workload"] == workload].groupby("optimizer",
-                                                                              sort=False):
-            colour = optimizer_colour(str(optimizer))
-            ax.plot(line["k"], line["expected_best"], color=colour, label=str(optimizer))
-            ax.plot(line["k"], line["best_so_far"], color=colour, linestyle=":", linewidth=1)
-        integer_ticks(ax)
-        ax.set(title=workload, xlabel="trials k",
-               ylabel=f"best {curves['metric'].iloc[0]} (expected; dotted: so far)")
+        for optimizer, rows in frame[frame["workload"] == workload].groupby("optimizer",
+                                                                             sort=False):
+            draw(ax, rows, str(optimizer), optimizer_colour(str(optimizer)))
+        ax.set_title(workload)
     axes[-1].legend(fontsize=8, loc="best")
-    return _save(fig, path)
+    return fig, axes
 
 
-def profile_figure(table: pd.DataFrame, path: Path) -> Path | None:
+def draw_budget(curves: pd.DataFrame):
+    """Per workload: expected best of k trials (solid) and the study's best so far (dotted)."""
+    def draw(ax, line: pd.DataFrame, optimizer: str, colour) -> None:
+        ax.plot(line["k"], line["expected_best"], color=colour, label=optimizer)
+        ax.plot(line["k"], line["best_so_far"], color=colour, linestyle=":", linewidth=1)
+
+    fig, axes = _per_workload(curves, draw)
+    for ax in axes:
+        integer_ticks(ax)
+        ax.set(xlabel="trials k",
+               ylabel=f"best {curves['metric'].iloc[0]} (expected; dotted: so far)")
+    return fig
+
+
+def draw_profile(table: pd.DataFrame):
     """rho(tau) against tau in [1, 4], one panel per measure (epochs, seconds)."""
-    if table.empty:
-        return None
     taus = np.linspace(1.0, TAU_MAX, 301)
     fig, axes = _panels(len(MEASURES))
     for ax, measure in zip(axes, MEASURES):
@@ -58,23 +66,30 @@ def profile_figure(table: pd.DataFrame, path: Path) -> Path | None:
         ax.set(title=f"time to target in {measure}", xlabel="tau (ratio to the fastest)",
                ylabel="fraction of workloads within tau", ylim=(-0.03, 1.03), xlim=(1, TAU_MAX))
     axes[-1].legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+    return fig
+
+
+def draw_lr(trials: pd.DataFrame, metric: str):
+    """Every trial's value against its lr (log axis), one panel per workload."""
+    def draw(ax, points: pd.DataFrame, optimizer: str, colour) -> None:
+        ax.scatter(points["lr"], points["value"], s=18, label=optimizer, color=colour)
+
+    fig, axes = _per_workload(trials, draw)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set(xlabel="lr", ylabel=f"{metric} (every trial)")
+    return fig
+
+
+def budget_figure(curves: pd.DataFrame, path: Path) -> Path | None:
+    return None if curves.empty else _save(draw_budget(curves), path)
+
+
+def profile_figure(table: pd.DataFrame, path: Path) -> Path | None:
+    return None if table.empty else _save(draw_profile(table), path)
 
 
 def lr_figure(trials: pd.DataFrame, metric: str, path: Path) -> Path | None:
-    """Every trial's value against its lr (log axis), one panel per workload."""
+    """``draw_lr`` of the trials with a positive lr (those without one have no place on it)."""
     trials = trials[trials["lr"].notna() & (trials["lr"] > 0)]
-    if trials.empty:
-        return None
-    workloads = list(dict.fromkeys(trials["workload"]))
-    fig, axes = _panels(len(workloads))
-    for ax, workload in zip(axes, workloads):
-        for optimizer, points in trials[trials["workload"] == workload].groupby("optimizer",
-                                                                                sort=False):
-            ax.scatter(points["lr"], points["value"], s=18, label=str(optimizer),
-                       color=optimizer_colour(str(optimizer)))
-        ax.set_xscale("log")
-        ax.set(title=workload, xlabel="lr", ylabel=f"{metric} (every trial)")
-    axes[-1].legend(fontsize=8, loc="best")
-    return _save(fig, path)
-
+    return None if trials.empty else _save(draw_lr(trials, metric), path)
