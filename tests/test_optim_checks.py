@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from optsweep.errors import ConfigError
+from optsweep.imports import importable
 from optsweep.optim.build import build_adapter
 from optsweep.optim.check import check_optimizer
 from optsweep.sweep import preflight
@@ -48,6 +49,18 @@ def test_an_unknown_key_is_refused_also_by_a_class_that_takes_any_keyword():
 def test_a_target_that_is_not_an_optimizer_class_is_one_line():
     message = one_line_error(["optimizer._target_=torch.nn.Linear"])
     assert "torch.optim.Optimizer subclass" in message
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("json", True), ("json.decoder", True), ("json.no_such_module", False),
+    ("no_such_package_x", False), ("no_such_package_x.sub", False), ("", False)])
+def test_importable_answers_for_any_name(name, expected):
+    assert importable(name) is expected
+
+
+def test_importable_does_not_import_the_module(monkeypatch):
+    monkeypatch.delitem(sys.modules, "json.tool", raising=False)
+    assert importable("json.tool") and "json.tool" not in sys.modules
 
 
 def test_a_missing_package_names_the_extra(monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from optsweep.sweep import job, preflight
+from optsweep.sweep import job, preflight, trial
 from tests import processes
 from tests.conftest import make_cfg
 
@@ -78,6 +78,31 @@ def test_a_joblib_job_is_placed_on_its_gpu_with_a_fake_device_count(monkeypatch)
         job.place_on_gpu(make_cfg(), hydra_cfg)
     job.place_on_gpu(make_cfg(["trainer.device=cuda:3"]), hydra_cfg)  # explicit: left alone
     assert chosen == [0, 1, 2, 3, 0, 1]
+
+
+@pytest.fixture
+def torch_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+    trial.forget_cores()
+
+
+@pytest.mark.parametrize("explicit", [None, 1])
+def test_a_parallel_job_takes_the_cores_its_sweep_lends_unless_its_threads_are_chosen(
+        monkeypatch, torch_threads, explicit):
+    monkeypatch.setattr(job, "available_cores", lambda: 4)
+    hydra_cfg = OmegaConf.create({"job": {"num": 0}, "launcher": {
+        "_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+        "n_jobs": 2}})
+    cfg = make_cfg([f"trainer.num_threads={explicit}"] if explicit else [])
+    if explicit:
+        torch.set_num_threads(explicit)  # what training does with trainer.num_threads
+    trial.forget_cores()  # as a pool's worker does before each job
+    job.limit_threads(cfg, hydra_cfg)
+    assert torch.get_num_threads() == (explicit or 2)  # 4 cores / 2 jobs
+    trial.lend_cores(3)  # the sweep's final drain: what the worker's signal handler runs
+    assert torch.get_num_threads() == (explicit or 3)
 
 
 def test_a_sweeps_launching_process_checks_everything_without_torch(cifar_root):

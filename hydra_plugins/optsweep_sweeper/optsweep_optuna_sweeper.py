@@ -25,7 +25,7 @@ neither optuna nor torch; the work is in ``optsweep.sweep._optuna_impl``.
 
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module outside
 # sys.modules, where dataclasses cannot resolve string annotations.
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
@@ -69,7 +69,8 @@ class OptunaSweeper(Sweeper):
                  heartbeat_interval: Optional[int] = _CONF.heartbeat_interval,
                  grace_period: int = _CONF.grace_period,
                  dead_after_s: float = _CONF.dead_after_s,
-                 schedule: str = _CONF.schedule, preload: Optional[List[str]] = None) -> None:
+                 schedule: str = _CONF.schedule, preload: Sequence[str] = (),
+                 lend_cores: bool = _CONF.lend_cores) -> None:
         from optsweep.sweep._optuna_impl import OptunaSweeperImpl
 
         self.sweeper = OptunaSweeperImpl(
@@ -77,7 +78,8 @@ class OptunaSweeper(Sweeper):
             n_trials=n_trials, n_jobs=n_jobs, max_failure_rate=max_failure_rate,
             search_space=search_space, custom_search_space=custom_search_space, params=params,
             pruner=pruner, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-            dead_after_s=dead_after_s, schedule=schedule, preload=preload or [])
+            dead_after_s=dead_after_s, schedule=schedule, preload=preload,
+            lend_cores=lend_cores)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:

@@ -4,7 +4,7 @@ launching process asks before any job (``optsweep.sweep.preflight``), and the jo
 
 from __future__ import annotations
 
-import importlib.util
+from optsweep.imports import importable
 
 EXTRA = "pip install 'optsweep[optimizers]'"
 # Import names of the packages the `optimizers` extra installs (pyproject.toml).
@@ -14,11 +14,7 @@ EXTRA_PACKAGES = ("pytorch_optimizer", "schedulefree", "prodigyopt", "dadaptatio
 def missing_package(target: str) -> str | None:
     """The one line for a ``_target_`` whose package is not installed, or None."""
     package = str(target).split(".", 1)[0]
-    try:
-        found = importlib.util.find_spec(package) is not None
-    except (ImportError, ValueError):  # a name that is not a module's
-        found = False
-    if found:
+    if importable(package):
         return None
     if package in EXTRA_PACKAGES:
         return (f"optimizer._target_={target}: the package {package} is not installed; "

@@ -14,7 +14,6 @@ PRUNED; NaN, inf or a value that is no number is FAIL.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import sys
@@ -33,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from optsweep import contract, lease
+from optsweep.imports import importable
 from optsweep.sweep import _optuna_private, runners, search_space, slots
 from optsweep.sweep import storage as st
 from optsweep.sweep import trial as job_trial
@@ -99,7 +99,7 @@ class SamplerFactory:
                              "objectives, e.g. hydra.sweeper.direction=[minimize,maximize])")
         needs = {"CmaEsSampler": ("cmaes", "pip install 'optsweep[cmaes]'"),
                  "GPSampler": ("scipy", "pip install scipy torch")}.get(name)
-        if needs and importlib.util.find_spec(needs[0]) is None:
+        if needs and not importable(needs[0]):
             raise SweepError(f"hydra.sweeper.sampler={name} needs the {needs[0]} package: "
                              f"{needs[1]}")
 
@@ -129,7 +129,7 @@ class OptunaSweeperImpl(Sweeper):
                  search_space: Optional[DictConfig], custom_search_space: Optional[str],
                  params: Optional[DictConfig], pruner: Any, heartbeat_interval: Optional[int],
                  grace_period: int, dead_after_s: float, schedule: str = "slots",
-                 preload: Sequence[str] = ()) -> None:
+                 preload: Sequence[str] = (), lend_cores: bool = True) -> None:
         self.sampler_node, self.pruner_node = sampler, pruner
         self.direction, self.storage, self.study_name = direction, storage, study_name
         self.n_trials, self.n_jobs = int(n_trials), int(n_jobs)
@@ -139,7 +139,8 @@ class OptunaSweeperImpl(Sweeper):
         self.heartbeat_interval = heartbeat_interval
         self.grace_period, self.dead_after_s = grace_period, float(dead_after_s)
         self.schedule = str(schedule)
-        self.preload = [str(name) for name in preload or ()]
+        self.preload = [str(name) for name in preload]
+        self.lend_cores = bool(lend_cores)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -158,7 +159,7 @@ class OptunaSweeperImpl(Sweeper):
             # a process pool's workers start now and import while the study opens
             runner = None if self.schedule == "batches" else runners.runner_for(
                 self.launcher, self.hydra_context, self.config, self.task_function,
-                self.n_jobs, self.preload)
+                self.n_jobs, self.preload, self.lend_cores)
             run = self._prepare(arguments)
         except SweepError as exc:
             if runner is not None:
@@ -182,6 +183,7 @@ class OptunaSweeperImpl(Sweeper):
             finally:
                 if runner is not None:
                     runner.close()
+                st.forget_job_storage()
 
     def _prepare(self, arguments: List[str]) -> "_Run":
         """Everything before the first job but the checks of ``_validate``: search space,
@@ -229,7 +231,7 @@ class OptunaSweeperImpl(Sweeper):
             raise SweepError(f"hydra.sweeper.n_jobs={self.n_jobs} is invalid: expected the "
                              "number of trials run at once, an integer >= 1")
         for name in self.preload:
-            if _find_module(name) is None:
+            if not importable(name):
                 raise SweepError(f"hydra.sweeper.preload: no module named {name!r} can be "
                                  "imported here; expected dotted module names, e.g. "
                                  "[optsweep.sweep.job]")
@@ -510,14 +512,6 @@ def _objective_values(value: Any, n_objectives: int) -> Tuple[Optional[List[floa
     if not all(math.isfinite(v) for v in values):
         return None, f"the task returned {value!r}: not a finite number"
     return values, None
-
-
-def _find_module(name: str) -> Any:
-    """``importlib.util.find_spec`` without its errors (a missing parent package raises)."""
-    try:
-        return importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
 
 
 def _last_line(exc: BaseException) -> str:

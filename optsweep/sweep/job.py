@@ -139,3 +139,12 @@ def limit_threads(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
         threads = threads_per_job(cores, jobs)
         torch.set_num_threads(threads)
         log.info("%d parallel jobs on %d cores: %d torch threads in this job", jobs, cores, threads)
+        trial.on_more_cores(use_lent_cores)  # the sweep's final drain: idle slots lend theirs
+
+
+def use_lent_cores(cores: int) -> None:
+    """Run on the ``cores`` the sweep now gives this job (``optsweep.sweep.trial.on_more_cores``:
+    called in the job's main thread between two statements, where torch's threads may change)."""
+    if cores != torch.get_num_threads():
+        torch.set_num_threads(cores)
+        log.info("the sweep gives this job %d cores: %d torch threads from now on", cores, cores)

@@ -244,6 +244,10 @@ class OptsweepOptunaSweeperConf:
     # multiprocessing's forkserver preload): a trial's time is then its task's, not the imports'
     # (process pool only; optsweep's sweep presets name optsweep.sweep.job, which imports torch)
     preload: List[str] = field(default_factory=list)
+    # the final drain (nothing left to start): a process pool's idle slots lend their cores to the
+    # trials still running, whose jobs take them with optsweep.sweep.trial.on_more_cores (optsweep's
+    # set torch's threads: a thread count other than the slot's share rounds sums differently)
+    lend_cores: bool = True
     # the sweep stops when more than this fraction of the last n_jobs finished trials failed
     # (0.0: any failure)
     max_failure_rate: float = 0.0

@@ -11,6 +11,8 @@ chosen from ``hydra.launcher``'s ``_target_``, each job run as Hydra's own launc
 - the joblib launcher: ``ProcessPool``, one worker process per slot (spawned, and reused job after
   job as loky reuses its workers); a worker that dies ends its own job only, and a fresh worker
   takes its slot; a worker whose sweeper died stops (it would run a trial the rerun runs again);
+  when nothing is left to start, idle slots lend their cores to the jobs still running (``spread``:
+  a signal to each worker, whose job's ``optsweep.sweep.trial.on_more_cores`` callback takes them);
 - submitit's launchers (``hydra/launcher=submitit_slurm``, ``submitit_local``): ``Submitit``, one
   ``executor.submit`` per job of the launcher itself, the callable its ``launch`` maps over a job
   array, polled with ``done()``.
@@ -26,6 +28,7 @@ import atexit
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -40,12 +43,15 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
+from optsweep.resources import available_cores
+from optsweep.sweep import trial
 from optsweep.sweep.trial import SLOT_ENV
 
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # how often submitit's jobs are asked whether they are done (it caches sacct calls)
 PARENT_CHECK_S = 0.5  # how often a pool worker checks that its sweeper still lives
+LEND_SIGNAL = getattr(signal, "SIGUSR1", None)  # "cores offered": ProcessPool.spread to a worker
 
 
 class Job(NamedTuple):
@@ -107,6 +113,9 @@ class InProcess:
     def submit(self, job: Job) -> None:
         self.queued.append(job)
 
+    def spread(self, nothing_to_start: bool) -> int:
+        return 0  # one slot: none ever idles beside a running job
+
     def wait(self, timeout_s: float) -> List[Ended]:
         if not self.queued:
             return []
@@ -125,6 +134,7 @@ class InProcess:
 class _Worker(NamedTuple):
     process: Any  # multiprocessing's SpawnProcess
     conn: Any  # our end of its pipe
+    offer: Any  # shared int: the cores its job may use, read by the worker on LEND_SIGNAL
 
 
 class ProcessPool:
@@ -132,8 +142,12 @@ class ProcessPool:
     launcher's processes, without its batch)."""
 
     def __init__(self, hydra_context: HydraContext, config: DictConfig,
-                 task_function: TaskFunction, slots: int, preload: Sequence[str] = ()) -> None:
+                 task_function: TaskFunction, slots: int, preload: Sequence[str] = (),
+                 lend_cores: bool = True) -> None:
         self.slots = slots
+        self.cores = available_cores()
+        self.lend_cores = lend_cores and LEND_SIGNAL is not None
+        self.allotted: Dict[int, int] = {}  # slot -> the cores its running job was given
         # cloudpickle, as loky does: a task defined in a script's __main__ pickles by value
         self.payload = _dumps((hydra_context, config, task_function, Singleton.get_state()))
         self.preload = tuple(preload)
@@ -144,12 +158,13 @@ class ProcessPool:
 
     def _start(self, slot: int) -> _Worker:
         ours, theirs = self.context.Pipe()
+        offer = self.context.RawValue("i", 0)
         process = self.context.Process(target=_serve, args=(theirs, self.payload, slot,
-                                                            os.getpid(), self.preload),
+                                                            os.getpid(), self.preload, offer),
                                        name=f"optsweep slot {slot}")
         process.start()  # not a daemon: a job may start processes of its own (data loaders)
         theirs.close()
-        return _Worker(process, ours)
+        return _Worker(process, ours, offer)
 
     def ready(self) -> None:
         """Wait until every worker has imported the task and ``preload``: a trial asked for then
@@ -168,6 +183,34 @@ class ProcessPool:
         slot = min(s for s in range(self.slots) if s not in self.running)
         self.workers[slot].conn.send((job.number, job.overrides))
         self.running[slot] = job
+        self.allotted[slot] = self._share(self.slots)  # what the job takes itself (n_jobs apart)
+
+    def _share(self, jobs: int) -> int:
+        return max(1, self.cores // max(1, jobs))
+
+    def spread(self, nothing_to_start: bool) -> int:
+        """Give the cores of idle slots to the jobs still running when ``nothing_to_start`` (the
+        final drain), and take them back if a trial starts after all: each worker whose job's
+        cores change is told by a signal. Returns how many idle slots' cores are lent now."""
+        if not self.lend_cores or not self.running:
+            return 0
+        lending = nothing_to_start and len(self.running) < self.slots
+        share = self._share(len(self.running) if lending else self.slots)
+        for slot in sorted(self.running):
+            if self.allotted.get(slot) == share:
+                continue
+            self.allotted[slot] = share
+            worker = self.workers[slot]
+            worker.offer.value = share
+            try:
+                os.kill(worker.process.pid, LEND_SIGNAL)
+            except OSError:  # it just died: wait() collects it
+                continue
+            log.info("trial %d: %d cores from now on (%s)", self.running[slot].number, share,
+                     "nothing left to start: idle slots lend theirs" if lending
+                     else "a trial started: the slot's own share")
+        return self.slots - len(self.running) if lending and share > self._share(self.slots) \
+            else 0
 
     def wait(self, timeout_s: float) -> List[Ended]:
         if not self.running:
@@ -184,6 +227,7 @@ class ProcessPool:
 
     def _collect(self, slot: int) -> Ended:
         worker, job = self.workers[slot], self.running.pop(slot)
+        self.allotted.pop(slot, None)
         try:
             value, error, trace = worker.conn.recv()
             return Ended(job, value, error, trace)
@@ -211,7 +255,7 @@ class ProcessPool:
 
 
 def _serve(conn: Any, payload: bytes, slot: int, sweeper_pid: int,
-           preload: Sequence[str]) -> None:
+           preload: Sequence[str], offer: Any) -> None:
     """A pool worker: run the jobs it is sent until told to stop or its sweeper is gone."""
     import importlib
     import pickle
@@ -224,6 +268,9 @@ def _serve(conn: Any, payload: bytes, slot: int, sweeper_pid: int,
     for name in ("optuna", *preload):
         importlib.import_module(name)
 
+    if LEND_SIGNAL is not None:  # before "ready": the signal's default action ends a process
+        signal.signal(LEND_SIGNAL, lambda signum, frame: trial.lend_cores(offer.value))
+        signal.siginterrupt(LEND_SIGNAL, False)  # system calls restart rather than fail (EINTR)
     conn.send("ready")
     atexit.register(_exit_without_teardown)  # first registered, so it runs after the jobs' own
     os.environ[SLOT_ENV] = str(slot)  # jobs are placed on GPUs by slot (optsweep.sweep.job)
@@ -236,6 +283,7 @@ def _serve(conn: Any, payload: bytes, slot: int, sweeper_pid: int,
             return
         number, overrides = message
         job = Job(number, tuple(overrides), "")
+        trial.forget_cores()
         try:
             end = ended(job, run_one(hydra_context, config, task_function, number, overrides))
         except Exception as exc:  # outside run_job's own guard: this job's end, not the worker's
@@ -288,6 +336,9 @@ class Submitit:
         log.info("trial %d: submitit job %s", job.number, submitted.job_id)
         self.running.append((job, submitted))
 
+    def spread(self, nothing_to_start: bool) -> int:
+        return 0  # a SLURM job has the cores it asked for; an idle one is another job's
+
     def wait(self, timeout_s: float) -> List[Ended]:
         deadline = time.monotonic() + timeout_s
         while self.running:
@@ -337,15 +388,17 @@ SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
 
 
 def runner_for(launcher: Any, hydra_context: HydraContext, config: DictConfig,
-               task_function: TaskFunction, slots: int, preload: Sequence[str] = ()) -> Any:
+               task_function: TaskFunction, slots: int, preload: Sequence[str] = (),
+               lend_cores: bool = True) -> Any:
     """The runner for ``hydra.launcher`` (``launcher``: the instantiated, set-up launcher), or
     None for a launcher only batches can use. ``preload``: modules a worker process imports
-    before its first job (the process pool's; SLURM jobs import in their own time)."""
+    before its first job (the process pool's; SLURM jobs import in their own time);
+    ``lend_cores``: the process pool's idle slots lend their cores in the final drain."""
     target = str(config.hydra.launcher.get("_target_", ""))
     if target == BASIC:
         return InProcess(hydra_context, config, task_function)
     if target == JOBLIB:
-        return ProcessPool(hydra_context, config, task_function, slots, preload)
+        return ProcessPool(hydra_context, config, task_function, slots, preload, lend_cores)
     if target.startswith(SUBMITIT):
         return Submitit(launcher, config, slots)
     return None

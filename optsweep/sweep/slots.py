@@ -5,7 +5,9 @@ Slots: up to ``n_jobs`` trials run at once; when one ends (complete, pruned, fai
 died) its result is told to Optuna and, under the study lock, the next trial is asked and submitted
 right away, until the study has ``n_trials`` distinct settings and this worker's trials have ended.
 A pruned trial's slot (its core, its GPU) is busy again within a poll, instead of idling until the
-slowest trial of its batch ends. ``SlotTime`` says how much slot-time idled.
+slowest trial of its batch ends. In the final drain (nothing left to start) a process pool's idle
+slots lend their cores to the trials still running (``runner.spread``). ``SlotTime`` says how much
+slot-time idled, and how much of that was lent.
 
 ``max_failure_rate`` is judged over the last ``n_jobs`` finished trials of this worker (all of them
 when fewer finished): more failures than that fraction stops the launching; the trials still
@@ -58,19 +60,21 @@ class FailureWindow:
 
 class SlotTime:
     """Busy and idle slot-seconds from the first launch to the last end; the idle time after the
-    last launch is the final drain (nothing was left to start)."""
+    last launch is the final drain (nothing was left to start); lent: idle slot-seconds whose
+    cores the running trials had."""
 
     def __init__(self, slots: int) -> None:
-        self.slots, self.busy = slots, 0
+        self.slots, self.busy, self.lending = slots, 0, 0
         self.first: Optional[float] = None
         self.last: Optional[float] = None
-        self.busy_s = self.idle_s = self.idle_at_last_launch = 0.0
+        self.busy_s = self.idle_s = self.idle_at_last_launch = self.lent_s = 0.0
 
     def _advance(self) -> None:
         now = time.monotonic()
         if self.last is not None:
             self.busy_s += self.busy * (now - self.last)
             self.idle_s += (self.slots - self.busy) * (now - self.last)
+            self.lent_s += self.lending * (now - self.last)
         self.first = now if self.first is None else self.first
         self.last = now
 
@@ -82,12 +86,19 @@ class SlotTime:
     def ended(self) -> None:
         self._advance()
         self.busy -= 1
+        self.lending = 0  # until spread() says again
+
+    def lent(self, slots: int) -> None:
+        """From now on ``slots`` idle slots lend their cores."""
+        self._advance()
+        self.lending = slots
 
     def summary(self) -> Dict[str, Any]:
         wall = (self.last or 0.0) - (self.first or 0.0)
         return {"slots": self.slots, "wall_s": round(wall, 3), "busy_slot_s": round(self.busy_s, 3),
                 "idle_slot_s": round(self.idle_s, 3),
-                "drain_idle_slot_s": round(self.idle_s - self.idle_at_last_launch, 3)}
+                "drain_idle_slot_s": round(self.idle_s - self.idle_at_last_launch, 3),
+                "lent_slot_s": round(self.lent_s, 3)}
 
 
 def run_slots(run: Any, runner: Any, window: FailureWindow) -> Dict[str, Any]:
@@ -110,6 +121,7 @@ def run_slots(run: Any, runner: Any, window: FailureWindow) -> Dict[str, Any]:
             full = len(claims) < free
         if not running:
             break
+        clock.lent(runner.spread(nothing_to_start=full or stopping))
         for end in runner.wait(WAIT_S):
             running -= 1
             clock.ended()
@@ -144,7 +156,7 @@ def _said(slot_time: Dict[str, Any]) -> Dict[str, Any]:
     total = slot_time["slots"] * slot_time["wall_s"]
     share = slot_time["idle_slot_s"] / total if total else 0.0
     log.info("slot time: %d slots x %.1f s; %.1f slot-s busy, %.1f idle (%.1f%%), %.1f of them "
-             "in the final drain", slot_time["slots"], slot_time["wall_s"],
-             slot_time["busy_slot_s"], slot_time["idle_slot_s"], 100 * share,
-             slot_time["drain_idle_slot_s"])
+             "in the final drain, %.1f lent to running trials", slot_time["slots"],
+             slot_time["wall_s"], slot_time["busy_slot_s"], slot_time["idle_slot_s"], 100 * share,
+             slot_time["drain_idle_slot_s"], slot_time["lent_slot_s"])
     return slot_time

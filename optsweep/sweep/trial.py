@@ -20,6 +20,10 @@ returns anyway is still recorded PRUNED: it was told to stop.
 While the task runs, a daemon thread records that the job is alive (``BeatingTask``,
 ``optsweep.lease``): a sweeper on any host then tells a dead job's trial from a live one.
 
+At a sweep's end, when nothing is left to start, a process pool's idle slots can lend their cores
+to the trials still running (``hydra.sweeper.lend_cores``): a task that wants them registers
+``on_more_cores(callback)`` (optsweep's jobs set torch's threads with it).
+
 Outside an Optuna sweep ``report`` does nothing and ``current_trial`` returns None, so a task runs
 unchanged on its own. Multi-objective studies cannot prune (Optuna's ``Trial.report`` refuses
 them): ``report`` warns once and does nothing there.
@@ -48,7 +52,7 @@ GRACE_ENV = "OPTSWEEP_OPTUNA_GRACE_S"  # ... and is dead after this many seconds
 PRUNED_ATTR = "optsweep_pruned_at_step"  # system attribute: report() told the task to stop
 SLOT_ENV = "OPTSWEEP_SLOT"  # set in a slot's worker process (optsweep.sweep.runners.ProcessPool)
 
-__all__ = ["report", "current_trial"]
+__all__ = ["report", "current_trial", "on_more_cores"]
 
 
 class _JobTrial(NamedTuple):
@@ -84,6 +88,38 @@ def current_trial() -> Optional["optuna.Trial"]:
     outside an Optuna sweep and in a multi-objective study."""
     job = _job()
     return None if job is None else job.trial
+
+
+# the current job's callback for lent cores, and the last offer (an offer that came before the job
+# registered is handed over when it does); ProcessPool's workers reset both before each job
+_more_cores: List[Callable[[int], None]] = []
+_offered: List[int] = []
+
+
+def on_more_cores(callback: Callable[[int], None]) -> None:
+    """Let the sweeper lend this job the cores of idle slots: when a sweep has nothing left to
+    start and some of its process pool's slots idle (the final drain), ``callback(cores)`` is
+    called in the job's main thread, between two Python statements, with the cores this job may
+    use now (the machine's over the trials still running), and again with the slot's own share if
+    a trial starts after all. For the current job only; never called outside a pool's worker or
+    with ``hydra.sweeper.lend_cores=false``. A task whose thread count is the user's choice does
+    not register."""
+    _more_cores[:] = [callback]
+    if _offered:
+        callback(_offered[-1])
+
+
+def lend_cores(cores: int) -> None:
+    """A pool worker's signal handler: the sweeper offers this job ``cores`` cores."""
+    _offered[:] = [int(cores)]
+    for callback in list(_more_cores):
+        callback(int(cores))
+
+
+def forget_cores() -> None:
+    """A pool worker, before each job: the last job's callback and offer are not the next's."""
+    _more_cores.clear()
+    _offered.clear()
 
 
 def slot(default: int) -> int:
@@ -161,9 +197,9 @@ def _open(url: str, study_name: str, number: str) -> Optional[_JobTrial]:
     import optuna
 
     from optsweep.sweep import _optuna_private
-    from optsweep.sweep.storage import open_storage
+    from optsweep.sweep.storage import job_storage
 
-    storage = open_storage(url)
+    storage = job_storage(url)
     # RandomSampler: this process never samples, and rebuilding a trial calls the sampler
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=_pruner(),
                               sampler=optuna.samplers.RandomSampler())

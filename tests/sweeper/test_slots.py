@@ -6,16 +6,19 @@ space Optuna refuses is one line before any job."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
 import time
+import types
 from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
 
 from optsweep import lease
+from optsweep.sweep import runners, slots, trial
 
 from .conftest import TIMEOUT_S, app_command, app_env, results, run_workers, trials
 
@@ -48,6 +51,79 @@ def test_a_freed_slot_starts_the_next_trial_while_the_slow_one_runs(run_app, tmp
     ends = [line for line in result.output.splitlines() if " COMPLETE, value " in line]
     assert len(ends) == 5 and "of 2 slots busy" in ends[0]
     assert "slot time: 2 slots" in result.output
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: no slot has one to lend")
+@pytest.mark.parametrize("lend", [True, pytest.param(False, marks=pytest.mark.slow)])
+def test_in_the_final_drain_idle_slots_lend_their_cores_to_the_trial_still_running(
+        run_app, tmp_path, lend):
+    result = run_app(*POOL, "hydra.sweeper.n_trials=3", "slow_trial=0", "slow_s=4",
+                     f"hydra.sweeper.lend_cores={lend}")
+    assert result.returncode == 0, result.output
+    sweep, cores = tmp_path / "sweep", len(os.sched_getaffinity(0))
+    slot_time = results(sweep)["slot_time"]
+    # trials 1 and 2 end in the other slot while trial 0 sleeps: then nothing is left to start,
+    # and trial 0, alone on the machine, is offered all of its cores (2 slots: 1 share of 2)
+    assert not (sweep / "1" / "cores").exists() and not (sweep / "2" / "cores").exists()
+    if not lend:
+        assert not (sweep / "0" / "cores").exists() and slot_time["lent_slot_s"] == 0.0
+        return
+    assert (sweep / "0" / "cores").read_text().split() == [str(cores)]
+    assert f"trial 0: {cores} cores from now on (nothing left to start" in result.output
+    assert 0.0 < slot_time["lent_slot_s"] <= slot_time["drain_idle_slot_s"]
+    assert "lent to running trials" in result.output
+
+
+def test_slot_time_counts_busy_idle_drain_and_lent_slot_seconds(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(slots.time, "monotonic", lambda: now[0])
+    clock = slots.SlotTime(2)
+    clock.launched()
+    clock.launched()  # t=0: both slots busy
+    now[0] = 4.0
+    clock.ended()  # t=4: one trial ends, nothing is left to start
+    clock.lent(1)  # its idle slot's cores go to the other trial
+    now[0] = 10.0
+    clock.ended()
+    # by hand: busy 2 x 4 + 1 x 6 = 14; idle 1 x 6, all of it after the last launch and lent
+    assert clock.summary() == {"slots": 2, "wall_s": 10.0, "busy_slot_s": 14.0,
+                               "idle_slot_s": 6.0, "drain_idle_slot_s": 6.0, "lent_slot_s": 6.0}
+
+
+def test_a_pool_lends_idle_cores_in_the_drain_and_takes_them_back_when_a_trial_starts(
+        monkeypatch):
+    sent = []
+    monkeypatch.setattr(runners.os, "kill", lambda pid, signum: sent.append((pid, signum)))
+    pool = runners.ProcessPool.__new__(runners.ProcessPool)  # its state, without processes
+
+    class Offer:
+        value = 0
+
+    pool.slots, pool.cores, pool.lend_cores, pool.allotted = 3, 6, True, {}
+    pool.workers = [runners._Worker(types.SimpleNamespace(pid=100 + s), None, Offer())
+                    for s in range(3)]
+    pool.running = {0: runners.Job(4, (), ""), 1: runners.Job(5, (), "")}
+    pool.allotted = {0: 2, 1: 2}  # each took its share: 6 cores / 3 slots
+    assert pool.spread(nothing_to_start=False) == 0 and sent == []  # a trial may still come
+    assert pool.spread(nothing_to_start=True) == 1  # slot 2 idles for good: 6 cores / 2 trials
+    assert [w.offer.value for w in pool.workers[:2]] == [3, 3]
+    assert sent == [(100, runners.LEND_SIGNAL), (101, runners.LEND_SIGNAL)]
+    assert pool.spread(nothing_to_start=True) == 1 and len(sent) == 2  # told once
+    pool.running[2], pool.allotted[2] = runners.Job(6, (), ""), 2  # a re-run started after all
+    assert pool.spread(nothing_to_start=False) == 0
+    assert [w.offer.value for w in pool.workers[:2]] == [2, 2] and len(sent) == 4
+
+
+def test_an_offer_of_cores_reaches_the_current_jobs_callback_only():
+    got = []
+    trial.forget_cores()
+    trial.lend_cores(4)  # the signal came before the job registered: handed over when it does
+    trial.on_more_cores(got.append)
+    trial.lend_cores(2)
+    assert got == [4, 2]
+    trial.forget_cores()  # the worker's next job
+    trial.lend_cores(8)
+    assert got == [4, 2]
 
 
 def test_a_pruned_trial_is_not_an_error_and_job_lines_show_parameters(run_app, tmp_path):

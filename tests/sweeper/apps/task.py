@@ -11,7 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from optsweep.sweep.trial import current_trial, report
+from optsweep.sweep.trial import current_trial, on_more_cores, report
 
 
 def custom_space(cfg: DictConfig, trial) -> None:
@@ -28,6 +28,8 @@ def main(cfg: DictConfig):
     (job_dir / "slot").write_text(os.environ.get("OPTSWEEP_SLOT", ""))  # a slot's worker says it
     if cfg.probe_module:  # was it imported before the job ran (hydra.sweeper.preload)?
         (job_dir / "probed").write_text(str(cfg.probe_module in sys.modules))
+    # the cores the sweeper lends this job in its final drain, one line per offer
+    on_more_cores(lambda cores: _append(job_dir / "cores", f"{cores}\n"))
     trial = current_trial()
     if trial is not None and trial.number == cfg.slow_trial:
         time.sleep(float(cfg.slow_s))
@@ -52,6 +54,11 @@ def main(cfg: DictConfig):
     time.sleep(float(cfg.sleep))
     (job_dir / "ended").write_text(str(time.time()))  # when the task returned (epoch seconds)
     return (x - 1.0) ** 2 + y * y
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a") as out:
+        out.write(text)
 
 
 if __name__ == "__main__":
