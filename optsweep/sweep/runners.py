@@ -153,8 +153,21 @@ class ProcessPool:
         self.preload = tuple(preload)
         self.context = multiprocessing.get_context("spawn")
         self.running: Dict[int, Job] = {}  # slot -> job
-        # started at once, waited for in ready(): they import while the sweeper opens its study
-        self.workers = [self._start(slot) for slot in range(slots)]
+        # started at once, each from a thread of its own (a start waits until its interpreter has
+        # read the payload, ~0.2 s), waited for in ready(): they import while the study opens
+        self.workers: List[Optional[_Worker]] = [None] * slots
+        self.starting = [threading.Thread(target=self._start_into, args=(slot,), daemon=True)
+                         for slot in range(slots)]
+        for thread in self.starting:
+            thread.start()
+
+    def _start_into(self, slot: int) -> None:
+        self.workers[slot] = self._start(slot)
+
+    def _started(self) -> None:
+        for thread in self.starting:
+            thread.join()
+        self.starting = []
 
     def _start(self, slot: int) -> _Worker:
         ours, theirs = self.context.Pipe()
@@ -169,15 +182,20 @@ class ProcessPool:
     def ready(self) -> None:
         """Wait until every worker has imported the task and ``preload``: a trial asked for then
         starts its job at once, so the study's start time is the job's."""
+        self._started()
         for slot in range(self.slots):
             self._ready(slot)
 
     def _ready(self, slot: int) -> None:
+        worker = self.workers[slot]
+        if worker is None:
+            raise RuntimeError(f"the worker process of slot {slot} could not be started; see "
+                               "its error above")
         try:
-            self.workers[slot].conn.recv()
+            worker.conn.recv()
         except (EOFError, OSError):
             raise RuntimeError(f"the worker process of slot {slot} did not start (exit code "
-                               f"{self.workers[slot].process.exitcode}); see its error above")
+                               f"{worker.process.exitcode}); see its error above")
 
     def submit(self, job: Job) -> None:
         slot = min(s for s in range(self.slots) if s not in self.running)
@@ -243,12 +261,14 @@ class ProcessPool:
     def close(self, graceful: bool = True) -> None:
         """Stop the workers: each ends after its job (``graceful``), or at once (a sweep that
         could not start: a worker may still be importing)."""
-        for worker in self.workers:
+        self._started()
+        workers = [worker for worker in self.workers if worker is not None]
+        for worker in workers:
             try:
                 worker.conn.send(None)
             except OSError:
                 pass
-        for worker in self.workers:
+        for worker in workers:
             worker.process.join(timeout=30 if graceful else 0)
             if worker.process.is_alive():
                 worker.process.terminate()
