@@ -224,7 +224,7 @@ class ProcessPool:
                 os.kill(worker.process.pid, LEND_SIGNAL)
             except OSError:  # it just died: wait() collects it
                 continue
-            log.info("trial %d: %d cores from now on (%s)", self.running[slot].number, share,
+            log.info("trial %d: offered %d cores (%s)", self.running[slot].number, share,
                      "nothing left to start: idle slots lend theirs" if lending
                      else "a trial started: the slot's own share")
         return self.slots - len(self.running) if lending and share > self._share(self.slots) \

@@ -69,7 +69,7 @@ def test_in_the_final_drain_idle_slots_lend_their_cores_to_the_trial_still_runni
         assert not (sweep / "0" / "cores").exists() and slot_time["lent_slot_s"] == 0.0
         return
     assert (sweep / "0" / "cores").read_text().split() == [str(cores)]
-    assert f"trial 0: {cores} cores from now on (nothing left to start" in result.output
+    assert f"trial 0: offered {cores} cores (nothing left to start" in result.output
     assert 0.0 < slot_time["lent_slot_s"] <= slot_time["drain_idle_slot_s"]
     assert "lent to running trials" in result.output
 
