@@ -34,6 +34,12 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
+def threads_per_job(cores: int, parallel_jobs: int) -> int:
+    """Torch threads for each of ``parallel_jobs`` jobs so that together they use ``cores`` (a
+    parallel sweep's jobs; the sweeper's process pool gives its running jobs the same share)."""
+    return max(1, cores // max(1, parallel_jobs))
+
+
 def capped_threads(requested: int, cores: Optional[int] = None) -> int:
     """``trainer.num_threads``, capped at the cores available: more threads than cores only make
     them wait on each other (1000 threads on 2 cores finished no epoch in 300 s)."""

@@ -23,6 +23,7 @@ from hydra.utils import instantiate
 
 from optsweep import contract, lease
 from optsweep.conf_tree import conf_dir
+from optsweep.resources import threads_per_job
 from optsweep.train import check_config
 from optsweep.optim.build import build_optimizer
 from optsweep.rundir import SweepDir
@@ -147,8 +148,8 @@ def test_slurm_launcher_config_composes():
 
 @pytest.mark.parametrize("cores, jobs, threads", [(16, 4, 4), (2, 2, 1), (2, 4, 1), (8, 3, 2)])
 def test_parallel_jobs_share_the_cores(cores, jobs, threads):
-    assert job.threads_per_job(cores, jobs) == threads
-    assert job.threads_per_job(cores, jobs) * min(jobs, cores) <= cores
+    assert threads_per_job(cores, jobs) == threads
+    assert threads_per_job(cores, jobs) * min(jobs, cores) <= cores
 
 
 @pytest.mark.parametrize("launcher, n_jobs, expected", [

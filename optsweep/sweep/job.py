@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from optsweep import contract
 from optsweep.contract import Outcome, Status
 from optsweep.errors import OptsweepError
-from optsweep.resources import available_cores
+from optsweep.resources import available_cores, threads_per_job
 from optsweep.rundir import RunDir
 from optsweep.sweep import trial
 from optsweep.train import EpochHook, StopRun, train
@@ -90,11 +90,6 @@ def record_failure(cfg: DictConfig, run_dir: Path, exc: Exception, choices: dict
     return record.write_failed_summary(f"{type(exc).__name__}: {exc}", cfg, choices=choices)
 
 
-def threads_per_job(cores: int, parallel_jobs: int) -> int:
-    """Torch threads for each of ``parallel_jobs`` jobs so that together they use ``cores``."""
-    return max(1, cores // max(1, parallel_jobs))
-
-
 def parallel_jobs(hydra_cfg: DictConfig, cores: int) -> int:
     """How many jobs the launcher runs at once on this machine (joblib's n_jobs rules)."""
     launcher = hydra_cfg.get("launcher") or {}
@@ -147,4 +142,4 @@ def use_lent_cores(cores: int) -> None:
     called in the job's main thread between two statements, where torch's threads may change)."""
     if cores != torch.get_num_threads():
         torch.set_num_threads(cores)
-        log.info("the sweep gives this job %d cores: %d torch threads from now on", cores, cores)
+        log.info("the sweep gives this job %d cores: as many torch threads from now on", cores)

@@ -43,7 +43,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
-from optsweep.resources import available_cores
+from optsweep.resources import available_cores, threads_per_job
 from optsweep.sweep import trial
 from optsweep.sweep.trial import SLOT_ENV
 
@@ -201,10 +201,8 @@ class ProcessPool:
         slot = min(s for s in range(self.slots) if s not in self.running)
         self.workers[slot].conn.send((job.number, job.overrides))
         self.running[slot] = job
-        self.allotted[slot] = self._share(self.slots)  # what the job takes itself (n_jobs apart)
-
-    def _share(self, jobs: int) -> int:
-        return max(1, self.cores // max(1, jobs))
+        # what the job takes itself (optsweep.sweep.job.limit_threads)
+        self.allotted[slot] = threads_per_job(self.cores, self.slots)
 
     def spread(self, nothing_to_start: bool) -> int:
         """Give the cores of idle slots to the jobs still running when ``nothing_to_start`` (the
@@ -213,7 +211,7 @@ class ProcessPool:
         if not self.lend_cores or not self.running:
             return 0
         lending = nothing_to_start and len(self.running) < self.slots
-        share = self._share(len(self.running) if lending else self.slots)
+        share = threads_per_job(self.cores, len(self.running) if lending else self.slots)
         for slot in sorted(self.running):
             if self.allotted.get(slot) == share:
                 continue
@@ -227,8 +225,8 @@ class ProcessPool:
             log.info("trial %d: offered %d cores (%s)", self.running[slot].number, share,
                      "nothing left to start: idle slots lend theirs" if lending
                      else "a trial started: the slot's own share")
-        return self.slots - len(self.running) if lending and share > self._share(self.slots) \
-            else 0
+        base = threads_per_job(self.cores, self.slots)
+        return self.slots - len(self.running) if lending and share > base else 0
 
     def wait(self, timeout_s: float) -> List[Ended]:
         if not self.running:
