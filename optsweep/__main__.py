@@ -34,16 +34,17 @@ def _raise_interrupt(signum, frame):
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name=CONFIG_NAME)
 def main(cfg: DictConfig) -> float:
-    # here, not at the top: they import torch (seconds), which a sweep's own process never needs
+    # here, not at the top: training imports torch (seconds), which a sweep's own process never
+    # needs, and the simulated task none (optsweep.task picks one)
     from optsweep.sweep.job import sweep_job
-    from optsweep.train import train
+    from optsweep.task import run_task
 
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
         return sweep_job(cfg, hydra_cfg)  # records a failure and returns a finite value: never raises
     try:
-        return train(cfg, hydra_cfg.runtime.output_dir,
-                     choices=dict(hydra_cfg.runtime.choices)).objective
+        return run_task(cfg, hydra_cfg.runtime.output_dir,
+                        choices=dict(hydra_cfg.runtime.choices)).objective
     except OptsweepError as exc:
         print(f"optsweep: error: {exc}", file=sys.stderr)
         sys.exit(2)

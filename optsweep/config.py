@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -159,6 +159,35 @@ class PlateauConf(SchedulerConf):
     eps: float = MISSING
 
 
+@dataclass
+class SimulatedOptimizerConf:
+    """One optimizer of the simulated workload (conf/workload/simulated.yaml says what each means)."""
+
+    peak: float = MISSING  # expected final validation accuracy at the best setting
+    lr: float = MISSING  # the effective lr of the peak (optsweep.simulate.model.effective_lr)
+    width: float = MISSING  # decades of lr at which the margin over chance has halved
+    diverge_lr: float = MISSING  # effective lr above which a run diverges
+    test_gap: float = MISSING  # test minus validation accuracy
+    speed: float = MISSING  # epochs
+    step_cost: float = MISSING  # relative cost of one step (seconds per epoch)
+
+
+@dataclass
+class SimulateConf:
+    classes: int = MISSING
+    optimizers: Dict[str, SimulatedOptimizerConf] = MISSING
+    seed_shared_sd: float = MISSING
+    seed_sd: float = MISSING
+    diverge_sd: float = MISSING  # decades
+    val_size: int = MISSING
+    test_size: int = MISSING
+    train_size: int = MISSING
+    weight_decay_gain: float = MISSING
+    weight_decay_best: float = MISSING
+    crash_rate: float = MISSING
+    epoch_seconds: float = MISSING  # seconds slept per epoch (x step_cost)
+
+
 SCHEDULER_SCHEMAS = {
     "scheduler": SchedulerConf,
     "step": StepConf,
@@ -179,15 +208,29 @@ def register_configs() -> None:
         cs.store(group="scheduler", name=f"{name}_schema", node=schema)
     for name, schema in LOGGER_SCHEMAS.items():
         cs.store(group="logger", name=f"{name}_schema", node=schema)
+    # conf/workload/simulated.yaml: the simulated task's keys, typed (a misspelt one fails)
+    cs.store(name="simulate_schema", node=SimulateConf, package="simulate")
+    # ${optsweep.task_modules:}: what a sweep's slot worker imports before its first trial
+    OmegaConf.register_new_resolver("optsweep.task_modules", task_modules, replace=True)
     # ${optsweep.direction:${trainer.objective},${data.val_fraction}}: the run contract's direction
     # of the objective, for sweepers (conf/sweep/lr_search.yaml)
     OmegaConf.register_new_resolver("optsweep.direction", objective_direction, replace=True)
+
+
+def task_modules(*, _root_: DictConfig) -> list[str]:
+    """The modules a slot worker preloads (``hydra.sweeper.preload`` of conf/sweep/tune.yaml and
+    lr_search.yaml): the sweep job and its task, training (torch) or the simulated stand-in."""
+    simulated = OmegaConf.select(_root_, SIMULATE_KEY, default=None) is not None
+    return ["optsweep.sweep.job", "optsweep.simulate.task" if simulated else "optsweep.train"]
 
 
 def objective_direction(objective: str, val_fraction: float) -> str:
     """``maximize`` or ``minimize``: the direction of the objective these two keys name."""
     cfg = {"trainer": {"objective": objective}, "data": {"val_fraction": val_fraction}}
     return contract.direction(contract.objective_name(cfg))
+
+
+SIMULATE_KEY = "simulate"  # its presence makes a run the simulated task (optsweep.task)
 
 
 # --- checks beyond types --------------------------------------------------------------------------

@@ -335,6 +335,15 @@ def versions() -> dict:
     return found
 
 
+# summary.json of a simulated run (workload=simulated, optsweep.simulate): its device, the flag that
+# marks it and the setting's noise-free expectations (optsweep.simulate.model.truth)
+SIMULATED_DEVICE = "simulated"
+SIMULATED_FIELD = "simulated"
+TRUTH_FIELD = "truth"
+SIMULATED_NOTE = ("Simulated runs (workload=simulated): their numbers are invented to exercise "
+                  "the protocol, not measurements of any optimizer.")
+
+
 def summary(status: Status, name: str, rows: Sequence[Mapping] = (), *,
             error: Optional[str] = None, **facts: Any) -> dict:
     """The content of summary.json for a run that ended with ``status`` after ``rows``.

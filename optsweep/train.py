@@ -30,7 +30,6 @@ from optsweep.data import Split, Splits, check_name, check_splits, decoded_size,
 from optsweep.data.batches import Normalize, eval_batches, train_batches, trained_count
 from optsweep.errors import ConfigError, OptsweepError
 from optsweep.inference import inference_forward
-from optsweep.lease import RunLease
 from optsweep.metrics import Tally
 from optsweep.model import (build_model, check_model, check_weights_available, count_parameters,
                             has_batch_norm)
@@ -42,6 +41,7 @@ from optsweep.resources import capped_threads, check_memory, device_memory
 from optsweep.runtime import (autocast, grad_scaler, resolve_device, seed_everything,
                               weight_memory_format)
 from optsweep.schedule import Schedule
+from optsweep.task import EpochHook, StopRun, leased, log_epoch
 from optsweep.small_maps import lower_point_convs
 
 log = logging.getLogger(__name__)
@@ -49,19 +49,8 @@ log = logging.getLogger(__name__)
 DIVERGENCE_CHECK_STEPS = 20  # how often the loss is checked for NaN/inf (each check syncs a GPU)
 
 
-class StopRun(Exception):
-    """Raised by an epoch hook to end a run early with ``status`` (a pruned sweep trial)."""
-
-    def __init__(self, status: Status, message: str = "") -> None:
-        super().__init__(message or str(status))
-        self.status = Status(status)
-
-
 class Diverged(Exception):
     pass
-
-
-EpochHook = Callable[[int, dict], None]
 
 
 @dataclass
@@ -110,14 +99,7 @@ def train(cfg: DictConfig, run_dir: str | Path, *, on_epoch: Optional[EpochHook]
     failed (KeyboardInterrupt: interrupted). A run directory that another live process is training
     (its lease, ``optsweep.lease``) is left alone: UNFINISHED, with who holds it as the error.
     """
-    with RunLease(run_dir) as lease:
-        if lease.holder is not None:
-            held = (f"running elsewhere: {lease.holder.get('owner')} renewed its lease "
-                    f"{time.time() - float(lease.holder.get('renewed', 0)):.0f} s ago")
-            log.warning("%s: %s; not trained here", run_dir, held)
-            name = contract.objective_name(cfg)
-            return Outcome(Status.UNFINISHED, contract.worst_value(name), name, 0, held)
-        return _train(cfg, Path(run_dir), on_epoch, choices)
+    return leased(cfg, run_dir, lambda: _train(cfg, Path(run_dir), on_epoch, choices))
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -174,7 +156,7 @@ def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
             if cfg.trainer.keep_best and contract.best_row(run.rows, name) is row:
                 save_best_weights(run_dir, run.model.state_dict())
             save_checkpoint(run_dir, run.checkpoint_state())
-            _log_epoch(row, cfg.trainer.epochs)
+            log_epoch(row, cfg.trainer.epochs)
             run.trackers.epoch(row)
             if on_epoch is not None:
                 on_epoch(epoch, row)
@@ -358,13 +340,6 @@ def _progress(batches, steps: int, epoch: int, cfg: DictConfig):
     from tqdm import tqdm
 
     return tqdm(batches, total=steps, desc=f"epoch {epoch}/{cfg.trainer.epochs}", leave=False)
-
-
-def _log_epoch(row: dict, epochs: int) -> None:
-    parts = [f"epoch {row['epoch']}/{epochs}"]
-    parts += [f"{k}={row[k]:.4f}" for k in contract.LOGGED_COLUMNS if row.get(k) is not None]
-    parts += [f"{row['epoch_seconds']:.1f}s", f"{row['train_images_per_s']:.0f} img/s"]
-    log.info(" ".join(parts))
 
 
 def _finish(run: Run, status: Status, error: Optional[str], name: str, start: float,

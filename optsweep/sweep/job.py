@@ -5,6 +5,9 @@ Hydra 1.3's basic sweeper re-raises a job's exception (``JobReturn.return_value`
 whole sweep. So outside an Optuna sweep a job never raises: it returns its objective, or the worst
 finite value when it failed, and its ``summary.json`` says which. Inside one (see ``_trial_answer``)
 it tells optsweep's Optuna sweeper what happened in the sweeper's own terms.
+
+Torch-free at import (the simulated task needs none): the threads and GPU of a training job are
+set through torch imported where they are set, by then imported by the sweep's preload.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-import torch
 from omegaconf import DictConfig
 
 from optsweep import contract
@@ -22,7 +24,7 @@ from optsweep.errors import OptsweepError
 from optsweep.resources import available_cores, threads_per_job
 from optsweep.rundir import RunDir
 from optsweep.sweep import trial
-from optsweep.train import EpochHook, StopRun, train
+from optsweep.task import EpochHook, StopRun, is_simulated, run_task
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +32,14 @@ log = logging.getLogger(__name__)
 def sweep_job(cfg: DictConfig, hydra_cfg: DictConfig) -> float:
     """Train ``cfg`` into this job's directory; never raises an ``Exception``."""
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    limit_threads(cfg, hydra_cfg)
-    place_on_gpu(cfg, hydra_cfg)
+    if not is_simulated(cfg):  # the simulated task has no threads or GPU to share
+        limit_threads(cfg, hydra_cfg)
+        place_on_gpu(cfg, hydra_cfg)
     choices = dict(hydra_cfg.runtime.choices)
     in_trial = trial.current_trial() is not None
     try:
-        outcome = train(cfg, run_dir, on_epoch=_report_epochs(cfg) if in_trial else None,
-                        choices=choices)
+        outcome = run_task(cfg, run_dir, on_epoch=_report_epochs(cfg) if in_trial else None,
+                           choices=choices)
     except Exception as exc:  # one job's failure is a result of the sweep, not its end
         outcome = record_failure(cfg, run_dir, exc, choices)
     return _trial_answer(outcome) if in_trial else outcome.objective
@@ -113,6 +116,8 @@ def gpu_for_job(job_num: int, parallel: int, gpu_count: int) -> Optional[int]:
 def place_on_gpu(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     """Spread parallel jobs over this machine's visible GPUs (``trainer.device=auto`` only; an
     explicit ``cuda:N`` is the user's choice)."""
+    import torch
+
     if cfg.trainer.device != "auto" or not torch.cuda.is_available():
         return
     # by slot, where the sweeper runs slots: a freed slot's GPU gets the next trial
@@ -128,6 +133,8 @@ def limit_threads(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     every job slower than running them one by one)."""
     if cfg.trainer.num_threads:
         return  # the user's explicit choice
+    import torch
+
     cores = available_cores()
     jobs = parallel_jobs(hydra_cfg, cores)
     if jobs > 1:
@@ -140,6 +147,8 @@ def limit_threads(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
 def use_lent_cores(cores: int) -> None:
     """Run on the ``cores`` the sweep now gives this job (``optsweep.sweep.trial.on_more_cores``:
     called in the job's main thread between two statements, where torch's threads may change)."""
+    import torch
+
     if cores != torch.get_num_threads():
         torch.set_num_threads(cores)
         log.info("the sweep gives this job %d cores: as many torch threads from now on", cores)

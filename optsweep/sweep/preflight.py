@@ -16,6 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from optsweep.errors import OptsweepError
+from optsweep.task import is_simulated
 
 # A check runs unless the sweep varies one of its keys (a group choice counts as its whole group).
 WEIGHTS_KEYS = {"model", "model.name", "model.weights"}
@@ -41,6 +42,8 @@ def shared_problem(config: DictConfig) -> Optional[str]:
     contradiction = _direction_contradiction(config)
     if contradiction:
         return contradiction
+    if is_simulated(config):  # reads no data, weights or optimizer package
+        return _simulated_problem(config)
     swept = swept_keys(config)
     try:
         if "logger" in config and not swept & {"logger"}:
@@ -84,6 +87,22 @@ def _missing_optimizer_package(config: DictConfig, swept: set[str]) -> Optional[
         missing = missing_package(OmegaConf.load(path)._target_) if path.is_file() else None
         if missing:
             return f"optimizer={name}: {missing}"
+    return None
+
+
+def _simulated_problem(config: DictConfig) -> Optional[str]:
+    """A setting every job of a simulated sweep would refuse (``optsweep.simulate.task.check``),
+    for each optimizer it names."""
+    from optsweep.simulate.task import check
+
+    names = swept_values(config, "optimizer") or [
+        OmegaConf.select(config, "hydra.runtime.choices.optimizer", default=None)]
+    task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    for name in names:
+        try:
+            check(task, str(name))
+        except OptsweepError as exc:
+            return str(exc)
     return None
 
 
