@@ -35,9 +35,9 @@ def _raise_interrupt(signum, frame):
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name=CONFIG_NAME)
 def main(cfg: DictConfig) -> float:
     # here, not at the top: training imports torch (seconds), which a sweep's own process never
-    # needs, and the simulated task none (optsweep.task picks one)
+    # needs, and the simulated task none (optsweep.dispatch picks one)
     from optsweep.sweep.job import sweep_job
-    from optsweep.task import run_task
+    from optsweep.dispatch import run_task
 
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:

@@ -230,7 +230,7 @@ def objective_direction(objective: str, val_fraction: float) -> str:
     return contract.direction(contract.objective_name(cfg))
 
 
-SIMULATE_KEY = "simulate"  # its presence makes a run the simulated task (optsweep.task)
+SIMULATE_KEY = "simulate"  # its presence makes a run the simulated task (optsweep.dispatch)
 
 
 # --- checks beyond types --------------------------------------------------------------------------

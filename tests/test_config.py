@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from optsweep.conf_tree import conf_dir
 from optsweep.errors import ConfigError
 from optsweep.optim.check import REFUSED
+from optsweep.simulate import task as simulate
 from optsweep.train import check_config
 from tests.conftest import make_cfg
 
@@ -38,7 +39,12 @@ def test_every_group_option_composes_and_validates(group):
         extra = ["data.root=/tmp/images"] if option == "imagefolder" else []
         cfg = make_cfg([f"{group}={option}", *extra])
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-        if group == "optimizer" and cfg.optimizer._target_.rsplit(".", 1)[-1] in REFUSED:
+        if option == "simulated":  # no images: training refuses it, the simulated task runs it
+            with pytest.raises(ConfigError, match=r"data\.name.*workload=simulated"):
+                check_config(cfg)
+            simulated = make_cfg(["workload=simulated", f"{group}={option}"])
+            simulate.check(simulated, "adam")
+        elif group == "optimizer" and cfg.optimizer._target_.rsplit(".", 1)[-1] in REFUSED:
             with pytest.raises(ConfigError, match=r"optimizer\._target_"):
                 check_config(cfg)  # composes, and is refused in one line before any data
         else:

@@ -17,6 +17,7 @@ import pandas as pd
 from optsweep.analysis.benchmark import (Benchmark, comparison, load_benchmark, objective_of,
                                          times_to_target, trials_table)
 from optsweep.analysis.benchmark_figures import budget_figure, lr_figure, profile_figure
+from optsweep.analysis.load import TRUTH_PREFIX
 from optsweep.analysis.budget import CAVEAT, budget_curves
 from optsweep.analysis.profile import performance_profile
 from optsweep.analysis.stats import compare_to_best
@@ -45,6 +46,11 @@ def results_table(bench: Benchmark, metric: str, select: str) -> tuple[pd.DataFr
                      "p_adjusted": mine["p_adjusted"].iloc[0] if len(mine) else float("nan"),
                      "setting": chosen_setting(bench, r.sweep, r.setting)})
     results = pd.DataFrame(rows)
+    truth = f"{TRUTH_PREFIX}{metric}"
+    if truth in tuned.runs.columns:  # simulated: each confirmed setting's noise-free expectation
+        expected = tuned.runs.groupby(["sweep", "setting"])[truth].mean()
+        results["truth"] = [expected.get((w, o), math.nan)
+                            for w, o in zip(results["workload"], results["optimizer"])]
     defaults = comparison(bench, "defaults")
     if not defaults.runs.empty:
         base = setting_table(defaults, metric, select).drop(columns="optimizer")
@@ -93,7 +99,24 @@ def display_results(results: pd.DataFrame, metric: str) -> pd.DataFrame:
             mean_std(m, s, int(n) if n == n else 0) for m, s, n in zip(
                 results["defaults_mean"], results["defaults_std"], results["defaults_n"])]
     shown["chosen setting"] = results["setting"]
+    if "truth" in results.columns:
+        shown[f"truth: expected {metric}"] = [f"{v:.4f}" for v in results["truth"]]
     return shown
+
+
+def truth_lines(results: pd.DataFrame, metric: str) -> list[str]:
+    """Simulated workloads: which confirmed setting truly is the best, beside the answer."""
+    if "truth" not in results.columns:
+        return []
+    lines = []
+    for workload, rows in results.groupby("workload", sort=False):
+        ranked = rows.sort_values("truth", ascending=lower_is_better(metric))
+        named = rows.loc[rows["verdict"] == "best", "optimizer"].tolist()
+        order = ", ".join(f"{r.optimizer} {r.truth:.4f}" for r in ranked.itertuples())
+        lines.append(f"Truth (simulated, noise-free) on {workload}: the confirmed settings' "
+                     f"expected {metric} rank {order}; the answer names "
+                     f"{named[0] if named else 'none'} best.")
+    return lines
 
 
 def display_profile(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
@@ -170,6 +193,7 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
                     f"{settings['seeds']} new seeds. Chosen on `{select}`, reported on "
                     f"`{metric}`{' (lower is better)' if lower_is_better(metric) else ''}.")]
     blocks += [("li", line) for line in answer(results, scores, metric, select)]
+    blocks += [("li", line) for line in truth_lines(results, metric)]
     if len(results):
         blocks.append(("table", display_results(results, metric)))
     if len(table):

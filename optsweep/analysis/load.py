@@ -30,6 +30,14 @@ RUN_COLUMNS = (
     "run", "sweep", "job", "optimizer", "dataset", "model", "status", "objective", "objective_name",
     "epochs_completed", "epochs_planned", "best_epoch", "wall_seconds", "overrides", "error",
 )
+# a simulated run's noise-free expectations (contract.TRUTH_FIELD) as columns: truth_test_acc1, ...
+TRUTH_PREFIX = "truth_"
+
+
+def is_simulated(runs: pd.DataFrame) -> bool:
+    """Whether any run of ``runs`` is a simulated one (workload=simulated)."""
+    column = runs.get(contract.SIMULATED_FIELD)
+    return column is not None and bool(column.fillna(False).astype(bool).any())
 
 
 class AnalysisInputError(Exception):
@@ -258,6 +266,10 @@ def _runs_table(records: list[dict], wide: pd.DataFrame, roots) -> pd.DataFrame:
             "overrides": " ".join(rec["overrides"]),
             "error": summary.get("error"),
         }
+        if summary.get(contract.SIMULATED_FIELD):  # workload=simulated: the setting's truth
+            row[contract.SIMULATED_FIELD] = True
+            for name, value in (summary.get(contract.TRUTH_FIELD) or {}).items():
+                row[f"{TRUTH_PREFIX}{name}"] = value
         for name, value in (summary.get("final") or {}).items():
             row[f"final_{name}"] = value
         for name, value in (summary.get("best") or {}).items():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from optsweep.analysis.figures import write_figures
-from optsweep.analysis.load import RunSet
+from optsweep.analysis.load import RunSet, is_simulated
 from optsweep.analysis.overview import display_overview, overview_table, write_overview
 from optsweep.analysis.stats import compare_to_best, describe_difference
 from optsweep.analysis.sweeps import order_sweeps
@@ -20,6 +20,7 @@ from optsweep.analysis.tables import (
     best_settings, display_table, markdown_table, mean_std, setting_table,
 )
 from optsweep.analysis.targets import display_targets, time_to_target
+from optsweep import contract
 from optsweep.contract import Status
 
 MAX_NAME = 80  # characters; a folder name joining many sweeps is cut to stay readable
@@ -68,6 +69,8 @@ def write_report(runset: RunSet, out_dir=None, *, metric: str = "test_acc1",
     _add_targets(sections, targets)
     sections[0][1][1:1] = first  # after the overview's paragraph, before the best-settings table
     sections[0:0] = list(lead)
+    if is_simulated(runset.runs):  # said first, before any number
+        sections[0:0] = [("Simulated runs", [("p", contract.SIMULATED_NOTE)])]
     (out / "report.md").write_text(_markdown(sections, out), encoding="utf-8")
     html_path = out / "report.html"
     html_path.write_text(_html(sections), encoding="utf-8")

@@ -85,10 +85,15 @@ REGISTRY: dict[str, Dataset] = {
                            lambda root, download: check_imagefolder(root)),
 }
 DATASETS = tuple(REGISTRY)
+SIMULATED = "simulated"  # conf/data/simulated.yaml: the simulated workload's, never read
 
 
 def check_name(name: str) -> None:
     """Raise ConfigError when ``data.name`` names no dataset of ``REGISTRY``."""
+    if name == SIMULATED:
+        raise ConfigError("data.name", name, f"one of {', '.join(DATASETS)} for training",
+                          "data=simulated has no images: it goes with workload=simulated, "
+                          "which sets it")
     if name not in REGISTRY:
         raise ConfigError("data.name", name, f"one of {', '.join(DATASETS)}",
                           "pick a config with data=NAME; a new dataset is a reader in "

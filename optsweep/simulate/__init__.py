@@ -2,5 +2,5 @@
 
 ``model`` holds the maths (a setting's expected accuracy, its curve, noise and truth: pure
 functions of the ``simulate`` config), ``task`` runs one run directory from it as training would.
-Torch-free: ``optsweep.task`` picks this task before any training module is imported.
+Torch-free: ``optsweep.dispatch`` picks this task before any training module is imported.
 """

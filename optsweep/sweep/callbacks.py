@@ -27,7 +27,7 @@ from optsweep.rundir import SweepDir, refuse, refuse_unwritable
 from optsweep.sweep import preflight
 
 COLUMNS = ["job", "status", "objective_name", "objective", "epochs_completed", "overrides",
-           "error", "this_run", "dir"]
+           "error", "this_run", "dir", contract.SIMULATED_FIELD]
 
 
 class SweepSummary(Callback):
@@ -93,6 +93,7 @@ def collect(sweep_dir: Path, since_ns: int = 0) -> list[dict]:
             # Hydra rewrites .hydra/config.yaml whenever it starts the job
             "this_run": job.config_file.stat().st_mtime_ns >= since_ns,
             "dir": str(job.path),
+            contract.SIMULATED_FIELD: bool(summary.get(contract.SIMULATED_FIELD)),
         })
     return sorted(rows, key=lambda row: _job_key(row["job"]))
 
@@ -101,7 +102,9 @@ def format_summary(sweep_dir: Path, rows: list[dict]) -> str:
     counts: dict = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-    lines = [f"sweep {sweep_dir}: {len(rows)} jobs: "
+    simulated = any(row.get(contract.SIMULATED_FIELD) for row in rows)
+    lines = [contract.SIMULATED_NOTE] if simulated else []
+    lines += [f"sweep {sweep_dir}: {len(rows)} jobs: "
              + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))]
     for row in rows:
         value = "" if row["objective"] is None else f"{row['objective_name']}={row['objective']:.4f}"

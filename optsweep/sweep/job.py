@@ -24,7 +24,8 @@ from optsweep.errors import OptsweepError
 from optsweep.resources import available_cores, threads_per_job
 from optsweep.rundir import RunDir
 from optsweep.sweep import trial
-from optsweep.task import EpochHook, StopRun, is_simulated, run_task
+from optsweep.dispatch import run_task
+from optsweep.task import EpochHook, StopRun, is_simulated
 
 log = logging.getLogger(__name__)
 
