@@ -17,8 +17,8 @@ import pandas as pd
 from optsweep.analysis.benchmark import (Benchmark, comparison, load_benchmark, objective_of,
                                          times_to_target, trials_table)
 from optsweep.analysis.benchmark_figures import budget_figure, lr_figure, profile_figure
-from optsweep.analysis.load import TRUTH_PREFIX
 from optsweep.analysis.budget import CAVEAT, budget_curves
+from optsweep.analysis.load import TRUTH_PREFIX
 from optsweep.analysis.profile import performance_profile
 from optsweep.analysis.stats import compare_to_best
 from optsweep.analysis.sweeps import format_value, short_names

@@ -84,7 +84,8 @@ def _write_csvs(out, runset, table, best, tests, skipped) -> None:
     tests.to_csv(out / "significance.csv", index=False)
     pd.DataFrame(runset.skipped + list(skipped), columns=["path", "reason"]).to_csv(
         out / "skipped.csv", index=False)
-    (out / "settings.md").write_text(markdown_table(display_table(table)), encoding="utf-8")
+    note = f"{contract.SIMULATED_NOTE}\n\n" if is_simulated(runset.runs) else ""
+    (out / "settings.md").write_text(note + markdown_table(display_table(table)), encoding="utf-8")
 
 
 # --- content, shared by both formats: a list of (title, [blocks]); a block is (kind, payload) ------

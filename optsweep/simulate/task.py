@@ -111,8 +111,9 @@ def _simulate(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
     sim = OmegaConf.to_container(cfg[SIMULATE_KEY], resolve=True)
     setting = OmegaConf.to_container(cfg.optimizer, resolve=True)
     epochs = int(cfg.trainer.epochs)
-    facts[contract.TRUTH_FIELD] = model.truth(sim, optimizer, setting, epochs, float(cfg.workload.target),
-                                 str(cfg.workload.target_metric))
+    facts[contract.TRUTH_FIELD] = model.truth(sim, optimizer, setting, epochs,
+                                              float(cfg.workload.target),
+                                              str(cfg.workload.target_metric))
     planned, diverges = model.run_rows(sim, optimizer, setting, int(cfg.trainer.seed), epochs,
                                        facts["config_fingerprint"])
     finished = {row["epoch"]: row.get("val_acc1") for row in record.metrics()}
