@@ -20,7 +20,7 @@ from optsweep.analysis.benchmark_figures import budget_figure, lr_figure, profil
 from optsweep.analysis.budget import CAVEAT, budget_curves
 from optsweep.analysis.load import TRUTH_PREFIX
 from optsweep.analysis.profile import performance_profile
-from optsweep.analysis.stats import compare_to_best
+from optsweep.analysis.stats import Verdict, compare_to_best
 from optsweep.analysis.sweeps import format_value, short_names
 from optsweep.analysis.tables import lower_is_better, mean_std, setting_table
 
@@ -42,7 +42,8 @@ def results_table(bench: Benchmark, metric: str, select: str) -> tuple[pd.DataFr
                      "mean": getattr(r, f"{metric}_mean"), "ci95": getattr(r, f"{metric}_ci95"),
                      "std": getattr(r, f"{metric}_std"), f"{select}_mean": getattr(
                          r, f"{select}_mean"),
-                     "verdict": mine["verdict"].iloc[0] if len(mine) else "best",
+                     "outcome": mine["outcome"].iloc[0] if len(mine) else str(Verdict.BEST),
+                     "verdict": mine["verdict"].iloc[0] if len(mine) else str(Verdict.BEST),
                      "p_adjusted": mine["p_adjusted"].iloc[0] if len(mine) else float("nan"),
                      "setting": chosen_setting(bench, r.sweep, r.setting)})
     results = pd.DataFrame(rows)
@@ -111,7 +112,7 @@ def truth_lines(results: pd.DataFrame, metric: str) -> list[str]:
     lines = []
     for workload, rows in results.groupby("workload", sort=False):
         ranked = rows.sort_values("truth", ascending=lower_is_better(metric))
-        named = rows.loc[rows["verdict"] == "best", "optimizer"].tolist()
+        named = rows.loc[rows["outcome"] == Verdict.BEST, "optimizer"].tolist()
         order = ", ".join(f"{r.optimizer} {r.truth:.4f}" for r in ranked.itertuples())
         lines.append(f"Truth (simulated, noise-free) on {workload}: the confirmed settings' "
                      f"expected {metric} rank {order}; the answer names "
@@ -141,23 +142,31 @@ def answer(results: pd.DataFrame, scores: pd.DataFrame, metric: str, select: str
     """Which optimizer wins where, and how sure: one line per workload, one across them."""
     lines = []
     for workload, rows in results.groupby("workload", sort=False):
-        best = rows[rows["verdict"] == "best"]
+        best = rows[rows["outcome"] == Verdict.BEST]
         if best.empty:
             continue
         b = best.iloc[0]
-        beaten = rows[rows["verdict"].str.startswith("significant")]["optimizer"].tolist()
-        tied = rows[rows["verdict"].str.startswith("within noise")]["optimizer"].tolist()
-        untested = rows[rows["verdict"].str.startswith("not tested")]["optimizer"].tolist()
+
+        def named(outcome: Verdict) -> list[str]:
+            return rows.loc[rows["outcome"] == outcome, "optimizer"].tolist()
+
         text = (f"On {workload}, **{b.optimizer}** is best: {metric} "
                 f"{mean_std(b['mean'], b['std'], int(b['n']))} over new seeds (chosen on "
                 f"{select}).")
-        if beaten:
-            text += f" It beats {', '.join(beaten)} beyond seed noise (Welch, Holm-corrected)."
-        if tied:
-            text += (f" It is within seed noise of {', '.join(tied)}: on this evidence they are "
-                     "not distinguishable.")
-        if untested:
-            text += f" Against {', '.join(untested)}: not tested (needs 2 or more seeds each)."
+        if named(Verdict.BETTER):
+            text += (f" But {', '.join(named(Verdict.BETTER))} "
+                     f"{'is' if len(named(Verdict.BETTER)) == 1 else 'are'} better on {metric} "
+                     f"beyond seed noise (Welch, Holm-corrected): the best on {select} is not the "
+                     f"best on {metric}.")
+        if named(Verdict.WORSE):
+            text += (f" It beats {', '.join(named(Verdict.WORSE))} beyond seed noise (Welch, "
+                     "Holm-corrected).")
+        if named(Verdict.TIED):
+            text += (f" It is within seed noise of {', '.join(named(Verdict.TIED))}: on this "
+                     "evidence they are not distinguishable.")
+        if named(Verdict.UNTESTED):
+            text += (f" Against {', '.join(named(Verdict.UNTESTED))}: not tested (needs 2 or more "
+                     "seeds each).")
         lines.append(text)
     if len(scores) and not (scores[["area_epochs", "area_seconds"]] > 0).any().any():
         lines.append("No optimizer's median confirmation run reached a workload's validation "

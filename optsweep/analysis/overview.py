@@ -111,7 +111,7 @@ def _row(best, reference, sweep, dataset, metric, samples, optimizer=None) -> di
     difference = float(reference[f"{metric}_mean"] - best[f"{metric}_mean"])
     p = welch(ours, theirs)
     said = ("the default is best" if reference["setting"] == best["setting"]
-            else verdict(p, len(ours), len(theirs), difference))
+            else verdict(p, len(ours), len(theirs), difference, lower=lower_is_better(metric)))
     return row | {"reference": reference["setting"], "reference_mean": reference[f"{metric}_mean"],
                   "reference_std": reference[f"{metric}_std"],
                   "reference_n": int(reference[f"{metric}_n"]), "difference": difference,

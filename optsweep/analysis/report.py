@@ -14,7 +14,7 @@ import pandas as pd
 from optsweep.analysis.figures import write_figures
 from optsweep.analysis.load import RunSet, is_simulated
 from optsweep.analysis.overview import display_overview, overview_table, write_overview
-from optsweep.analysis.stats import compare_to_best, describe_difference
+from optsweep.analysis.stats import Verdict, compare_to_best, describe_difference
 from optsweep.analysis.sweeps import order_sweeps
 from optsweep.analysis.tables import (
     best_settings, display_table, markdown_table, mean_std, setting_table,
@@ -175,7 +175,7 @@ def _conclusions(sweep, metrics, best, tests, table) -> list[str]:
             lines.append(f"Welch's t-test on {metric}, alpha 0.05, Holm-corrected for {k} "
                          f"comparison{'s' if k > 1 else ''} (raw and adjusted p-values in "
                          "significance.csv).")
-        noisy = mine[mine["verdict"].str.startswith("within noise")]
+        noisy = mine[mine["outcome"] == Verdict.TIED]
         if len(mine) and len(noisy) == len(mine):
             lines.append(f"No setting differs from {b.setting} beyond seed noise (Welch, alpha 0.05"
                          f"{', Holm-corrected' if k > 1 else ''}).")

@@ -3,12 +3,15 @@
 Welch's test (unequal variances) because settings differ in spread: a large lr is often both worse
 and noisier than a good one. The best setting of a sweep is tested against every other one, so a
 sweep of k+1 settings makes k comparisons: the verdicts use Holm's step-down adjustment for those k
-(the chance of any false "significant" in the sweep stays at most alpha), and significance.csv keeps
-the raw p-value beside the adjusted one.
+(the chance of any false "beyond noise" in the sweep stays at most alpha), and significance.csv
+keeps the raw p-value beside the adjusted one. A verdict is signed (``Verdict``): a setting can be
+better than the best beyond noise, when the best was chosen on another metric (validation) than the
+one compared (test).
 """
 from __future__ import annotations
 
 import math
+from enum import Enum
 
 import pandas as pd
 from scipy import stats
@@ -18,6 +21,22 @@ from optsweep.analysis.tables import best_settings, lower_is_better, setting_tab
 from optsweep.contract import AVERAGED
 
 ALPHA = 0.05
+
+
+class Verdict(str, Enum):
+    """A setting against the best, on the compared metric: the one vocabulary of every table."""
+
+    BEST = "best"
+    BETTER = "better beyond noise"  # than the best: it was chosen on another metric
+    WORSE = "worse beyond noise"
+    TIED = "within noise"
+    UNTESTED = "not tested"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+BEYOND_NOISE = (Verdict.BETTER, Verdict.WORSE)
 
 
 def welch(a, b) -> float:
@@ -41,14 +60,28 @@ def holm(p_values) -> list[float]:
     return adjusted
 
 
-def verdict(p: float, n_best: int, n_other: int, difference: float, alpha: float = ALPHA,
-            p_name: str = "p") -> str:
-    """'significant (p=0.01)' or 'within noise (p=0.3)'; ``p_name`` says which p (e.g. 'Holm p')."""
+def judge(p: float, n_best: int, n_other: int, difference: float, alpha: float = ALPHA,
+          lower: bool = False) -> Verdict:
+    """The signed verdict on ``difference`` (setting - best) with its (adjusted) p-value ``p``;
+    ``lower``: lower is better on the compared metric (a loss)."""
     if n_best < 2 or n_other < 2:
-        return "not tested (needs 2 or more seeds in both settings)"
+        return Verdict.UNTESTED
     if math.isnan(p):  # both settings gave identical numbers on every seed
-        return "within noise" if difference == 0 else "not tested (no spread over seeds)"
-    return f"significant ({p_name}={p:.3g})" if p < alpha else f"within noise ({p_name}={p:.3g})"
+        return Verdict.TIED if difference == 0 else Verdict.UNTESTED
+    if p >= alpha:
+        return Verdict.TIED
+    return Verdict.BETTER if (difference < 0) == lower else Verdict.WORSE
+
+
+def verdict(p: float, n_best: int, n_other: int, difference: float, alpha: float = ALPHA,
+            p_name: str = "p", lower: bool = False) -> str:
+    """``judge``'s verdict in words: 'worse beyond noise (Holm p=0.01)', 'within noise (p=0.3)';
+    ``p_name`` says which p (e.g. 'Holm p')."""
+    said = judge(p, n_best, n_other, difference, alpha, lower)
+    if said is Verdict.UNTESTED:
+        return (f"{said} (needs 2 or more seeds in both settings)" if min(n_best, n_other) < 2
+                else f"{said} (no spread over seeds)")
+    return str(said) if math.isnan(p) else f"{said} ({p_name}={p:.3g})"
 
 
 def compare_to_best(runset: RunSet, metric: str = "test_acc1", alpha: float = ALPHA,
@@ -58,7 +91,8 @@ def compare_to_best(runset: RunSet, metric: str = "test_acc1", alpha: float = AL
 
     Columns: sweep, dataset, best, setting, n_best, n, best_mean, mean, difference (setting - best),
     p_value (Welch's, raw), comparisons (k: the tested comparisons of this sweep and dataset),
-    p_adjusted (Holm over those k), significant (p_adjusted < alpha), verdict (on p_adjusted).
+    p_adjusted (Holm over those k), significant (p_adjusted < alpha), outcome (``Verdict``, signed,
+    on p_adjusted) and verdict (the outcome in words, with its p).
     """
     table = setting_table(runset, metric, select) if table is None else table
     counted = runset.runs[runset.runs["status"].isin(AVERAGED)]
@@ -78,16 +112,17 @@ def compare_to_best(runset: RunSet, metric: str = "test_acc1", alpha: float = AL
                 "best_mean": getattr(best, f"{metric}_mean"), "mean": getattr(other, f"{metric}_mean"),
                 "difference": diff, "p_value": welch(best_values, other_values),
             })
-    return pd.DataFrame(holm_verdicts(rows, alpha), columns=COLUMNS)
+    return pd.DataFrame(holm_verdicts(rows, alpha, lower_is_better(metric)), columns=COLUMNS)
 
 
 COLUMNS = ["sweep", "dataset", "best", "setting", "n_best", "n", "best_mean", "mean", "difference",
-           "p_value", "comparisons", "p_adjusted", "significant", "verdict"]
+           "p_value", "comparisons", "p_adjusted", "significant", "outcome", "verdict"]
 
 
-def holm_verdicts(rows: list[dict], alpha: float = ALPHA) -> list[dict]:
+def holm_verdicts(rows: list[dict], alpha: float = ALPHA, lower: bool = False) -> list[dict]:
     """Each comparison (a dict with sweep, dataset, n_best, n, difference and its raw p_value)
-    with comparisons, p_adjusted (Holm within its sweep and dataset), significant and verdict."""
+    with comparisons, p_adjusted (Holm within its sweep and dataset), significant, outcome and
+    verdict; ``lower``: lower is better on the compared metric."""
     families: dict[tuple, list[dict]] = {}
     for row in rows:
         families.setdefault((row["sweep"], row["dataset"]), []).append(row)
@@ -97,8 +132,10 @@ def holm_verdicts(rows: list[dict], alpha: float = ALPHA) -> list[dict]:
             row["comparisons"] = sum(not math.isnan(q) for q in raw)
             row["p_adjusted"] = p
             row["significant"] = bool(p < alpha)
+            row["outcome"] = str(judge(p, row["n_best"], row["n"], row["difference"], alpha,
+                                       lower))
             row["verdict"] = verdict(p, row["n_best"], row["n"], row["difference"], alpha,
-                                     "Holm p" if row["comparisons"] > 1 else "p")
+                                     "Holm p" if row["comparisons"] > 1 else "p", lower)
     return rows
 
 

@@ -35,7 +35,7 @@ def test_report_with_skipped_runs(messy_sweep, tmp_path, capsys):
     assert html.count("data:image/png;base64,") == 3 and 'src="figures/' not in html
     markdown = (out / "report.md").read_text()
     assert "Best on digits (by val_acc1 0.9200): **lr=0.001**" in markdown
-    assert "lr=0.0001: 0.3000 lower than lr=0.001, significant" in markdown
+    assert "lr=0.0001: 0.3000 lower than lr=0.001, worse beyond noise" in markdown
     skipped = markdown.split("## Skipped run directories")[1]
     for job in ("11", "12", "13"):
         assert str(messy_sweep / job) in skipped

@@ -8,7 +8,8 @@ from scipy import stats as scipy_stats
 
 from optsweep.analysis import load_runs
 from optsweep.analysis.report import write_report
-from optsweep.analysis.stats import compare_to_best, holm, holm_verdicts
+from optsweep.analysis.stats import (BEYOND_NOISE, Verdict, compare_to_best, holm, holm_verdicts,
+                                     judge, verdict)
 from optsweep.analysis.tables import best_settings, display_table, markdown_table, setting_table
 
 
@@ -67,11 +68,12 @@ def test_holm_verdicts_correct_within_each_sweep():
     # three comparisons in s: 0.01 * 3 = 0.03, 0.02 * 2 = 0.04, 0.04 * 1 = 0.04: all below 0.05
     assert [by["s", x]["p_adjusted"] for x in "abc"] == pytest.approx([0.03, 0.04, 0.04])
     assert all(by["s", x]["comparisons"] == 3 and by["s", x]["significant"] for x in "abc")
-    assert by["s", "a"]["verdict"] == "significant (Holm p=0.03)"
+    assert by["s", "a"]["verdict"] == "worse beyond noise (Holm p=0.03)"  # difference -0.1
+    assert by["s", "a"]["outcome"] == Verdict.WORSE
     assert by["s", "a"]["p_value"] == 0.01  # the raw p-value stays
     # the other sweep is its own family of one: no correction
     assert by["other", "d"]["p_adjusted"] == pytest.approx(0.04)
-    assert by["other", "d"]["verdict"] == "significant (p=0.04)"
+    assert by["other", "d"]["verdict"] == "worse beyond noise (p=0.04)"
 
 
 def test_a_raw_significance_can_be_within_noise_after_holm():
@@ -115,7 +117,8 @@ def test_large_difference_is_significant_and_equal_means_are_within_noise(tmp_pa
     large = tests.loc["lr=0.0001"]
     t = 0.30 / math.sqrt(2 * 0.01 ** 2 / 3)
     assert large["p_value"] == pytest.approx(2 * scipy_stats.t.sf(t, 4), rel=1e-3)
-    assert large["significant"] and large["verdict"].startswith("significant")
+    assert large["significant"] and large["verdict"].startswith("worse beyond noise")
+    assert large["outcome"] == Verdict.WORSE
     assert large["difference"] == pytest.approx(-0.30)
     # two comparisons: Holm doubles the smaller p-value and leaves the larger (1) at 1
     assert set(tests["comparisons"]) == {2}
@@ -123,6 +126,7 @@ def test_large_difference_is_significant_and_equal_means_are_within_noise(tmp_pa
     null = tests.loc["lr=0.01"]  # same mean: t = 0, p = 1
     assert null["p_value"] == pytest.approx(1.0)
     assert not null["significant"] and null["verdict"].startswith("within noise")
+    assert null["outcome"] == Verdict.TIED
     assert null["p_adjusted"] == pytest.approx(1.0)
     write_report(load_runs([sweep]), tmp_path / "out", figures={})
     assert "Holm-corrected for 2 comparisons" in (tmp_path / "out" / "report.md").read_text()
@@ -166,3 +170,33 @@ def test_tables_show_swept_values_at_three_significant_digits_unless_that_merges
     assert readable(names).tolist() == ["lr=0.000999, weight_decay=0", "lr=2.02e-05", "adam"]
     close = pd.Series(["lr=0.00100011", "lr=0.00100012"])
     assert readable(close).nunique() == 2  # more digits rather than one name for two settings
+
+
+def test_a_verdict_is_signed_by_the_metric_direction():
+    # difference = setting - best; on accuracy higher is better, on a loss lower is
+    assert judge(0.01, 3, 3, +0.02) == Verdict.BETTER
+    assert judge(0.01, 3, 3, -0.02) == Verdict.WORSE
+    assert judge(0.01, 3, 3, -0.02, lower=True) == Verdict.BETTER
+    assert judge(0.01, 3, 3, +0.02, lower=True) == Verdict.WORSE
+    assert judge(0.2, 3, 3, +0.02) == Verdict.TIED
+    assert judge(0.01, 1, 3, +0.02) == Verdict.UNTESTED
+    assert judge(float("nan"), 3, 3, 0.0) == Verdict.TIED
+    assert verdict(0.01, 3, 3, +0.02, p_name="Holm p") == "better beyond noise (Holm p=0.01)"
+    assert set(BEYOND_NOISE) == {Verdict.BETTER, Verdict.WORSE}
+
+
+def test_the_best_on_validation_can_be_beaten_on_test_and_is_said_so(tmp_path):
+    # the review's case: A val (.90, .91, .90) test (.70, .71, .70); B val (.85, .86, .85) test
+    # (.80, .81, .80). A is chosen on validation; on test B is 0.10 higher, Welch p = 2.9e-5.
+    sweep = tmp_path / "multirun" / "signed"
+    num = 0
+    for lr, vals, tests in ((1e-3, (.90, .91, .90), (.70, .71, .70)),
+                            (1e-4, (.85, .86, .85), (.80, .81, .80))):
+        for seed, (val, test) in enumerate(zip(vals, tests)):
+            write_run(sweep / str(num), lr=lr, seed=seed, acc=test, val_acc=val, num=num)
+            num += 1
+    row = compare_to_best(load_runs([sweep]), "test_acc1", select="val_acc1").iloc[0]
+    assert (row["best"], row["setting"]) == ("lr=0.001", "lr=0.0001")
+    assert row["difference"] == pytest.approx(0.10)
+    assert row["p_value"] == pytest.approx(2.9e-5, rel=0.05)
+    assert row["outcome"] == Verdict.BETTER and row["verdict"].startswith("better beyond noise")
