@@ -145,3 +145,65 @@ def describe_difference(row, metric: str) -> str:
         return "no final value"
     worse = "higher" if lower_is_better(metric) else "lower"
     return f"{abs(row['difference']):.4f} {worse}" if row["difference"] else "equal"
+
+
+# --- the power statement: what difference the confirmation seeds could have detected -----------
+
+def pooled_sd(groups) -> tuple[float, int]:
+    """(the seed spread pooled over groups, its degrees of freedom): sqrt(sum of each group's
+    squared deviations from its own mean / sum of (n_i - 1)); K groups of n seeds give K x (n - 1)
+    degrees of freedom, so that 2 or 3 seeds per optimizer still estimate it. A group of fewer
+    than 2 values carries no spread and counts for nothing; (nan, 0) when none has 2."""
+    squares, df = 0.0, 0
+    for group in groups:
+        values = [float(v) for v in group if not math.isnan(float(v))]
+        if len(values) < 2:
+            continue
+        mean = sum(values) / len(values)
+        squares += sum((v - mean) ** 2 for v in values)
+        df += len(values) - 1
+    return (math.sqrt(squares / df), df) if df else (math.nan, 0)
+
+
+def t_test_power(difference: float, sd: float, n: int, alpha: float,
+                 df: float | None = None) -> float:
+    """Power of a two-sided t-test of two means of ``n`` values each, spread ``sd``, whose true
+    means differ by ``difference``: P(|T| > t_(1 - alpha/2, df)) with T noncentral t of
+    noncentrality difference / (sd sqrt(2 / n)). ``df``: the test statistic's degrees of freedom;
+    None: 2 (n - 1), Welch's (the benchmark's test) at equal spreads."""
+    df = 2 * (n - 1) if df is None else df
+    if n < 2 or df < 1 or not sd > 0:
+        return math.nan
+    critical = stats.t.ppf(1 - alpha / 2, df)
+    shift = abs(difference) / (sd * math.sqrt(2.0 / n))
+    return float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
+
+
+def detectable_difference(sd: float, df: float | None, n: int, alpha: float,
+                          power: float = 0.8) -> float:
+    """The smallest true difference between two means of ``n`` seeds each that a two-sided t-test
+    at ``alpha`` detects with ``power`` (noncentral t, ``t_test_power``). Pass the alpha the
+    verdict is held to: with Holm over k comparisons the first step's alpha / k (a bound: later
+    steps test at larger alphas). nan where n < 2 or no spread was measured."""
+    if n < 2 or not sd > 0 or not 0 < power < 1:
+        return math.nan
+    low, high = 0.0, sd
+    while t_test_power(high, sd, n, alpha, df) < power:
+        high *= 2.0
+    for _ in range(60):  # bisection: 2^-60 of the bracket, far below any printed digit
+        middle = (low + high) / 2
+        low, high = (middle, high) if t_test_power(middle, sd, n, alpha, df) < power \
+            else (low, middle)
+    return high
+
+
+def seeds_needed(difference: float, sd: float, df: float | None, alpha: float,
+                 power: float = 0.8, max_seeds: int = 1000) -> int | None:
+    """The smallest n per optimizer (2 or more) at which ``difference`` is detected with
+    ``power`` (``t_test_power``; ``df`` None: 2 (n - 1) for each n); None beyond ``max_seeds``."""
+    if not sd > 0 or difference == 0:
+        return None
+    for n in range(2, max_seeds + 1):
+        if t_test_power(difference, sd, n, alpha, df) >= power:
+            return n
+    return None
