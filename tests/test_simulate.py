@@ -13,6 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from optsweep import contract
+from optsweep.analysis import stats
 from optsweep.conf_tree import conf_dir
 from optsweep.contract import Status
 from optsweep.dispatch import run_task
@@ -315,5 +316,13 @@ def test_the_benchmark_without_torch_names_the_optimizer_whose_truth_is_best(tmp
     # the report's first section and the settings table's first line say the numbers are invented
     report = (out / "report" / "report.md").read_text().split("\n## ")
     assert report[1].startswith("Simulated runs") and contract.SIMULATED_NOTE in report[1]
+    # the power statement: its detectable difference follows from its own spread, seeds and alpha
+    (power,) = [line for line in "\n".join(report).splitlines() if "Power on simulated" in line]
+    sd = float(power.split("spread over seeds is ")[1].split(" ")[0])
+    detectable = float(power.split("a true difference of ")[1].split(" ")[0])
+    assert "alpha 0.05/2" in power and "3 seeds each" in power
+    # both printed to 4 decimals: the rounding of sd moves the detectable difference by ~1%
+    assert detectable == pytest.approx(stats.detectable_difference(sd, None, 3, 0.025), rel=0.02)
+    assert detectable > sd  # 3 seeds cannot find a difference of one seed sd
     settings = (out / "report" / "settings.md").read_text()
     assert settings.splitlines()[0] == contract.SIMULATED_NOTE

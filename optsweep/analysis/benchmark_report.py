@@ -20,9 +20,11 @@ from optsweep.analysis.benchmark_figures import budget_figure, lr_figure, profil
 from optsweep.analysis.budget import CAVEAT, budget_curves
 from optsweep.analysis.load import TRUTH_PREFIX
 from optsweep.analysis.profile import performance_profile
-from optsweep.analysis.stats import Verdict, compare_to_best
+from optsweep.analysis.stats import (ALPHA, Verdict, compare_to_best, detectable_difference,
+                                     pooled_sd, seeds_needed)
 from optsweep.analysis.sweeps import format_value, short_names
 from optsweep.analysis.tables import lower_is_better, mean_std, setting_table
+from optsweep.contract import AVERAGED
 
 TITLE = "Benchmark: which optimizer, fairly compared"
 
@@ -120,6 +122,40 @@ def truth_lines(results: pd.DataFrame, metric: str) -> list[str]:
     return lines
 
 
+WANTED = 0.01  # the difference the power statement prices in seeds: one point of accuracy
+
+
+def power_lines(bench: Benchmark, results: pd.DataFrame, metric: str,
+                alpha: float = ALPHA, wanted: float = WANTED) -> list[str]:
+    """Per workload: the seed spread of the confirmation runs pooled over optimizers (K x (n - 1)
+    degrees of freedom), the smallest difference the benchmark's seeds detect at 80% power with
+    Holm's first-step alpha (alpha / comparisons, Welch's df 2 (n - 1): benchmarks/calibration.py
+    measured this against simulated benchmarks) and the seeds ``wanted`` would need."""
+    tuned = comparison(bench, "confirmed").runs
+    column = f"final_{metric}"
+    if tuned.empty or column not in tuned.columns:
+        return []
+    counted = tuned[tuned["status"].isin(AVERAGED)]
+    lines = []
+    for workload, rows in results.groupby("workload", sort=False):
+        mine = counted[counted["sweep"] == workload]
+        sd, df = pooled_sd(v.to_numpy() for _, v in mine.groupby("setting")[column])
+        comparisons = max(len(rows) - 1, 1)
+        n = int(rows["n"].min())
+        if not df or not sd > 0 or n < 2:
+            continue
+        corrected = alpha / comparisons
+        detectable = detectable_difference(sd, None, n, corrected)
+        needed = seeds_needed(wanted, sd, None, corrected)
+        lines.append(
+            f"Power on {workload}: the confirmation runs' {metric} spread over seeds is "
+            f"{sd:.4f} (pooled over {rows['optimizer'].nunique()} optimizers, {df} degrees of "
+            f"freedom); with {n} seeds each and alpha {alpha:g}/{comparisons} (Holm's first "
+            f"step), a true difference of {detectable:.4f} is found 80% of the time; "
+            f"{wanted:g} would need {needed if needed else 'more than 1000'} seeds each.")
+    return lines
+
+
 def display_profile(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     shown = table[["workload", "optimizer"]].copy()
     shown["target"] = [f"{m} {t:g}" for m, t in zip(table["metric"], table["target"])]
@@ -202,6 +238,7 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
                     f"{settings['seeds']} new seeds. Chosen on `{select}`, reported on "
                     f"`{metric}`{' (lower is better)' if lower_is_better(metric) else ''}.")]
     blocks += [("li", line) for line in answer(results, scores, metric, select)]
+    blocks += [("li", line) for line in power_lines(bench, results, metric)]
     blocks += [("li", line) for line in truth_lines(results, metric)]
     if len(results):
         blocks.append(("table", display_results(results, metric)))
