@@ -6,8 +6,10 @@
 
 A sweep picks its best setting from the same seeds it then reports: the winner's score is biased
 upwards (the winner's curse). The study's protocol therefore confirms the chosen setting on seeds
-that played no part in choosing it. The setting is chosen exactly as the analysis chooses
-(``tables.best_settings`` on ``--select``, validation by default); its overrides are read back from
+that played no part in choosing it. The setting is chosen as the analysis chooses
+(``tables.best_settings`` on ``--select``, a validation metric: never the test set), among the runs
+the sweeper scored (``contract.SCORED``: a setting that diverged on any seed is never chosen,
+however high its last finished epoch was); its overrides are read back from
 the chosen run's ``.hydra/overrides.yaml`` (for an Optuna study, with its trial's parameters from
 ``optuna.db``), a sweep preset (``sweep=NAME``) is replaced by the config values it set, and the
 runs go into one named sweep directory (``<PATH>_confirm``), so that running the command again
@@ -23,6 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from optsweep import contract
@@ -39,15 +42,50 @@ class ConfirmError(Exception):
     """The path or the arguments cannot give a confirmation sweep (one line, exit status 2)."""
 
 
+def selection(runset: RunSet, select: str) -> str:
+    """``select``, once it is known to choose on validation: a validation metric that the runs
+    measured, in runs whose sweep did not optimise a test metric (the sampler would have chosen
+    its trials on the test set). Never falls back to another metric."""
+    problem = contract.selection_problem(select)
+    if problem:
+        raise ConfirmError(f"--select {select}: {problem}")
+    objectives = sorted({str(o) for o in runset.runs["objective_name"].dropna()})
+    tested = [o for o in objectives if contract.selection_problem(o)]
+    if tested:
+        raise ConfirmError(f"its runs' objective is {', '.join(tested)} (trainer.objective, or "
+                           "data.val_fraction=0: no validation split), so a sweeper chose on the "
+                           "test set; rerun the sweep with data.val_fraction above 0 and "
+                           "trainer.objective=auto or a val_* metric")
+    scored, column = runset.runs[runset.runs["status"].isin(contract.SCORED)], f"final_{select}"
+    if not scored.empty and (column not in scored.columns or scored[column].isna().all()):
+        raise ConfirmError(f"--select {select}: no run measured it (no validation split?); "
+                           "rerun the sweep with data.val_fraction above 0")
+    return select
+
+
+def choosable(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs a setting is chosen on: those the sweeper scored (``contract.SCORED``), of the
+    settings that diverged on no seed (the sweeper scored that seed at the worst value)."""
+    setting = pd.Series([repr(key) for key in runs[["sweep", "dataset", "setting"]]
+                         .astype(object).itertuples(index=False)], index=runs.index, dtype=object)
+    diverged = setting[runs["status"] == contract.Status.DIVERGED]
+    return runs[runs["status"].isin(contract.SCORED) & ~setting.isin(diverged)]
+
+
 def chosen_run(runset: RunSet, metric: str, select: str) -> tuple[dict, list[int]]:
-    """The chosen setting's first finished run (a runs row) and the seeds the sweep used."""
+    """The chosen setting's first scored run (a runs row) and the seeds the sweep used."""
     from optsweep.analysis.tables import best_settings, setting_table
 
-    counted = runset.runs[runset.runs["status"].isin(contract.AVERAGED)]
+    counted = choosable(runset.runs)
     if counted.empty:
-        raise ConfirmError("holds no finished run (completed, early-stopped or diverged) to "
-                           "choose a setting from")
-    best = best_settings(setting_table(runset, metric, select), select)
+        if runset.runs["status"].isin(contract.SCORED).any():
+            raise ConfirmError("holds no setting without a diverged seed (a setting that "
+                               "diverged is never chosen); rerun the sweep in a lower lr range")
+        raise ConfirmError("holds no finished run the sweeper scored (completed or early-stopped;"
+                           " a diverged, pruned or failed run is never chosen) to choose a "
+                           "setting from")
+    scored = RunSet(runs=counted, metrics=runset.metrics, swept=runset.swept)
+    best = best_settings(setting_table(scored, metric, select), select)
     if len(best) != 1:
         found = ", ".join(f"{b.sweep} ({b.dataset})" for b in best.itertuples(index=False))
         raise ConfirmError(f"holds {len(best)} sweeps ({found}); give one sweep's directory")
@@ -142,10 +180,11 @@ def parse_args(argv):
                                      description=__doc__.split("\n")[0].split(": ", 1)[1])
     parser.add_argument("path", metavar="PATH", help="a finished grid sweep or Optuna study")
     parser.add_argument("--seeds", type=int, default=5, help="new seeds to run (default 5)")
-    parser.add_argument("--select", default="val_acc1", choices=METRIC_COLUMNS, metavar="NAME",
-                        help="metric that chooses the setting, as in the analysis (default "
-                             "val_acc1)")
-    parser.add_argument("--metric", default="test_acc1", choices=METRIC_COLUMNS, metavar="NAME",
+    # names are checked in main, so that a bad one is one line naming the known ones
+    parser.add_argument("--select", default="val_acc1", metavar="NAME",
+                        help="validation metric that chooses the setting, as in the analysis "
+                             f"({', '.join(contract.SELECTABLE)}; default val_acc1)")
+    parser.add_argument("--metric", default="test_acc1", metavar="NAME",
                         help="metric reported over the new seeds (default test_acc1)")
     parser.add_argument("--out", metavar="DIR", help="the confirmation sweep (default PATH_confirm)")
     parser.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
@@ -161,10 +200,11 @@ def main(argv=None) -> int:
     try:
         if args.seeds < 1:
             raise ConfirmError(f"--seeds {args.seeds}: give 1 or more")
+        if args.metric not in METRIC_COLUMNS:
+            raise ConfirmError(f"--metric {args.metric}: not a metric; choose one of "
+                               f"{', '.join(METRIC_COLUMNS)}")
         runset = load_runs([path])
-        from optsweep.analysis.tables import selection_metric
-
-        select = selection_metric(runset, args.select, args.metric)
+        select = selection(runset, args.select)
         run, used = chosen_run(runset, args.metric, select)
         seeds = new_seeds(used, args.seeds)
         overrides = {_key(o): o for o in setting_overrides(Path(run["run"]))}

@@ -104,6 +104,10 @@ AVERAGED = FINAL
 RESUMABLE = (Status.INTERRUPTED, Status.FAILED)
 # Ends that are a problem to report (exit status, "failed jobs"), not a result.
 PROBLEMS = (Status.FAILED,)
+# Ends a setting may be chosen from: the sweeper scores them by their last epoch
+# (``objective_value``) and a diverged run at the worst value, so choosing on a diverged run's last
+# finished epoch would pick what the sweeper ranked last. (Pruned runs stopped before their end.)
+SCORED = (Status.COMPLETED, Status.EARLY_STOPPED)
 
 
 def status_of(summary: Optional[Mapping]) -> Status:
@@ -175,6 +179,24 @@ def best_epoch_metric(name: str) -> str:
     return "val_" + name.split("_", 1)[1]
 
 
+# The metrics a setting may be chosen on (a selection, an objective, a target): validation's. The
+# test split only reports, so that its score stays a fair estimate of the chosen setting's.
+SELECTABLE = tuple(c for c in METRIC_COLUMNS if c.startswith("val_"))
+
+
+def selection_problem(name: str) -> Optional[str]:
+    """Why the metric ``name`` cannot choose a setting, or None; said after the key that names it
+    (``select=test_acc1: ...``)."""
+    if name in SELECTABLE:
+        return None
+    choose = f"choose one of {', '.join(SELECTABLE)}"
+    if name.startswith("test_") and name in METRIC_COLUMNS:
+        return f"a test metric (settings are chosen on validation, never on the test set); {choose}"
+    if name in METRIC_COLUMNS:
+        return f"not a validation metric (settings are chosen on validation); {choose}"
+    return f"not a metric; {choose}"
+
+
 def best_row(rows: Sequence[Mapping], name: str) -> Optional[Mapping]:
     """The best epoch's row: the first epoch at the best value of ``best_epoch_metric(name)`` in
     the objective's direction; None when no epoch measured it (no validation split)."""
@@ -203,7 +225,7 @@ def objective_value(status: Status, rows: Sequence[Mapping], name: str) -> float
     """What a run returns to sweepers: the final epoch's objective when the run completed, stopped
     early or was pruned, the worst finite value otherwise (a diverged or failed run has no
     trustworthy one)."""
-    if rows and status in (Status.COMPLETED, Status.EARLY_STOPPED, Status.PRUNED):
+    if rows and status in (*SCORED, Status.PRUNED):
         return float(rows[-1][name])
     return worst_value(name)
 

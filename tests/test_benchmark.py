@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -137,3 +138,26 @@ def test_killed_and_rerun_it_finishes_every_study_and_confirmation_training_none
     assert "at defaults: test_acc1" in benchmark_section
     manifest = json.loads((out / "benchmark.json").read_text())
     assert manifest["workloads"]["digits"] == {"target": 0.9, "target_metric": "val_acc1"}
+
+
+@pytest.mark.slow
+def test_the_confirmed_setting_is_the_best_trial_optuna_scored_not_a_diverged_one(tmp_path):
+    # simulated SGD diverges above lr 0.02 (a tenth of its best): trials 4 and 6 of this study
+    # diverge after epochs far above every completed trial's last one
+    out = tmp_path / "bench"
+    done = processes.module("optsweep.benchmark", "workloads=[simulated]", "optimizers=[sgd]",
+                            "space=lr_only", "budget=8", "seeds=1", "defaults_baseline=false",
+                            "simulate.optimizers.sgd.diverge_lr=0.02", "simulate.diverge_sd=0",
+                            f"dir={out}", env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = study_dir(out, "simulated", "sgd")
+    ends = {job: json.loads((study / job / contract.SUMMARY_FILE).read_text())
+            for job in statuses(study)}
+    scored = {job: e for job, e in ends.items() if e["status"] in contract.SCORED}
+    diverged = [e["final"]["val_acc1"] for e in ends.values() if e["status"] == "diverged"]
+    best = max(scored, key=lambda job: scored[job]["objective"])
+    assert diverged and min(diverged) > scored[best]["final"]["val_acc1"]
+    lr = re.search(r"optimizer\.lr=(\S+)", (study / best / ".hydra" / "overrides.yaml").read_text())
+    (job,) = statuses(confirm_dir(out, "simulated", "sgd"))
+    confirmed = (confirm_dir(out, "simulated", "sgd") / job / ".hydra" / "overrides.yaml")
+    assert f"optimizer.lr={lr.group(1)}\n" in confirmed.read_text()

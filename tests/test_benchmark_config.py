@@ -16,6 +16,7 @@ from optsweep.conf_tree import conf_dir
 from optsweep.config import validate
 from optsweep.errors import ConfigError
 from optsweep.optim.adapters import estimates_step_size
+from tests import processes
 from tests.conftest import make_cfg
 
 CONF = Path(conf_dir())
@@ -157,6 +158,26 @@ def test_bad_input_is_one_line_and_nothing_trains(tmp_path, capsys, argv, said):
     lines = error_lines(capsys)
     assert code == 2 and said in lines[0]
     assert len(lines) <= 2 and not (tmp_path / "b" / "digits").exists()
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["select=test_acc1"], ["select=test_acc1: a test metric", "val_loss, val_acc1, val_acc5"]),
+    (["select=val_ac1"], ["select=val_ac1: not a metric", "val_loss, val_acc1, val_acc5"]),
+    (["metric=test_ac1"], ["metric=test_ac1: not a metric", "test_acc1"]),
+    (["data.val_fraction=0"], ["data.val_fraction=0 (workload=simulated)", "above 0"]),
+    (["data.val_fraction=0", "trainer.objective=val_acc1"], ["data.val_fraction=0"]),
+    (["trainer.objective=test_acc1"], ["trainer.objective=test_acc1: a test metric"]),
+    (["workload.target_metric=test_acc1"], ["workload.target_metric=test_acc1 (workload=simulated)",
+                                            "a test metric"]),
+])
+def test_choosing_on_the_test_set_or_an_unknown_metric_is_one_line_and_nothing_trains(
+        tmp_path, argv, said):
+    result = processes.module("optsweep.benchmark", "workloads=[simulated]",
+                              "optimizers=[adam,sgd]", f"dir={tmp_path / 'b'}", *argv)
+    (line,) = [line for line in result.stderr.splitlines() if "error: " in line]
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert line.startswith("optsweep.benchmark: error: ") and all(s in line for s in said), line
+    assert not (tmp_path / "b").exists()
 
 
 def test_a_cause_every_run_shares_is_said_once_before_anything_trains(tmp_path, capsys,

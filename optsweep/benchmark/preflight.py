@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from optsweep import contract
 from optsweep.benchmark.plan import Cell, cells, tune_command
 from optsweep.benchmark.settings import KEYS
 from optsweep.conf_tree import conf_dir
@@ -68,6 +69,25 @@ def space_problem(composed: DictConfig, cell: Cell) -> str | None:
     return None
 
 
+def choice_problem(composed: DictConfig, cell: Cell) -> str | None:
+    """A cell whose study would choose on the test set: no validation split (the auto objective
+    falls back to test_acc1), or an objective or target metric that is not a validation one.
+    Checked before ``validate``, whose rule for val_fraction=0 is to ask for a test objective."""
+    if composed.data.val_fraction == 0:
+        return (f"data.val_fraction=0 (workload={cell.workload}): no validation split, so the "
+                f"studies would choose on {contract.AUTO_OBJECTIVE_WITHOUT_VAL}, the test set; "
+                "set data.val_fraction above 0 (the workloads' data use 0.1)")
+    objective = contract.objective_name(composed)
+    problem = contract.selection_problem(objective)
+    if problem:
+        return f"trainer.objective={objective}: {problem}"
+    target = OmegaConf.select(composed, "workload.target_metric", default=None)
+    problem = target is not None and contract.selection_problem(str(target))
+    if problem:
+        return f"workload.target_metric={target} (workload={cell.workload}): {problem}"
+    return None
+
+
 def target_of(composed: DictConfig, workload: str) -> dict:
     spec = OmegaConf.select(composed, "workload", default=None)
     if spec is None or "target" not in spec or "target_metric" not in spec:
@@ -84,7 +104,7 @@ def check(cfg: DictConfig, overrides: list[str]) -> tuple[dict, dict, list[str]]
     for cell in cells(cfg):
         try:
             composed = compose_cell(cfg, cell, overrides)
-            problem = space_problem(composed, cell)
+            problem = space_problem(composed, cell) or choice_problem(composed, cell)
             if problem is None:
                 validate(OmegaConf.masked_copy(composed, [k for k in composed if k != "hydra"]))
             if cell.workload not in targets:

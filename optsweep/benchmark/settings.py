@@ -18,6 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from optsweep import contract
 from optsweep.conf_tree import conf_dir
 from optsweep.errors import ConfigError, OptsweepError
 
@@ -87,6 +88,14 @@ def check(cfg: DictConfig) -> None:
             raise ConfigError(key, list(cfg[key]), "a list of distinct names, e.g. [adam,sgd]")
     if not str(cfg.name) or "/" in str(cfg.name):
         raise ConfigError("name", cfg.name, "a folder name without /")
+    problem = contract.selection_problem(cfg.select)
+    if problem:  # checked here: a misspelt name would otherwise fall back to choosing on metric
+        raise OptsweepError(f"select={cfg.select}: {problem}")
+    from optsweep.analysis.load import METRIC_COLUMNS
+
+    if cfg.metric not in METRIC_COLUMNS:
+        raise OptsweepError(f"metric={cfg.metric}: not a metric; choose one of "
+                            f"{', '.join(METRIC_COLUMNS)}")
 
 
 def as_dict(cfg: DictConfig) -> dict:
