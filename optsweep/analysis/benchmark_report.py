@@ -182,27 +182,21 @@ def answer(results: pd.DataFrame, scores: pd.DataFrame, metric: str, select: str
         if best.empty:
             continue
         b = best.iloc[0]
-
-        def named(outcome: Verdict) -> list[str]:
-            return rows.loc[rows["outcome"] == outcome, "optimizer"].tolist()
-
+        named = {v: rows.loc[rows["outcome"] == v, "optimizer"].tolist() for v in Verdict}
         text = (f"On {workload}, **{b.optimizer}** is best: {metric} "
                 f"{mean_std(b['mean'], b['std'], int(b['n']))} over new seeds (chosen on "
                 f"{select}).")
-        if named(Verdict.BETTER):
-            text += (f" But {', '.join(named(Verdict.BETTER))} "
-                     f"{'is' if len(named(Verdict.BETTER)) == 1 else 'are'} better on {metric} "
-                     f"beyond seed noise (Welch, Holm-corrected): the best on {select} is not the "
-                     f"best on {metric}.")
-        if named(Verdict.WORSE):
-            text += (f" It beats {', '.join(named(Verdict.WORSE))} beyond seed noise (Welch, "
-                     "Holm-corrected).")
-        if named(Verdict.TIED):
-            text += (f" It is within seed noise of {', '.join(named(Verdict.TIED))}: on this "
-                     "evidence they are not distinguishable.")
-        if named(Verdict.UNTESTED):
-            text += (f" Against {', '.join(named(Verdict.UNTESTED))}: not tested (needs 2 or more "
-                     "seeds each).")
+        if better := named[Verdict.BETTER]:
+            text += (f" But {', '.join(better)} {'is' if len(better) == 1 else 'are'} better on "
+                     f"{metric} beyond seed noise (Welch, Holm-corrected): the best on {select} "
+                     f"is not the best on {metric}.")
+        if worse := named[Verdict.WORSE]:
+            text += f" It beats {', '.join(worse)} beyond seed noise (Welch, Holm-corrected)."
+        if tied := named[Verdict.TIED]:
+            text += (f" It is within seed noise of {', '.join(tied)}: on this evidence they are "
+                     "not distinguishable.")
+        if untested := named[Verdict.UNTESTED]:
+            text += f" Against {', '.join(untested)}: not tested (needs 2 or more seeds each)."
         lines.append(text)
     if len(scores) and not (scores[["area_epochs", "area_seconds"]] > 0).any().any():
         lines.append("No optimizer's median confirmation run reached a workload's validation "
