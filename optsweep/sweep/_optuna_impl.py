@@ -41,9 +41,11 @@ from optsweep.sweep.errors import SweepError
 log = logging.getLogger(__name__)
 
 WORKER_ATTR = "optsweep_worker"  # system attribute: the host:pid that runs the trial
-# A worker names itself on its new trial one storage call after Optuna's ask; a RUNNING trial
-# still unnamed this long after its start lost its worker in between, and no heartbeat will ever
-# make it stale (it never beat): it is failed and its setting queued again, as a dead worker's.
+# A worker names itself on its new trial one storage call after Optuna's ask, both under the study
+# lock: a RUNNING trial that a claim (under the same lock) finds unnamed lost its worker in between,
+# and no heartbeat will ever make it stale (it never beat): it is failed at once and its setting
+# queued again, as a dead worker's. Without a cross-worker lock (an unknown storage) a live worker's
+# trial can be seen between the two calls: there it is taken for dead this long after its start.
 UNNAMED_AFTER_S = 10.0
 ERROR_ATTR = "error"  # user attribute of a FAIL trial: why
 # system attributes of a re-run, named as Optuna's RetryFailedTrialCallback names them: the number of
@@ -382,12 +384,15 @@ class _Run:
 
     def unnamed_trials(self) -> List[Tuple[optuna.trial.FrozenTrial, str]]:
         """The RUNNING trials whose worker died between asking for them and naming itself."""
-        why = f"its worker died before it named itself on the trial ({UNNAMED_AFTER_S:.0f} s)"
+        locked = st.has_study_lock(self.url)
+        after_s = 0.0 if locked else UNNAMED_AFTER_S
+        why = "its worker died before it named itself on the trial" + (
+            "" if locked else f" ({UNNAMED_AFTER_S:.0f} s)")
         now = datetime.now()  # Optuna records datetime_start in local time
         return [(frozen, why) for frozen in self.study.get_trials(
                     deepcopy=False, states=(TrialState.RUNNING,))
                 if WORKER_ATTR not in frozen.system_attrs and frozen.datetime_start is not None
-                and (now - frozen.datetime_start).total_seconds() > UNNAMED_AFTER_S]
+                and (now - frozen.datetime_start).total_seconds() >= after_s]
 
     def silent_trials(self) -> List[Tuple[optuna.trial.FrozenTrial, str]]:
         """The RUNNING trials whose job fell silent, each with why it is taken for dead."""

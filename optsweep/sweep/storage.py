@@ -173,6 +173,12 @@ def open_study(url: str, study_name: str, directions: Sequence[str],
     return study, storage
 
 
+def has_study_lock(url: str) -> bool:
+    """Whether ``study_lock`` serialises the workers of ``url`` (every storage but an unknown one)."""
+    return (sqlite_path(url) is not None or journal_path(url) is not None
+            or url.startswith(("postgresql", "postgres", "mysql")))
+
+
 @contextlib.contextmanager
 def study_lock(url: str, study_name: str) -> Iterator[None]:
     """Hold a lock shared by every worker of this study (see the module docstring)."""
