@@ -46,10 +46,12 @@ def completed_run(tmp_path_factory) -> Path:
 # --- wrong results with exit status 0 --------------------------------------------------------------
 
 @pytest.mark.slow
-def test_analysis_rejects_an_unknown_select_instead_of_choosing_on_the_test_set(completed_run):
-    result = module("optsweep.analysis", "done", "--select", "nonesuch", "--out", "report",
-                 cwd=completed_run)
-    line = assert_one_line_error(result, "--select nonesuch", "val_acc1")
+@pytest.mark.parametrize("select, why", [("nonesuch", "not a metric"),
+                                         ("test_acc1", "a test metric")])
+def test_analysis_rejects_a_select_that_would_choose_on_the_test_set(completed_run, select, why):
+    result = module("optsweep.analysis", "done", "--select", select, "--out", "report",
+                    cwd=completed_run)
+    line = assert_one_line_error(result, f"--select {select}: {why}", "val_acc1")
     assert "choose one of" in line
     assert not (completed_run / "report").exists()
 

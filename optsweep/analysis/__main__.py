@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib
 
 from optsweep.analysis.load import METRIC_COLUMNS, AnalysisInputError, load_runs
+from optsweep.contract import selection_problem
 from optsweep.errors import unwritable
 
 
@@ -56,10 +57,9 @@ def main(argv=None) -> int:
                                           setting_table)
 
     try:
-        if args.select not in METRIC_COLUMNS:  # checked first: a misspelt name must not fall back
-            raise AnalysisInputError(f"--select {args.select}: not a metric; choose one of "
-                                     f"{', '.join(METRIC_COLUMNS)} (val_* to choose settings "
-                                     "without looking at the test set)")
+        problem = selection_problem(args.select)  # first: a misspelt name must not fall back
+        if problem:
+            raise AnalysisInputError(f"--select {args.select}: {problem}")
         runset = load_runs(args.paths)
         if f"final_{args.metric}" not in runset.runs.columns:
             raise AnalysisInputError(f"--metric {args.metric}: not a metric of these runs; "
