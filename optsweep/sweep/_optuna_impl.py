@@ -43,9 +43,10 @@ log = logging.getLogger(__name__)
 WORKER_ATTR = "optsweep_worker"  # system attribute: the host:pid that runs the trial
 # A worker names itself on its new trial one storage call after Optuna's ask, both under the study
 # lock: a RUNNING trial that a claim (under the same lock) finds unnamed lost its worker in between,
-# and no heartbeat will ever make it stale (it never beat): it is failed at once and its setting
-# queued again, as a dead worker's. Without a cross-worker lock (an unknown storage) a live worker's
-# trial can be seen between the two calls: there it is taken for dead this long after its start.
+# before its job started, and no heartbeat will ever make it stale (it never beat): that claim runs
+# it, as a dead worker's of its own host. Without a cross-worker lock (an unknown storage) a live
+# worker's trial can be seen between the two calls: there it is failed this long after its start
+# and its setting queued again.
 UNNAMED_AFTER_S = 10.0
 ERROR_ATTR = "error"  # user attribute of a FAIL trial: why
 # system attributes of a re-run, named as Optuna's RetryFailedTrialCallback names them: the number of
@@ -331,9 +332,11 @@ class _Run:
         failed trial that was queued again is not one). Call under the study lock."""
         n_trials = self.sweeper.n_trials
         batch: List[Claim] = []
+        locked = st.has_study_lock(self.url)
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if len(batch) < limit and lease.is_dead_local_worker(
-                    frozen.system_attrs.get(WORKER_ATTR)) and not (
+            worker = frozen.system_attrs.get(WORKER_ATTR)
+            if len(batch) < limit and (lease.is_dead_local_worker(worker) or (
+                    locked and worker is None)) and not (
                     self.journal and lease.has_live_record(self.job_dir(frozen))):
                 self.storage.set_trial_system_attr(self.trial_id(frozen.number), WORKER_ATTR,
                                                    self.worker)
@@ -384,15 +387,14 @@ class _Run:
 
     def unnamed_trials(self) -> List[Tuple[optuna.trial.FrozenTrial, str]]:
         """The RUNNING trials whose worker died between asking for them and naming itself."""
-        locked = st.has_study_lock(self.url)
-        after_s = 0.0 if locked else UNNAMED_AFTER_S
-        why = "its worker died before it named itself on the trial" + (
-            "" if locked else f" ({UNNAMED_AFTER_S:.0f} s)")
+        if st.has_study_lock(self.url):
+            return []  # claimed again, as a dead worker's of this host (``claim``)
+        why = f"its worker died before it named itself on the trial ({UNNAMED_AFTER_S:.0f} s)"
         now = datetime.now()  # Optuna records datetime_start in local time
         return [(frozen, why) for frozen in self.study.get_trials(
                     deepcopy=False, states=(TrialState.RUNNING,))
                 if WORKER_ATTR not in frozen.system_attrs and frozen.datetime_start is not None
-                and (now - frozen.datetime_start).total_seconds() >= after_s]
+                and (now - frozen.datetime_start).total_seconds() > UNNAMED_AFTER_S]
 
     def silent_trials(self) -> List[Tuple[optuna.trial.FrozenTrial, str]]:
         """The RUNNING trials whose job fell silent, each with why it is taken for dead."""
