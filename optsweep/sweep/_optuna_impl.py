@@ -327,9 +327,10 @@ class _Run:
 
     def claim(self, limit: int) -> List[Claim]:
         """Up to ``limit`` trials for this worker: first those cut off with a dead worker of this
-        host; then, once the trials of dead workers anywhere are failed and queued again, the
-        queued ones and new ones while the study has fewer than n_trials distinct settings (a
-        failed trial that was queued again is not one). Call under the study lock."""
+        host, and those no worker named (``UNNAMED_AFTER_S``); then, once the trials of dead
+        workers anywhere are failed and queued again, the queued ones and new ones while the study
+        has fewer than n_trials distinct settings (a failed trial that was queued again is not
+        one). Call under the study lock."""
         n_trials = self.sweeper.n_trials
         batch: List[Claim] = []
         locked = st.has_study_lock(self.url)

@@ -173,10 +173,13 @@ def open_study(url: str, study_name: str, directions: Sequence[str],
     return study, storage
 
 
+POSTGRES_PREFIXES, MYSQL_PREFIXES = ("postgresql", "postgres"), ("mysql",)  # advisory locks
+
+
 def has_study_lock(url: str) -> bool:
     """Whether ``study_lock`` serialises the workers of ``url`` (every storage but an unknown one)."""
     return (sqlite_path(url) is not None or journal_path(url) is not None
-            or url.startswith(("postgresql", "postgres", "mysql")))
+            or url.startswith(POSTGRES_PREFIXES + MYSQL_PREFIXES))
 
 
 @contextlib.contextmanager
@@ -197,11 +200,11 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
             yield
         return
     key = int(hashlib.sha256(study_name.encode()).hexdigest()[:15], 16)  # fits a bigint
-    if url.startswith(("postgresql", "postgres")):
+    if url.startswith(POSTGRES_PREFIXES):
         with _sql_lock(url, "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)",
                        key=key):
             yield
-    elif url.startswith("mysql"):
+    elif url.startswith(MYSQL_PREFIXES):
         with _sql_lock(url, "SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)",
                        name=f"optsweep-{key}"):
             yield
