@@ -25,7 +25,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 from optsweep import contract
@@ -63,18 +62,9 @@ def selection(runset: RunSet, select: str) -> str:
     return select
 
 
-def choosable(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs a setting is chosen on: those the sweeper scored (``contract.SCORED``), of the
-    settings that diverged on no seed (the sweeper scored that seed at the worst value)."""
-    setting = pd.Series([repr(key) for key in runs[["sweep", "dataset", "setting"]]
-                         .astype(object).itertuples(index=False)], index=runs.index, dtype=object)
-    diverged = setting[runs["status"] == contract.Status.DIVERGED]
-    return runs[runs["status"].isin(contract.SCORED) & ~setting.isin(diverged)]
-
-
 def chosen_run(runset: RunSet, metric: str, select: str) -> tuple[dict, list[int]]:
     """The chosen setting's first scored run (a runs row) and the seeds the sweep used."""
-    from optsweep.analysis.tables import best_settings, setting_table
+    from optsweep.analysis.tables import best_settings, choosable, setting_table
 
     counted = choosable(runset.runs)
     if counted.empty:

@@ -137,6 +137,7 @@ def test_a_users_own_space_comes_from_their_search_path(tmp_path):
 
 
 @pytest.mark.parametrize("argv, key", [(["budget=0"], "budget"), (["seeds=0"], "seeds"),
+                                       (["seeds=1"], "seeds"),
                                        (["optimizers=[]"], "optimizers"),
                                        (["preset=nosuch"], "preset")])
 def test_bad_benchmark_values_name_their_key(argv, key):
@@ -152,9 +153,12 @@ def error_lines(capsys):
     (["workloads=[nosuch]"], "workload=nosuch"),
     (["space=nosuch"], "conf/space/nosuch.yaml"),
     (["budgte=3"], "budgte"),
+    (["optimizers=[adamm,sgd]"], "optimizers: adamm is no option of conf/optimizer/"),
+    (["pruner=nosuch"], "pruner=nosuch: no such pruner; choose one of hyperband, median"),
 ])
 def test_bad_input_is_one_line_and_nothing_trains(tmp_path, capsys, argv, said):
-    code = benchmark.main([*argv, f"dir={tmp_path / 'b'}", "optimizers=[adam,sgd]"])
+    optimizers = [] if any(a.startswith("optimizers=") for a in argv) else ["optimizers=[adam,sgd]"]
+    code = benchmark.main([*argv, f"dir={tmp_path / 'b'}", *optimizers])
     lines = error_lines(capsys)
     assert code == 2 and said in lines[0]
     assert len(lines) <= 2 and not (tmp_path / "b" / "digits").exists()

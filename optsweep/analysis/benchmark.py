@@ -20,7 +20,7 @@ import pandas as pd
 
 from optsweep.analysis.load import RunSet, load_runs
 from optsweep.analysis.profile import median_time, run_time_to_target
-from optsweep.contract import AVERAGED, FINAL
+from optsweep.contract import AVERAGED, FINAL, Status, maximize
 
 MANIFEST = "benchmark.json"
 DEFAULTS = "defaults"  # the folder of the optimizers at their defaults
@@ -90,6 +90,95 @@ def comparison(bench: Benchmark, role: str) -> RunSet:
     metrics = metrics[metrics["run"].isin(runs["run"])]
     return RunSet(runs=runs.reset_index(drop=True), metrics=metrics,
                   swept={w: ["optimizer"] for w in dict.fromkeys(runs["workload"])})
+
+
+def study_choices(bench: Benchmark, select: str) -> pd.DataFrame:
+    """Per workload x optimizer: the ``select`` value its study chose the confirmed setting on
+    (its best trial among those the confirmation may choose, ``tables.choosable``), and ``best``:
+    True for the one optimizer per workload named best (the best of these values; the first in
+    the benchmark's order among equals).
+
+    The best is named here, on the studies' own trials, and not on the confirmation runs: those
+    are the runs the verdicts test, and a run's validation and test numbers share its seed effect,
+    so a best named on their validation mean is lucky on their test mean too (under the global
+    null, with 23 optimizers, 10 seeds and 90% of the variance shared: a false "beyond noise" in
+    16% of benchmarks; benchmarks/calibration.py). The studies ran on a seed the confirmation
+    runs do not use (``confirm.new_seeds``)."""
+    from optsweep.analysis.tables import choosable
+
+    trials = choosable(bench.of("trial"))
+    column = f"final_{select}"
+    rows = []
+    for workload in bench.workloads:
+        for optimizer in bench.optimizers:
+            mine = trials[(trials["workload"] == workload)
+                          & (trials["optimizer"].astype(str) == optimizer)]
+            values = (mine.groupby("setting", sort=False)[column].mean().dropna()
+                      if column in mine.columns else pd.Series(dtype=float))
+            value = (values.max() if maximize(select) else values.min()) if len(values) \
+                else math.nan
+            rows.append({"workload": workload, "optimizer": optimizer, "study_value": value})
+    table = pd.DataFrame(rows, columns=["workload", "optimizer", "study_value"])
+    table["best"] = False
+    for _, mine in table.groupby("workload", sort=False):
+        scored = mine["study_value"].dropna()
+        if len(scored):
+            table.loc[scored.idxmax() if maximize(select) else scored.idxmin(), "best"] = True
+    return table
+
+
+def study_sampler(run_dir) -> dict:
+    """The sampler a trial's study drew it with, as the trial's ``.hydra/hydra.yaml`` records
+    ``hydra.sweeper.sampler`` (its ``_target_`` and arguments); {} where none is recorded."""
+    from optsweep.rundir import RunDir, UnreadableFile, read_yaml
+
+    try:
+        hydra = read_yaml(RunDir(run_dir).hydra_file, dict)
+    except UnreadableFile:  # no record of it: the sampler is unknown
+        return {}
+    return dict(((hydra.get("hydra") or {}).get("sweeper") or {}).get("sampler") or {})
+
+
+def startup_draws(statuses: list[str], n_startup: int) -> int:
+    """How many trials, in trial order, TPE drew at random: it samples at random until
+    ``n_startup`` trials have ended complete or pruned (Optuna counts those; a diverged trial was
+    told its worst value, so it is complete; a failed one counts for nothing). Exact for one trial
+    in flight at a time; with several, the trials asked before those ended are random too."""
+    ended, drawn = 0, 0
+    for status in statuses:
+        if ended >= n_startup:
+            break
+        drawn += 1
+        ended += status in (*FINAL, Status.PRUNED)
+    return drawn
+
+
+STUDY_COUNTS = ("trials", *(str(s) for s in (Status.COMPLETED, Status.EARLY_STOPPED,
+                                             Status.DIVERGED, Status.PRUNED, Status.FAILED)))
+
+
+def study_accounts(bench: Benchmark) -> pd.DataFrame:
+    """Per workload x optimizer study: its sampler (the class), the trials it drew at random
+    before the sampler's model took over (TPE's start-up; every trial for random search), and
+    how many of its trials ended in each status."""
+    trials = bench.of("trial")
+    trials = trials[trials["job"].astype(str).str.isdigit()]
+    rows = []
+    for (workload, optimizer), mine in trials.groupby(["workload", "optimizer"], sort=False):
+        mine = mine.assign(number=mine["job"].astype(int)).sort_values("number")
+        sampler = study_sampler(mine["run"].iloc[0])
+        name = str(sampler.get("_target_", "unknown")).rsplit(".", 1)[-1]
+        statuses = [str(s) for s in mine["status"]]
+        if name == "TPESampler":
+            random = startup_draws(statuses, int(sampler.get("n_startup_trials", 10)))
+        else:
+            random = len(statuses) if name == "RandomSampler" else math.nan
+        counts = pd.Series(statuses).value_counts()
+        rows.append({"workload": workload, "optimizer": str(optimizer), "sampler": name,
+                     "random draws": random, "trials": len(statuses),
+                     **{c: int(counts.get(c, 0)) for c in STUDY_COUNTS[1:]}})
+    return pd.DataFrame(rows, columns=["workload", "optimizer", "sampler", "random draws",
+                                       *STUDY_COUNTS])
 
 
 def trials_table(bench: Benchmark) -> pd.DataFrame:

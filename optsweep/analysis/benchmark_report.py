@@ -2,7 +2,8 @@
 
 Per workload: each optimizer's confirmed result (mean and 95% interval over the new seeds) beside
 the same optimizer at its defaults (the seed study's protocol), with Holm-corrected verdicts
-against the best; then the tuning-budget curves (``budget``), the performance profile across
+against the best (the optimizer whose study found the best validation value: the confirmation
+runs the verdicts test did not choose it); then the tuning-budget curves (``budget``), the performance profile across
 workloads (``profile``), the lr sensitivity of every trial, and one paragraph that says which
 optimizer wins where and how sure that is. The report's other sections (every study and
 confirmation sweep on its own) follow, as ``report.write_report`` writes them.
@@ -15,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from optsweep.analysis.benchmark import (Benchmark, comparison, load_benchmark, objective_of,
-                                         times_to_target, trials_table)
+                                         study_accounts, study_choices, times_to_target,
+                                         trials_table)
 from optsweep.analysis.benchmark_figures import budget_figure, lr_figure, profile_figure
 from optsweep.analysis.budget import CAVEAT, budget_curves
 from optsweep.analysis.load import TRUTH_PREFIX
@@ -30,22 +32,30 @@ TITLE = "Benchmark: which optimizer, fairly compared"
 
 
 def results_table(bench: Benchmark, metric: str, select: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(one row per workload x optimizer: confirmed and defaults means, intervals, n, the verdict
-    against the best and the chosen setting; the Holm-corrected comparisons)."""
+    """(one row per workload x optimizer: confirmed and defaults means, intervals, n, the value
+    its study chose on (``study_value``), the verdict against the best and the chosen setting;
+    the Holm-corrected comparisons). The best is the optimizer whose study found the best
+    ``select`` (``benchmark.study_choices``), tested against every other on the confirmation
+    runs' ``metric``."""
     tuned = comparison(bench, "confirmed")
     if tuned.runs.empty:
         return pd.DataFrame(), pd.DataFrame()
     table = setting_table(tuned, metric, select)
-    tests = compare_to_best(tuned, metric, table=table, select=select)
+    choices = study_choices(bench, select).set_index(["workload", "optimizer"])
+    named = {w: o for (w, o), best in choices["best"].items() if best}
+    tests = compare_to_best(tuned, metric, table=table, select=select, best=named)
     rows = []
     for r in table.itertuples(index=False):
         mine = tests[(tests["sweep"] == r.sweep) & (tests["setting"] == r.setting)]
+        outcome, said = ((Verdict.BEST, Verdict.BEST) if named.get(r.sweep) == r.setting else
+                         (mine["outcome"].iloc[0], mine["verdict"].iloc[0]) if len(mine) else
+                         (Verdict.UNTESTED, f"{Verdict.UNTESTED} (no best named)"))
         rows.append({"workload": r.sweep, "optimizer": r.setting, "n": r.n,
                      "mean": getattr(r, f"{metric}_mean"), "ci95": getattr(r, f"{metric}_ci95"),
                      "std": getattr(r, f"{metric}_std"), f"{select}_mean": getattr(
                          r, f"{select}_mean"),
-                     "outcome": mine["outcome"].iloc[0] if len(mine) else str(Verdict.BEST),
-                     "verdict": mine["verdict"].iloc[0] if len(mine) else str(Verdict.BEST),
+                     "study_value": choices["study_value"].get((r.sweep, r.setting), math.nan),
+                     "outcome": str(outcome), "verdict": str(said),
                      "p_adjusted": mine["p_adjusted"].iloc[0] if len(mine) else float("nan"),
                      "setting": chosen_setting(bench, r.sweep, r.setting)})
     results = pd.DataFrame(rows)
@@ -97,6 +107,9 @@ def display_results(results: pd.DataFrame, metric: str) -> pd.DataFrame:
     shown[f"tuned, confirmed: {metric}"] = [mean_std(m, s, int(n)) for m, s, n in zip(
         results["mean"], results["std"], results["n"])]
     shown["against the best"] = results["verdict"]
+    if "study_value" in results.columns:
+        shown["study's best (names the best)"] = [f"{v:.4f}" if v == v else "none"
+                                                  for v in results["study_value"]]
     if "defaults_mean" in results.columns:
         shown[f"at defaults: {metric}"] = [
             mean_std(m, s, int(n) if n == n else 0) for m, s, n in zip(
@@ -156,6 +169,19 @@ def power_lines(bench: Benchmark, results: pd.DataFrame, metric: str,
     return lines
 
 
+def sampler_line(accounts: pd.DataFrame) -> str:
+    """What searched: the sampler, and how much of each study was random draws (TPE samples at
+    random until its n_startup_trials ended: at small budgets a 'TPE' study is random search)."""
+    samplers = ", ".join(dict.fromkeys(accounts["sampler"]))
+    drawn = accounts["random draws"].dropna()
+    share = (f"{int(drawn.sum())} of their {int(accounts.loc[drawn.index, 'trials'].sum())} trials "
+             "were random draws (TPE's start-up: it samples at random until n_startup_trials have "
+             "ended)" if len(drawn) else "random draws not known for this sampler")
+    return (f"The studies (study_accounts.csv): sampler {samplers}; {share}. Each study's trials "
+            "by how they ended: a diverged trial counts at its objective's worst value, a failed "
+            "or pruned one gives no value.")
+
+
 def display_profile(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     shown = table[["workload", "optimizer"]].copy()
     shown["target"] = [f"{m} {t:g}" for m, t in zip(table["metric"], table["target"])]
@@ -184,8 +210,8 @@ def answer(results: pd.DataFrame, scores: pd.DataFrame, metric: str, select: str
         b = best.iloc[0]
         named = {v: rows.loc[rows["outcome"] == v, "optimizer"].tolist() for v in Verdict}
         text = (f"On {workload}, **{b.optimizer}** is best: {metric} "
-                f"{mean_std(b['mean'], b['std'], int(b['n']))} over new seeds (chosen on "
-                f"{select}).")
+                f"{mean_std(b['mean'], b['std'], int(b['n']))} over new seeds (named on its "
+                f"study's best {select}, a seed these runs do not use).")
         if better := named[Verdict.BETTER]:
             text += (f" But {', '.join(better)} {'is' if len(better) == 1 else 'are'} better on "
                      f"{metric} beyond seed noise (Welch, Holm-corrected): the best on {select} "
@@ -217,6 +243,8 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
     trials = trials_table(bench)
     curves = budget_curves(trials, objective, int(bench.manifest["settings"]["budget"]))
     table, scores = performance_profile(times_to_target(bench))
+    accounts = study_accounts(bench)
+    accounts.to_csv(out / "study_accounts.csv", index=False)
     results.to_csv(out / "benchmark_results.csv", index=False)
     tests.to_csv(out / "benchmark_significance.csv", index=False)
     curves.to_csv(out / "budget_curves.csv", index=False)
@@ -229,13 +257,17 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
                     f"each tuned by an Optuna study of {settings['budget']} trials (space "
                     f"`{settings['space']}`, the same sampler and seed for all, pruner "
                     f"`{settings['pruner']}`), its best trial's setting rerun over "
-                    f"{settings['seeds']} new seeds. Chosen on `{select}`, reported on "
+                    f"{settings['seeds']} new seeds. Chosen on `{select}` (the best optimizer "
+                    "on its study's best trial, so that the verdicts test runs the choice did "
+                    "not see), reported on "
                     f"`{metric}`{' (lower is better)' if lower_is_better(metric) else ''}.")]
     blocks += [("li", line) for line in answer(results, scores, metric, select)]
     blocks += [("li", line) for line in power_lines(bench, results, metric)]
     blocks += [("li", line) for line in truth_lines(results, metric)]
     if len(results):
         blocks.append(("table", display_results(results, metric)))
+    if len(accounts):
+        blocks += [("p", sampler_line(accounts)), ("table", accounts)]
     if len(table):
         blocks += [("p", "Performance profile (Dolan and More 2002, as AlgoPerf): per workload "
                          "the median over the confirmation runs of the time to the target on "

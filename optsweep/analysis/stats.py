@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from typing import Mapping
 
 import pandas as pd
 from scipy import stats
@@ -85,9 +86,13 @@ def verdict(p: float, n_best: int, n_other: int, difference: float, alpha: float
 
 
 def compare_to_best(runset: RunSet, metric: str = "test_acc1", alpha: float = ALPHA,
-                    table: pd.DataFrame | None = None, select: str | None = None) -> pd.DataFrame:
+                    table: pd.DataFrame | None = None, select: str | None = None,
+                    best: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The best setting of each (sweep, dataset) by ``select`` (default: ``metric``) against every
-    other setting there, compared on ``metric``.
+    other setting there, compared on ``metric``. ``best`` (sweep: setting) names the best instead,
+    chosen on other runs than these: chosen on these runs' ``select``, which shares each run's seed
+    effect with ``metric``, the best's ``metric`` is biased up and the verdicts against it are
+    anti-conservative (benchmarks/calibration.py measured it).
 
     Columns: sweep, dataset, best, setting, n_best, n, best_mean, mean, difference (setting - best),
     p_value (Welch's, raw), comparisons (k: the tested comparisons of this sweep and dataset),
@@ -99,17 +104,20 @@ def compare_to_best(runset: RunSet, metric: str = "test_acc1", alpha: float = AL
     values = counted.groupby(["sweep", "dataset", "setting"], dropna=False)[f"final_{metric}"]
     samples = {key: v.dropna().to_numpy() for key, v in values}
     rows = []
-    for best in best_settings(table, select or metric).itertuples(index=False):
-        best_values = samples.get((best.sweep, best.dataset, best.setting), [])
-        others = table[(table["sweep"] == best.sweep) & (table["dataset"] == best.dataset)
-                       & (table["setting"] != best.setting)]
+    chosen = (best_settings(table, select or metric) if best is None else
+              table[[best.get(sweep) == setting for sweep, setting in
+                     zip(table["sweep"], table["setting"])]])
+    for top in chosen.itertuples(index=False):
+        best_values = samples.get((top.sweep, top.dataset, top.setting), [])
+        others = table[(table["sweep"] == top.sweep) & (table["dataset"] == top.dataset)
+                       & (table["setting"] != top.setting)]
         for other in others.itertuples(index=False):
             other_values = samples.get((other.sweep, other.dataset, other.setting), [])
-            diff = float(getattr(other, f"{metric}_mean") - getattr(best, f"{metric}_mean"))
+            diff = float(getattr(other, f"{metric}_mean") - getattr(top, f"{metric}_mean"))
             rows.append({
-                "sweep": best.sweep, "dataset": best.dataset, "best": best.setting,
+                "sweep": top.sweep, "dataset": top.dataset, "best": top.setting,
                 "setting": other.setting, "n_best": len(best_values), "n": len(other_values),
-                "best_mean": getattr(best, f"{metric}_mean"), "mean": getattr(other, f"{metric}_mean"),
+                "best_mean": getattr(top, f"{metric}_mean"), "mean": getattr(other, f"{metric}_mean"),
                 "difference": diff, "p_value": welch(best_values, other_values),
             })
     return pd.DataFrame(holm_verdicts(rows, alpha, lower_is_better(metric)), columns=COLUMNS)

@@ -11,7 +11,7 @@ from scipy import stats
 
 from optsweep.analysis.load import STATUSES, RunSet
 from optsweep.analysis.sweeps import order_sweeps, readable, setting_order
-from optsweep.contract import AVERAGED, maximize
+from optsweep.contract import AVERAGED, SCORED, Status, maximize
 
 KEYS = ["sweep", "dataset", "optimizer", "setting"]
 REPORTED = ("test_acc1", "test_acc5")
@@ -69,6 +69,15 @@ def _in_study_order(table: pd.DataFrame, runset: RunSet) -> pd.DataFrame:
     key = table.apply(lambda r: (sweep_rank[r["sweep"]], str(r["dataset"]),
                                  setting_rank.get((r["sweep"], r["setting"]), 0)), axis=1)
     return table.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def choosable(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs a setting is chosen on: those the sweeper scored (``contract.SCORED``), of the
+    settings that diverged on no seed (the sweeper scored that seed at the worst value)."""
+    setting = pd.Series([repr(key) for key in runs[["sweep", "dataset", "setting"]]
+                         .astype(object).itertuples(index=False)], index=runs.index, dtype=object)
+    diverged = setting[runs["status"] == Status.DIVERGED]
+    return runs[runs["status"].isin(SCORED) & ~setting.isin(diverged)]
 
 
 def best_settings(table: pd.DataFrame, metric: str = "test_acc1") -> pd.DataFrame:

@@ -37,6 +37,15 @@ def compose_cell(cfg: DictConfig, cell: Cell, overrides: list[str]) -> DictConfi
 
 def composition_error(cell: Cell, first: str) -> str:
     """Hydra's first line, said so that a cause shared by every cell reads the same for each."""
+    if f"space/{cell.space}" in first and cell.space == cell.optimizer \
+            and cell.optimizer not in options("optimizer"):  # space=tuned: a misspelt optimizer
+        return (f"optimizers: {cell.optimizer} is no option of conf/optimizer/ (choose among "
+                f"{', '.join(options('optimizer'))}) and has no conf/space/{cell.optimizer}.yaml "
+                "(an optimizer of a hydra.searchpath folder needs its space file there too)")
+    if "'hydra/sweeper/pruner/" in first:
+        from optsweep.sweep.optuna_config import PRUNERS
+        return (f"pruner={first.split('hydra/sweeper/pruner/')[1].split(chr(39))[0]}: no such "
+                f"pruner; choose one of {', '.join(sorted(PRUNERS))}")
     if f"space/{cell.space}" in first:
         return (f"space={cell.space}: no conf/space/{cell.space}.yaml; write one (conf/space/"
                 "adam.yaml shows the format), put it in a hydra.searchpath folder, or choose "

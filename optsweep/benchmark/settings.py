@@ -81,8 +81,9 @@ def check(cfg: DictConfig) -> None:
     """Values types cannot rule out, each named by its key."""
     if cfg.budget < 1:
         raise ConfigError("budget", cfg.budget, "trials per study, an integer >= 1")
-    if cfg.seeds < 1:
-        raise ConfigError("seeds", cfg.seeds, "confirmation seeds per study, an integer >= 1")
+    if cfg.seeds < 2:  # one seed has no spread: every verdict would be "not tested"
+        raise ConfigError("seeds", cfg.seeds, "confirmation seeds per study, an integer >= 2 "
+                          "(the verdicts compare seed spreads)")
     for key in ("workloads", "optimizers"):
         if not cfg[key] or len(set(cfg[key])) != len(cfg[key]):
             raise ConfigError(key, list(cfg[key]), "a list of distinct names, e.g. [adam,sgd]")

@@ -1,0 +1,109 @@
+"""Which optimizer the benchmark names best, and what the verdicts test it against: named on the
+studies' own trials, tested on the confirmation runs (new seeds) the naming did not see."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from optsweep.analysis.benchmark import Benchmark, startup_draws, study_accounts, study_choices
+from optsweep.analysis.benchmark_report import display_results, results_table, sampler_line
+from optsweep.analysis.load import RunSet
+from optsweep.analysis.stats import Verdict, welch
+
+
+def run(role: str, optimizer: str, number: int, val: float, test: float,
+        status: str = "completed", setting: str = "") -> dict:
+    sweep = f"digits/{optimizer}" + ("_confirm" if role == "confirmed" else "")
+    return {"run": f"{sweep}/{number}", "workload": "digits", "role": role, "sweep": sweep,
+            "dataset": "digits", "optimizer": optimizer, "status": status,
+            "setting": setting or f"lr={number}", "job": str(number), "trainer.seed": number,
+            "final_val_acc1": val, "final_test_acc1": test, "final_test_acc5": test,
+            "best_epoch": 1.0, "wall_seconds": 1.0}
+
+
+def benchmark(rows: list[dict], optimizers: list[str]) -> Benchmark:
+    runs = pd.DataFrame(rows)
+    runset = RunSet(runs=runs, metrics=pd.DataFrame({"run": []}),
+                    swept={s: ["optimizer"] for s in runs["sweep"].unique()})
+    manifest = {"settings": {"optimizers": optimizers}, "workloads": {"digits": {}}}
+    return Benchmark(Path("."), manifest, runs, runset)
+
+
+def confirmations(optimizer: str, vals, tests) -> list[dict]:
+    return [run("confirmed", optimizer, seed + 1, v, t, setting="lr=0.1")
+            for seed, (v, t) in enumerate(zip(vals, tests))]
+
+
+@pytest.fixture
+def review_case() -> Benchmark:
+    # the review's numbers on the confirmation runs: A val (.90, .91, .90) test (.70, .71, .70),
+    # B val (.85, .86, .85) test (.80, .81, .80); A's confirmation val mean is the higher, but
+    # B's study found the better trial (0.84 against A's 0.83; A's 0.95 diverged)
+    rows = [run("trial", "A", 0, 0.83, 0.0), run("trial", "A", 1, 0.95, 0.0, status="diverged"),
+            run("trial", "A", 2, 0.60, 0.0), run("trial", "B", 0, 0.84, 0.0),
+            run("trial", "B", 1, 0.20, 0.0)]
+    rows += confirmations("A", (0.90, 0.91, 0.90), (0.70, 0.71, 0.70))
+    rows += confirmations("B", (0.85, 0.86, 0.85), (0.80, 0.81, 0.80))
+    return benchmark(rows, ["A", "B"])
+
+
+def test_the_best_is_the_optimizer_whose_study_found_the_best_scored_trial(review_case):
+    choices = study_choices(review_case, "val_acc1")
+    assert choices["study_value"].tolist() == [0.83, 0.84]  # the diverged 0.95 is not a choice
+    assert choices["best"].tolist() == [False, True]
+
+
+def test_the_verdict_is_tested_on_the_confirmation_runs_against_the_study_named_best(review_case):
+    results, tests = results_table(review_case, "test_acc1", "val_acc1")
+    by = results.set_index("optimizer")
+    assert by.loc["B", "outcome"] == Verdict.BEST
+    assert by.loc["A", "outcome"] == Verdict.WORSE  # named on confirmation val, A would be best
+    p = welch([0.80, 0.81, 0.80], [0.70, 0.71, 0.70])
+    assert tests["p_value"].iloc[0] == pytest.approx(p)
+    assert tests["difference"].iloc[0] == pytest.approx(0.7033333 - 0.8033333)
+    shown = display_results(results, "test_acc1").set_index("optimizer")
+    assert shown.loc["B", "study's best (names the best)"] == "0.8400"
+
+
+def test_ties_name_the_first_optimizer_in_the_benchmarks_order_and_no_trial_names_none():
+    rows = [run("trial", "B", 0, 0.84, 0.0), run("trial", "A", 0, 0.84, 0.0)]
+    rows += confirmations("A", (0.9, 0.9), (0.7, 0.72)) + confirmations("B", (0.9, 0.9), (0.7, 0.72))
+    choices = study_choices(benchmark(rows, ["B", "A"]), "val_acc1")
+    assert choices.loc[choices["best"], "optimizer"].tolist() == ["B"]
+    only_failed = [run("trial", "A", 0, 0.9, 0.0, status="failed")] + confirmations(
+        "A", (0.9, 0.9), (0.7, 0.72))
+    results, _ = results_table(benchmark(only_failed, ["A"]), "test_acc1", "val_acc1")
+    assert results["outcome"].tolist() == [Verdict.UNTESTED]
+
+
+def test_a_loss_is_named_on_its_lowest_study_value():
+    rows = [run("trial", "A", 0, 0.3, 0.0), run("trial", "B", 0, 0.2, 0.0)]
+    rows = [{**r, "final_val_loss": r["final_val_acc1"]} for r in rows]
+    choices = study_choices(benchmark(rows, ["A", "B"]), "val_loss")
+    assert choices.loc[choices["best"], "optimizer"].tolist() == ["B"]
+
+
+def test_tpes_random_draws_end_when_n_startup_trials_ended_complete_or_pruned():
+    # failed trials count for nothing; diverged ones are complete (told their worst value)
+    assert startup_draws(["completed", "failed", "diverged", "pruned", "completed"], 3) == 4
+    assert startup_draws(["completed"] * 20, 10) == 10
+    assert startup_draws(["completed"] * 4, 10) == 4
+    assert startup_draws(["failed"] * 3, 1) == 3
+
+
+def test_the_study_accounts_count_each_status_and_name_the_sampler(tmp_path, review_case):
+    for name in ("A", "B"):
+        hydra = tmp_path / name / ".hydra"
+        hydra.mkdir(parents=True)
+        (hydra / "hydra.yaml").write_text("hydra:\n  sweeper:\n    sampler:\n      _target_: "
+                                          "optuna.samplers.TPESampler\n      n_startup_trials: 2\n")
+    runs = review_case.runs
+    trial = runs["role"] == "trial"
+    runs.loc[trial, "run"] = [str(tmp_path / o) for o in runs.loc[trial, "optimizer"]]
+    accounts = study_accounts(review_case).set_index("optimizer")
+    assert accounts.loc["A", ["sampler", "random draws", "trials", "completed", "diverged"]
+                        ].tolist() == ["TPESampler", 2, 3, 2, 1]
+    assert accounts.loc["B", ["random draws", "trials", "completed"]].tolist() == [2, 2, 2]
+    assert "4 of their 5 trials were random draws" in sampler_line(accounts.reset_index())
