@@ -230,6 +230,33 @@ def objective_value(status: Status, rows: Sequence[Mapping], name: str) -> float
     return worst_value(name)
 
 
+# --- a diverged run's value in the analysis ------------------------------------------------------
+
+# A diverged run has no result of its own: its loss went NaN or past trainer.max_loss, its last
+# finite epoch is a model on its way to diverging (flattering, and absent after a divergence in
+# epoch 1). The analysis keeps it among its setting's seeds (in n, the means, the Welch tests, the
+# power statement, the budget curves) at what a model that learnt nothing scores on C classes:
+# top-k accuracy min(k, C) / C (chance), and as a stated cap on its loss ln(C), the cross-entropy of
+# the uniform prediction. The cap is kinder than the diverged model's own loss (infinite), but any
+# finite cap is, and this one is on the scale of the other seeds' losses, where WORST_LOSS (1e9:
+# Optuna's worst finite value) would make every mean it enters 1e9 / n. A run recorded before
+# summaries held its class count has no chance value: its finals stay unknown (NaN), out of n.
+CLASSES_FIELD = "classes"  # summary.json: the class count of the run's data
+
+
+def chance_value(metric: str, classes: Optional[int]) -> Optional[float]:
+    """A diverged run's value of ``metric`` (``val_acc1``, ``test_loss``, ...) on ``classes``
+    classes; None for a metric that is neither an accuracy nor a loss, or an unknown class count."""
+    measure = metric.split("_", 1)[-1]
+    if classes is None or classes != classes or classes < 2:  # None or NaN: not recorded
+        return None
+    if measure == "loss":
+        return math.log(classes)
+    if measure.startswith("acc") and measure[3:].isdigit():  # top-k, k in its name
+        return min(int(measure[3:]), classes) / classes
+    return None
+
+
 # --- what a run returns --------------------------------------------------------------------------
 
 

@@ -139,6 +139,7 @@ def _train(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
         error = str(exc) if isinstance(exc, OptsweepError) else f"{type(exc).__name__}: {exc}"
         record.write_failed_summary(error, cfg, **facts)
         raise
+    facts[contract.CLASSES_FIELD] = splits.num_classes  # a diverged run's chance, in the analysis
     device = run.device
     train_split = splits.train.to(device)
     val_split = splits.val.to(device) if splits.val is not None else None

@@ -69,6 +69,16 @@ def test_direction_worst_value_and_objective_of_each_end():
     assert contract.best_row([{"epoch": 1, "val_acc1": None}], "test_acc1") is None
 
 
+def test_a_diverged_run_counts_at_chance_accuracy_and_the_uniform_predictions_loss():
+    assert contract.chance_value("val_acc1", 100) == 0.01
+    assert contract.chance_value("test_acc5", 100) == 0.05
+    assert contract.chance_value("val_acc5", 3) == 1.0  # top-5 of 3 classes: always right
+    assert contract.chance_value("train_loss", 10) == pytest.approx(2.302585093)  # ln(10)
+    assert contract.chance_value("lr", 10) is None  # neither an accuracy nor a loss
+    assert contract.chance_value("val_acc1", None) is None
+    assert contract.chance_value("val_acc1", float("nan")) is None
+
+
 def test_summary_without_a_file_is_unfinished_and_failed_summary_is_complete(tmp_path):
     assert contract.status_of(RunDir(tmp_path).summary()) == Status.UNFINISHED
     cfg = {"trainer": {"objective": "val_loss"}, "data": {"val_fraction": 0.1}}

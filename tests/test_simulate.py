@@ -223,6 +223,7 @@ def test_a_simulated_run_writes_the_run_directory_training_writes(tmp_path):
     done = summary(tmp_path)
     assert done["status"] == "completed" and done[contract.SIMULATED_FIELD] is True
     assert done["device"] == contract.SIMULATED_DEVICE
+    assert done[contract.CLASSES_FIELD] == cfg.simulate.classes == 10  # a diverged run's chance
     sim = OmegaConf.to_container(cfg.simulate)
     expected = model.truth(sim, "lion", OmegaConf.to_container(cfg.optimizer), 4,
                            float(cfg.workload.target), cfg.workload.target_metric)

@@ -10,7 +10,7 @@ import pytest
 import torchvision
 
 from optsweep.errors import ConfigError, DataError
-from optsweep.contract import METRIC_COLUMNS
+from optsweep.contract import CLASSES_FIELD, METRIC_COLUMNS
 from optsweep.train import train
 from tests.conftest import QUICK, make_cfg
 
@@ -37,6 +37,7 @@ def test_one_epoch_on_fabricated_cifar100_writes_every_file(tmp_path, cifar_root
     assert summary["epochs_completed"] == 1 and summary["best"]["epoch"] == 1
     resnet18_100 = torchvision.models.resnet18(num_classes=100)
     assert summary["parameters"] == sum(p.numel() for p in resnet18_100.parameters())
+    assert summary[CLASSES_FIELD] == 100  # a diverged run's chance, in the analysis
     assert set(summary["versions"]) == {"python", "torch", "torchvision", "optsweep"}
     assert not (tmp_path / "checkpoint.pt").exists()  # removed once the run completed
 

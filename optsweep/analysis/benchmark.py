@@ -183,12 +183,15 @@ def study_accounts(bench: Benchmark) -> pd.DataFrame:
 
 def trials_table(bench: Benchmark) -> pd.DataFrame:
     """One row per study trial that gave a value (completed or diverged; pruned and failed trials
-    have none): workload, optimizer, trial (its number), value (the study's objective), lr."""
+    have none): workload, optimizer, trial (its number), value (the study's objective at the
+    final epoch, as Optuna scored it; a diverged trial's at chance, as load.py counts it, not the
+    worst value Optuna was told: WORST_LOSS, 1e9, would be a loss objective's expected best), lr."""
     trials = bench.of("trial")
     trials = trials[trials["status"].isin(FINAL) & trials["job"].str.isdigit()]
     return pd.DataFrame({
         "workload": trials["workload"], "optimizer": trials["optimizer"].astype(str),
-        "trial": trials["job"].astype(int), "value": trials["objective"].astype(float),
+        "trial": trials["job"].astype(int),
+        "value": trials[f"final_{objective_of(bench)}"].astype(float),
         "lr": pd.to_numeric(trials.get("optimizer.lr"), errors="coerce"),
         "status": trials["status"]}).sort_values(["workload", "optimizer", "trial"])
 

@@ -42,16 +42,18 @@ def _per_workload(frame: pd.DataFrame, draw: Callable[[Any, pd.DataFrame, str, A
 
 
 def draw_budget(curves: pd.DataFrame):
-    """Per workload: expected best of k trials (solid) and the study's best so far (dotted)."""
+    """Per workload: expected best of k trials (solid: the unbiased estimate, drawn for k up to
+    the trials that gave a value, where it is defined) and the study's best so far (dotted)."""
     def draw(ax, line: pd.DataFrame, optimizer: str, colour) -> None:
-        ax.plot(line["k"], line["expected_best"], color=colour, label=optimizer)
+        defined = line[line["expected_best"].notna()]
+        ax.plot(defined["k"], defined["expected_best"], color=colour, label=optimizer)
         ax.plot(line["k"], line["best_so_far"], color=colour, linestyle=":", linewidth=1)
 
     fig, axes = _per_workload(curves, draw)
     for ax in axes:
         integer_ticks(ax)
         ax.set(xlabel="trials k",
-               ylabel=f"best {curves['metric'].iloc[0]} (expected; dotted: so far)")
+               ylabel=f"best {curves['metric'].iloc[0]} (expected, unbiased; dotted: so far)")
     return fig
 
 

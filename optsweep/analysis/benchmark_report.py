@@ -51,6 +51,7 @@ def results_table(bench: Benchmark, metric: str, select: str) -> tuple[pd.DataFr
                          (mine["outcome"].iloc[0], mine["verdict"].iloc[0]) if len(mine) else
                          (Verdict.UNTESTED, f"{Verdict.UNTESTED} (no best named)"))
         rows.append({"workload": r.sweep, "optimizer": r.setting, "n": r.n,
+                     "diverged": r.diverged,
                      "mean": getattr(r, f"{metric}_mean"), "ci95": getattr(r, f"{metric}_ci95"),
                      "std": getattr(r, f"{metric}_std"), f"{select}_mean": getattr(
                          r, f"{select}_mean"),
@@ -70,9 +71,10 @@ def results_table(bench: Benchmark, metric: str, select: str) -> tuple[pd.DataFr
         base = base.rename(columns={"sweep": "workload", "setting": "optimizer",
                                     f"{metric}_mean": "defaults_mean",
                                     f"{metric}_ci95": "defaults_ci95",
-                                    f"{metric}_std": "defaults_std", f"{metric}_n": "defaults_n"})
+                                    f"{metric}_std": "defaults_std", f"{metric}_n": "defaults_n",
+                                    "diverged": "defaults_diverged"})
         results = results.merge(base[["workload", "optimizer", "defaults_mean", "defaults_ci95",
-                                      "defaults_std", "defaults_n"]],
+                                      "defaults_std", "defaults_n", "defaults_diverged"]],
                                 on=["workload", "optimizer"], how="left")
     return results, tests
 
@@ -102,10 +104,12 @@ def _short(value) -> str:
 
 
 def display_results(results: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The results as people read them: tuned and defaults side by side."""
+    """The results as people read them: tuned and defaults side by side, each with how many of
+    its seeds diverged (counted in n at chance: ``contract.chance_value``)."""
     shown = pd.DataFrame({"workload": results["workload"], "optimizer": results["optimizer"]})
     shown[f"tuned, confirmed: {metric}"] = [mean_std(m, s, int(n)) for m, s, n in zip(
         results["mean"], results["std"], results["n"])]
+    shown["diverged"] = _diverged_of(results["diverged"], results["n"])
     shown["against the best"] = results["verdict"]
     if "study_value" in results.columns:
         shown["study's best (names the best)"] = [f"{v:.4f}" if v == v else "none"
@@ -114,10 +118,17 @@ def display_results(results: pd.DataFrame, metric: str) -> pd.DataFrame:
         shown[f"at defaults: {metric}"] = [
             mean_std(m, s, int(n) if n == n else 0) for m, s, n in zip(
                 results["defaults_mean"], results["defaults_std"], results["defaults_n"])]
+        shown["defaults diverged"] = _diverged_of(results["defaults_diverged"],
+                                                  results["defaults_n"])
     shown["chosen setting"] = results["setting"]
     if "truth" in results.columns:
         shown[f"truth: expected {metric}"] = [f"{v:.4f}" for v in results["truth"]]
     return shown
+
+
+def _diverged_of(diverged: pd.Series, n: pd.Series) -> list[str]:
+    """'1 of 3': the seeds that diverged among those counted; '–' where none was run."""
+    return ["–" if not c == c else f"{int(d)} of {int(c)}" for d, c in zip(diverged, n)]
 
 
 def truth_lines(results: pd.DataFrame, metric: str) -> list[str]:

@@ -29,6 +29,7 @@ METRIC_COLUMNS = tuple(c for c in contract.METRIC_COLUMNS if c != "epoch")
 RUN_COLUMNS = (
     "run", "sweep", "job", "optimizer", "dataset", "model", "status", "objective", "objective_name",
     "epochs_completed", "epochs_planned", "best_epoch", "wall_seconds", "overrides", "error",
+    "classes",
 )
 # a simulated run's noise-free expectations (contract.TRUTH_FIELD) as columns: truth_test_acc1, ...
 TRUTH_PREFIX = "truth_"
@@ -265,6 +266,8 @@ def _runs_table(records: list[dict], wide: pd.DataFrame, roots) -> pd.DataFrame:
             "wall_seconds": summary.get("wall_seconds"),
             "overrides": " ".join(rec["overrides"]),
             "error": summary.get("error"),
+            # runs recorded before summaries held it: the simulated workload's config still does
+            "classes": summary.get(contract.CLASSES_FIELD) or rec["config"].get("simulate.classes"),
         }
         if summary.get(contract.SIMULATED_FIELD):  # workload=simulated: the setting's truth
             row[contract.SIMULATED_FIELD] = True
@@ -278,7 +281,7 @@ def _runs_table(records: list[dict], wide: pd.DataFrame, roots) -> pd.DataFrame:
         rows.append(row | rec["config"])
     runs = pd.DataFrame(rows)
     runs.insert(1, "sweep", _sweep_names([rec["dir"] for rec in records], roots))
-    return _fill_from_metrics(runs, wide)
+    return _diverged_at_chance(_fill_from_metrics(runs, wide))
 
 
 def sweep_label(sweep_dir: Path, roots) -> str:
@@ -351,6 +354,23 @@ def _fill_best(runs: pd.DataFrame, ordered: pd.DataFrame, has, metric_cols: list
     for metric in metric_cols:
         if metric in best.columns:
             _prefer(runs, f"best_{metric}", pick, best.loc[runs.index[pick], metric])
+
+
+def _diverged_at_chance(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every diverged run's final accuracies at chance and final losses at ln(classes)
+    (``contract.chance_value``: why), in place of its last finite epoch (or of nothing, after a
+    divergence in epoch 1), so that it counts among its setting's seeds like any other."""
+    runs["classes"] = pd.to_numeric(runs["classes"], errors="coerce")
+    diverged = runs["status"] == Status.DIVERGED.value
+    for metric in METRIC_COLUMNS:
+        column = f"final_{metric}"
+        if contract.chance_value(metric, 2) is None or column not in runs.columns:
+            continue  # not an accuracy or a loss (lr, seconds): what the run recorded stands
+        runs[column] = runs[column].astype(float)
+        runs.loc[diverged, column] = [
+            np.nan if (value := contract.chance_value(metric, c)) is None else value
+            for c in runs.loc[diverged, "classes"]]
+    return runs
 
 
 def _prefer(runs: pd.DataFrame, column: str, rows, values: pd.Series) -> None:

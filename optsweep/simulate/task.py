@@ -109,6 +109,7 @@ def _simulate(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
         log.info("%s: already %s with this config; not run again", run_dir, previous["status"])
         return Outcome.from_summary(previous)
     sim = OmegaConf.to_container(cfg[SIMULATE_KEY], resolve=True)
+    facts[contract.CLASSES_FIELD] = int(sim["classes"])  # a diverged run's chance, in the analysis
     setting = OmegaConf.to_container(cfg.optimizer, resolve=True)
     epochs = int(cfg.trainer.epochs)
     facts[contract.TRUTH_FIELD] = model.truth(sim, optimizer, setting, epochs,

@@ -151,7 +151,7 @@ def write_run(run_dir: Path, *, optimizer="adam", lr=1e-3, wd=0.0, seed=0, data=
             "status": status, "objective": best["val_acc1"] if best else None,
             "objective_name": "val_acc1", "epochs_completed": len(rows), "epochs_planned": EPOCHS,
             "final": rows[-1] if rows else None, "best": best, "wall_seconds": 2.0 * len(rows) + 1,
-            "device": "cpu", "parameters": 11_000_000,
+            "device": "cpu", "parameters": 11_000_000, "classes": 10,  # digits' ten
             "versions": {"python": "3.11", "torch": "2.5", "torchvision": "0.20", "optsweep": "0.1.0"},
             "error": "loss is nan" if status == "diverged" else None,
         }))

@@ -18,16 +18,22 @@ TRIALS = pd.DataFrame({"workload": ["w1"] * 4 + ["w2"] * 2,
                        "lr": [1e-3, 1e-2, 1e-1, 0.0, 3e-4, 3e-2]})
 
 
-def test_budget_curves_are_drawn_per_workload_solid_expected_dotted_so_far():
+def test_budget_curves_are_drawn_per_workload_solid_unbiased_expected_dotted_so_far():
     fig = draw_budget(budget_curves(TRIALS, "val_acc1"))
     w1, w2 = fig.axes
     assert (w1.get_title(), w2.get_title()) == ("w1", "w2")
     expected, so_far = w1.lines[0], w1.lines[1]  # adam in w1: values 0.2 then 0.6
     assert list(expected.get_xdata()) == [1, 2] and list(so_far.get_ydata()) == [0.2, 0.6]
-    # E[max of 2 draws from (0.2, 0.6)] = 0.2 * 1/4 + 0.6 * 3/4
-    assert expected.get_ydata()[1] == pytest.approx(0.5) and so_far.get_linestyle() == ":"
+    # the one pair of two trials (0.2, 0.6) has best 0.6 (Dodge's with replacement: 0.5)
+    assert expected.get_ydata()[1] == pytest.approx(0.6) and so_far.get_linestyle() == ":"
     assert to_rgba(expected.get_color()) == to_rgba(optimizer_colour("adam"))
     assert [line.get_label() for line in w2.lines[::2]] == ["adam", "sgd"]
+
+
+def test_the_expected_best_is_drawn_only_up_to_the_trials_that_gave_a_value():
+    fig = draw_budget(budget_curves(TRIALS, "val_acc1", budget=4))
+    expected = fig.axes[1].lines[0]  # adam in w2: one trial, budget 4
+    assert list(expected.get_xdata()) == [1] and list(expected.get_ydata()) == [0.9]
 
 
 def test_lr_sensitivity_shows_each_trial_with_a_positive_lr_on_a_log_axis():

@@ -1,6 +1,7 @@
 """load_runs against fabricated run directories: tables equal what was written."""
 import json
 import logging
+import math
 
 import pandas as pd
 import pytest
@@ -81,7 +82,20 @@ def test_interrupted_and_diverged_runs_keep_what_they_recorded(messy_sweep):
     assert interrupted["final_test_acc1"] == pytest.approx(metric_rows(1e-3, 3, 2)[-1]["test_acc1"])
     diverged = runs.loc["9"]
     assert diverged["status"] == "diverged" and diverged["error"] == "loss is nan"
-    assert diverged["final_test_acc1"] == pytest.approx(metric_rows(1e-1, 0, 2)[-1]["test_acc1"])
+    assert diverged["best_test_acc1"] == pytest.approx(metric_rows(1e-1, 0, 2)[-1]["test_acc1"])
+
+
+def test_a_diverged_runs_finals_are_chance_on_its_classes_and_unknown_without_a_class_count(
+        messy_sweep):
+    runs = load_runs([messy_sweep]).runs.set_index("job")
+    diverged = runs.loc["9"]  # digits: 10 classes, recorded in its summary
+    assert (diverged["final_val_acc1"], diverged["final_test_acc5"]) == (0.1, 0.5)
+    assert diverged["final_train_loss"] == pytest.approx(math.log(10))
+    assert diverged["final_lr"] == 1e-1  # not an accuracy or a loss: as recorded
+    summary = messy_sweep / "9" / "summary.json"
+    summary.write_text(json.dumps({k: v for k, v in json.loads(summary.read_text()).items()
+                                   if k != "classes"}))  # a run recorded before the field
+    assert math.isnan(load_runs([messy_sweep]).runs.set_index("job").loc["9", "final_test_acc1"])
 
 
 def test_summary_without_metrics_uses_the_summary(tmp_path):

@@ -23,12 +23,36 @@ def test_setting_table_numbers(messy_sweep):
     assert row["test_acc1_std"] == pytest.approx(0.01)
     assert row["test_acc5_mean"] == pytest.approx(0.96)
     assert row["best_val_epoch"] == 3 and row["wall_s"] == pytest.approx(7.0)
-    # lr=0.1 diverged after 2 of 3 epochs: it counts, at its last value 0.10 * 2 / 3
+    # lr=0.1 diverged after 2 of 3 epochs: it counts at chance (digits' 10 classes), not at its
+    # last finite epoch's 0.10 * 2 / 3
     diverged = table.loc["lr=0.1"]
     assert diverged["n"] == 1 and diverged["diverged"] == 1
-    assert diverged["test_acc1_mean"] == pytest.approx(0.10 * 2 / 3, abs=1e-6)  # written rounded to 6 places
+    assert diverged["test_acc1_mean"] == pytest.approx(0.1)
     assert math.isnan(diverged["test_acc1_std"])
     assert list(table.index) == ["lr=0.0001", "lr=0.001", "lr=0.01", "lr=0.1"]
+
+
+def test_a_seed_that_diverged_in_epoch_1_stays_in_n_at_chance_in_the_means_and_the_test(tmp_path):
+    sweep = tmp_path / "s"
+    for seed in range(3):  # lr=1e-2: test_acc1 0.80, 0.81, 0.82
+        write_run(sweep / str(seed), lr=1e-2, seed=seed, num=seed)
+    for seed in range(2):  # lr=1e-3: 0.90, 0.91, then seed 2 diverged before any epoch ended
+        write_run(sweep / str(3 + seed), lr=1e-3, seed=seed, num=3 + seed)
+    write_run(sweep / "5", lr=1e-3, seed=2, num=5, status="diverged", epochs=0)
+    runset = load_runs([sweep])
+    row = setting_table(runset).set_index("setting").loc["lr=0.001"]
+    assert row["n"] == 3 and row["diverged"] == 1 and row["completed"] == 2
+    # chance on digits' 10 classes: top-1 1/10, top-5 5/10, loss ln(10) beside 1.6 / 3 epochs
+    assert row["test_acc1_mean"] == pytest.approx((0.90 + 0.91 + 0.10) / 3)
+    assert row["test_acc5_mean"] == pytest.approx((0.95 + 0.96 + 0.50) / 3)
+    assert setting_table(runset, "test_loss").set_index("setting").loc[
+        "lr=0.001", "test_loss_mean"] == pytest.approx((2 * 0.533333 + math.log(10)) / 3)
+    test = compare_to_best(runset).set_index("setting").loc["lr=0.001"]
+    assert test["best"] == "lr=0.01" and test["n"] == 3
+    welch = scipy_stats.ttest_ind([0.80, 0.81, 0.82], [0.90, 0.91, 0.10], equal_var=False)
+    assert test["p_value"] == pytest.approx(welch.pvalue, rel=1e-6)
+    shown = display_table(setting_table(runset)).set_index("setting").loc["lr=0.001"]
+    assert "n=3" in shown["test_acc1"] and shown["status"] == "completed 2, diverged 1"
 
 
 def test_the_95_percent_interval_is_the_t_interval_over_seeds(lr_sweep):
