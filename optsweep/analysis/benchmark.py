@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from optsweep.analysis.load import RunSet, load_runs
 from optsweep.analysis.profile import median_time, run_time_to_target
-from optsweep.contract import AVERAGED, FINAL
+from optsweep.contract import AVERAGED, FINAL, OPTIMIZATION_RESULTS_FILE
 
 MANIFEST = "benchmark.json"
 DEFAULTS = "defaults"  # the folder of the optimizers at their defaults
@@ -137,3 +138,21 @@ def times_to_target(bench: Benchmark) -> pd.DataFrame:
                          "seconds": median_time(seconds)})
     return pd.DataFrame(rows, columns=["workload", "optimizer", "metric", "target", "runs",
                                        "epochs", "seconds"])
+
+
+def defaults_trials(bench: Benchmark) -> pd.DataFrame:
+    """One row per study: workload, optimizer, trial (the number of the trial that ran the
+    optimizer's defaults; None where none did) and left_out ({key: why} of the defaults its space
+    could not hold, which that trial drew instead), as the sweeper wrote them
+    (``optimization_results.yaml``, ``defaults``; no file: the study has not ended)."""
+    rows = []
+    for workload in bench.workloads:
+        for optimizer in bench.optimizers:
+            path = study_dir(bench.root, workload, optimizer) / OPTIMIZATION_RESULTS_FILE
+            if not path.is_file():
+                continue
+            with path.open(encoding="utf-8") as f:
+                first = (yaml.safe_load(f) or {}).get("defaults") or {}
+            rows.append({"workload": workload, "optimizer": optimizer,
+                         "trial": first.get("trial"), "left_out": first.get("left_out") or {}})
+    return pd.DataFrame(rows, columns=["workload", "optimizer", "trial", "left_out"])
