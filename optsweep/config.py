@@ -215,6 +215,8 @@ def register_configs() -> None:
     # ${optsweep.direction:${trainer.objective},${data.val_fraction}}: the run contract's direction
     # of the objective, for sweepers (conf/sweep/lr_search.yaml)
     OmegaConf.register_new_resolver("optsweep.direction", objective_direction, replace=True)
+    # ${optsweep.around:${optimizer.lr}}: space=lr_only's ends, around the optimizer's own lr
+    OmegaConf.register_new_resolver("optsweep.around", around, replace=True)
 
 
 def task_modules(*, _root_: DictConfig) -> list[str]:
@@ -228,6 +230,23 @@ def objective_direction(objective: str, val_fraction: float) -> str:
     """``maximize`` or ``minimize``: the direction of the objective these two keys name."""
     cfg = {"trainer": {"objective": objective}, "data": {"val_fraction": val_fraction}}
     return contract.direction(contract.objective_name(cfg))
+
+
+# space=lr_only searches lr from default / 10**2 to default * 10**2: Adam's 1e-3 gets the
+# 1e-5 ... 1e-1 of DeepOBS's lr search, and an lr of 1.0 (Prodigy, D-Adaptation, Schedule-Free
+# SGD, LBFGS) its own default with room either way, not a range whose top is 10x below it
+LR_ONLY_DECADES = 2
+
+
+def around(value: float) -> str:
+    """``low, high`` for ``interval(...)``: ``LR_ONLY_DECADES`` decades either side of ``value``,
+    each a float literal (``interval(1, 100)`` would be an int range) rounded to 6 digits (2.5e-3 *
+    100 would read 0.25000000000000006)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"optimizer.lr={value!r}: space=lr_only needs a default lr > 0 to search "
+                         "around; set optimizer.lr or choose another space")
+    factor = 10.0 ** LR_ONLY_DECADES
+    return ", ".join(repr(float(f"{end:.6g}")) for end in (value / factor, value * factor))
 
 
 SIMULATE_KEY = "simulate"  # its presence makes a run the simulated task (optsweep.dispatch)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_class
+from optuna.distributions import FloatDistribution
 from omegaconf import OmegaConf
 
 from optsweep.benchmark import __main__ as benchmark
@@ -16,6 +17,7 @@ from optsweep.conf_tree import conf_dir
 from optsweep.config import validate
 from optsweep.errors import ConfigError
 from optsweep.optim.adapters import estimates_step_size
+from optsweep.sweep import search_space
 from tests import processes
 from tests.conftest import make_cfg
 
@@ -33,14 +35,17 @@ def space_params(space: str, optimizer: str):
     return cfg, dict(cfg.hydra.sweeper.params)
 
 
-@pytest.mark.parametrize("space", SPACES)
-def test_every_searched_key_is_a_key_of_its_optimizers_config(space):
-    # lr_only serves every optimizer; a named space serves the optimizer of its name, which may
-    # come from another branch of the project (then it is checked once that file exists)
-    optimizers = OPTIMIZERS if space == "lr_only" else [space]
+def optimizers_of(space: str) -> list[str]:
+    """lr_only serves every optimizer; a named space serves the optimizer of its name, which may
+    come from another branch of the project (then it is checked once that file exists)."""
     if space != "lr_only" and space not in OPTIMIZERS:
         pytest.skip(f"conf/optimizer/{space}.yaml does not exist here: nothing to check it against")
-    for optimizer in optimizers:
+    return OPTIMIZERS if space == "lr_only" else [space]
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_every_searched_key_is_a_key_of_its_optimizers_config(space):
+    for optimizer in optimizers_of(space):
         cfg, params = space_params(space, optimizer)
         assert params, f"conf/space/{space}.yaml searches nothing"
         for key in params:
@@ -50,6 +55,27 @@ def test_every_searched_key_is_a_key_of_its_optimizers_config(space):
             continue  # Prodigy, D-Adaptation: lr stays 1.0, the optimizer estimates the step
         assert "optimizer.lr" in params  # every other space tunes the learning rate
 
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_every_space_holds_its_optimizers_defaults_so_trial_0_runs_them(space):
+    for optimizer in optimizers_of(space):
+        cfg, params = space_params(space, optimizer)
+        assert cfg.hydra.sweeper.enqueue_defaults  # sweep=tune: trial 0 is the defaults
+        held, left_out = search_space.defaults(search_space.parse(params, None, [])[0], cfg)
+        assert left_out == {}, f"conf/space/{space}.yaml cannot hold optimizer={optimizer}'s " \
+                               f"defaults: {left_out}"
+        assert set(held) == set(params)
+
+
+@pytest.mark.parametrize("optimizer, low, high", [
+    ("adam", 1e-5, 1e-1), ("adamax", 2e-5, 0.2), ("schedulefree_adamw", 2.5e-5, 0.25),
+    ("prodigy", 1e-2, 100.0), ("schedulefree_sgd", 1e-2, 100.0), ("lbfgs", 1e-2, 100.0)])
+def test_lr_only_searches_two_decades_either_side_of_each_optimizers_own_lr(optimizer, low, high):
+    # conf/optimizer/: adam 1e-3, adamax 2e-3, schedulefree_adamw 2.5e-3, the others 1.0
+    _, params = space_params("lr_only", optimizer)
+    space, _ = search_space.parse(params, None, [])
+    assert space == {"optimizer.lr": FloatDistribution(low, high, log=True)}
 
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_every_workload_composes_validates_and_names_its_target(workload):

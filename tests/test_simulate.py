@@ -301,6 +301,23 @@ def test_a_run_and_a_tuning_sweep_need_no_torch(tmp_path, no_torch):
     statuses = [summary(job)["status"] for job in (tmp_path / "tune").iterdir()
                 if (job / contract.SUMMARY_FILE).exists()]
     assert len(statuses) == 6 and set(statuses) <= {str(s) for s in contract.FINAL}
+    assert_trial_0_ran_the_defaults_and_none_is_better(tmp_path / "tune", "sgd")
+
+
+def assert_trial_0_ran_the_defaults_and_none_is_better(study: Path, optimizer: str) -> None:
+    """Trial 0 of ``study`` (tuned in conf/space/<optimizer>.yaml) ran every searched key at its
+    conf/optimizer/<optimizer>.yaml value, and the study's best (val_acc1, maximised) is no
+    lower."""
+    defaults = OmegaConf.load(Path(conf_dir()) / "optimizer" / f"{optimizer}.yaml")
+    searched = OmegaConf.load(Path(conf_dir()) / "space" / f"{optimizer}.yaml")
+    first = OmegaConf.load(study / "0" / ".hydra" / "config.yaml")
+    assert {key: OmegaConf.select(first, key) for key in searched} == \
+        {key: defaults[key.split(".", 1)[1]] for key in searched}
+    values = [summary(job)["objective"] for job in study.iterdir() if job.name.isdigit()
+              and summary(job)["status"] in {str(s) for s in contract.FINAL}]
+    results = OmegaConf.load(study / contract.OPTIMIZATION_RESULTS_FILE)
+    assert results.defaults.trial == 0 and results.defaults.left_out == {}
+    assert results.best_value == max(values) >= summary(study / "0")["objective"]
 
 
 @pytest.mark.slow
@@ -327,3 +344,7 @@ def test_the_benchmark_without_torch_names_the_optimizer_whose_truth_is_best(tmp
     assert detectable > sd  # 3 seeds cannot find a difference of one seed sd
     settings = (out / "report" / "settings.md").read_text()
     assert settings.splitlines()[0] == contract.SIMULATED_NOTE
+    # every study's trial 0 ran its optimizer's defaults, and the report says so
+    for optimizer in ("adam", "sgd", "lion"):
+        assert_trial_0_ran_the_defaults_and_none_is_better(out / "simulated" / optimizer, optimizer)
+    assert "Every study's trial 0 ran its optimizer's defaults" in "\n".join(report)

@@ -7,6 +7,7 @@ It reads hydra-optuna-sweeper 1.3's configuration with the same meaning (``sampl
 - pruning: ``hydra.sweeper.pruner`` (a config group registered here: median, percentile,
   successive_halving, hyperband, threshold, patient, wilcoxon, nop); a task reports with
   ``optsweep.sweep.trial.report(value, step)``;
+- trial 0 at the defaults: ``enqueue_defaults`` queues every searched key at its configured value;
 - resume: ``n_trials`` is the study's total (default storage: SQLite in the sweep directory), and a
   trial cut off with its worker is run again in its own directory;
 - dead workers on any host: a trial whose job stopped beating (``heartbeat_interval``,
@@ -70,7 +71,8 @@ class OptunaSweeper(Sweeper):
                  grace_period: int = _CONF.grace_period,
                  dead_after_s: float = _CONF.dead_after_s,
                  schedule: str = _CONF.schedule, preload: Sequence[str] = (),
-                 lend_cores: bool = _CONF.lend_cores) -> None:
+                 lend_cores: bool = _CONF.lend_cores,
+                 enqueue_defaults: bool = _CONF.enqueue_defaults) -> None:
         from optsweep.sweep._optuna_impl import OptunaSweeperImpl
 
         self.sweeper = OptunaSweeperImpl(
@@ -79,7 +81,7 @@ class OptunaSweeper(Sweeper):
             search_space=search_space, custom_search_space=custom_search_space, params=params,
             pruner=pruner, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
             dead_after_s=dead_after_s, schedule=schedule, preload=preload,
-            lend_cores=lend_cores)
+            lend_cores=lend_cores, enqueue_defaults=enqueue_defaults)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:

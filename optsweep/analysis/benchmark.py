@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from optsweep.analysis.load import RunSet, load_runs
 from optsweep.analysis.profile import median_time, run_time_to_target
-from optsweep.contract import AVERAGED, FINAL, Status, maximize
+from optsweep.contract import AVERAGED, FINAL, OPTIMIZATION_RESULTS_FILE, Status, maximize
 
 MANIFEST = "benchmark.json"
 DEFAULTS = "defaults"  # the folder of the optimizers at their defaults
@@ -158,11 +159,14 @@ STUDY_COUNTS = ("trials", *(str(s) for s in (Status.COMPLETED, Status.EARLY_STOP
 
 
 def study_accounts(bench: Benchmark) -> pd.DataFrame:
-    """Per workload x optimizer study: its sampler (the class), the trials it drew at random
-    before the sampler's model took over (TPE's start-up; every trial for random search), and
+    """Per workload x optimizer study: its sampler (the class), the trial that ran the
+    optimizer's defaults (queued, not drawn), the trials it drew at random before the sampler's
+    model took over (TPE's start-up; every other trial for random search), and
     how many of its trials ended in each status."""
     trials = bench.of("trial")
     trials = trials[trials["job"].astype(str).str.isdigit()]
+    enqueued = {(r.workload, r.optimizer): int(r.trial) for r in defaults_trials(bench).itertuples()
+                if r.trial is not None and not pd.isna(r.trial)}
     rows = []
     for (workload, optimizer), mine in trials.groupby(["workload", "optimizer"], sort=False):
         mine = mine.assign(number=mine["job"].astype(int)).sort_values("number")
@@ -173,12 +177,15 @@ def study_accounts(bench: Benchmark) -> pd.DataFrame:
             random = startup_draws(statuses, int(sampler.get("n_startup_trials", 10)))
         else:
             random = len(statuses) if name == "RandomSampler" else math.nan
+        defaults = enqueued.get((workload, str(optimizer)))
+        random -= defaults is not None and defaults < random  # queued, not drawn
         counts = pd.Series(statuses).value_counts()
         rows.append({"workload": workload, "optimizer": str(optimizer), "sampler": name,
+                     "defaults trial": "none" if defaults is None else defaults,
                      "random draws": random, "trials": len(statuses),
                      **{c: int(counts.get(c, 0)) for c in STUDY_COUNTS[1:]}})
-    return pd.DataFrame(rows, columns=["workload", "optimizer", "sampler", "random draws",
-                                       *STUDY_COUNTS])
+    return pd.DataFrame(rows, columns=["workload", "optimizer", "sampler", "defaults trial",
+                                       "random draws", *STUDY_COUNTS])
 
 
 def trials_table(bench: Benchmark) -> pd.DataFrame:
@@ -229,3 +236,21 @@ def times_to_target(bench: Benchmark) -> pd.DataFrame:
                          "seconds": median_time(seconds)})
     return pd.DataFrame(rows, columns=["workload", "optimizer", "metric", "target", "runs",
                                        "epochs", "seconds"])
+
+
+def defaults_trials(bench: Benchmark) -> pd.DataFrame:
+    """One row per study: workload, optimizer, trial (the number of the trial that ran the
+    optimizer's defaults; None where none did) and left_out ({key: why} of the defaults its space
+    could not hold, which that trial drew instead), as the sweeper wrote them
+    (``optimization_results.yaml``, ``defaults``; no file: the study has not ended)."""
+    rows = []
+    for workload in bench.workloads:
+        for optimizer in bench.optimizers:
+            path = study_dir(bench.root, workload, optimizer) / OPTIMIZATION_RESULTS_FILE
+            if not path.is_file():
+                continue
+            with path.open(encoding="utf-8") as f:
+                first = (yaml.safe_load(f) or {}).get("defaults") or {}
+            rows.append({"workload": workload, "optimizer": optimizer,
+                         "trial": first.get("trial"), "left_out": first.get("left_out") or {}})
+    return pd.DataFrame(rows, columns=["workload", "optimizer", "trial", "left_out"])

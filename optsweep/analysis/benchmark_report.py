@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from optsweep.analysis.benchmark import (Benchmark, comparison, load_benchmark, objective_of,
-                                         study_accounts, study_choices, times_to_target,
-                                         trials_table)
+from optsweep.analysis.benchmark import (Benchmark, comparison, defaults_trials, load_benchmark,
+                                         objective_of, study_accounts, study_choices,
+                                         times_to_target, trials_table)
 from optsweep.analysis.benchmark_figures import budget_figure, lr_figure, profile_figure
 from optsweep.analysis.budget import CAVEAT, budget_curves
 from optsweep.analysis.load import TRUTH_PREFIX
@@ -187,7 +187,8 @@ def sampler_line(accounts: pd.DataFrame) -> str:
     drawn = accounts["random draws"].dropna()
     share = (f"{int(drawn.sum())} of their {int(accounts.loc[drawn.index, 'trials'].sum())} trials "
              "were random draws (TPE's start-up: it samples at random until n_startup_trials have "
-             "ended)" if len(drawn) else "random draws not known for this sampler")
+             "ended; a queued defaults trial counts towards them but is no draw)" if len(drawn)
+             else "random draws not known for this sampler")
     return (f"The studies (study_accounts.csv): sampler {samplers}; {share}. Each study's trials "
             "by how they ended: a diverged trial counts at its objective's worst value, a failed "
             "or pruned one gives no value.")
@@ -275,6 +276,7 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
     blocks += [("li", line) for line in answer(results, scores, metric, select)]
     blocks += [("li", line) for line in power_lines(bench, results, metric)]
     blocks += [("li", line) for line in truth_lines(results, metric)]
+    blocks += [("li", line) for line in defaults_lines(bench, objective)]
     if len(results):
         blocks.append(("table", display_results(results, metric)))
     if len(accounts):
@@ -310,3 +312,25 @@ def write_benchmark_report(root, out, *, metric: str = "test_acc1",
     studies, bad = find_studies([root])
     return write_report(bench.runset, out, metric=metric, select=select, studies=studies,
                         skipped=bad, lead=[lead])
+
+
+def defaults_lines(bench: Benchmark, objective: str) -> list[str]:
+    """Whether each study ran its optimizer's defaults (as trial 0): one line when all did in
+    full, else one line per default a space could not hold and per study that ran none."""
+    studies = defaults_trials(bench)
+    lines = []
+    for row in studies.itertuples():
+        where = f"{row.optimizer} ({row.workload})"
+        ran = row.trial is not None and not pd.isna(row.trial)
+        lines += [f"{where}: {key} {why}, so trial {int(row.trial)} ran the other defaults with "
+                  f"{key} drawn." if ran else f"{where}: {key} {why}."
+                  for key, why in row.left_out.items()]
+        if not ran:
+            lines.append(f"{where}: no trial of its study ran the optimizer's defaults (its space "
+                         "holds none of them, or the study was begun without "
+                         "hydra.sweeper.enqueue_defaults): its tuned setting may be below them.")
+    if len(studies) and not lines:
+        which = "trial 0" if set(studies["trial"]) == {0} else "one trial"
+        lines.append(f"Every study's {which} ran its optimizer's defaults, so each study's best "
+                     f"trial is at least the defaults on `{objective}` at the study's seed.")
+    return lines

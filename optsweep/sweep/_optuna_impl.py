@@ -66,6 +66,13 @@ class Claim(NamedTuple):
     subdir: int  # the job directory: the trial's number, or for a re-run the dead trial's
 
 
+class Defaults(NamedTuple):
+    """``enqueue_defaults``' trial 0: the searched keys' configured values its distributions hold,
+    and each key left out (Optuna samples it) with why."""
+    params: Dict[str, Any]
+    left_out: Dict[str, str]
+
+
 class TrialResult(NamedTuple):
     """What the sweeper tells Optuna of one trial's job (not ``contract.Outcome``: a run's)."""
     state: TrialState
@@ -132,7 +139,8 @@ class OptunaSweeperImpl(Sweeper):
                  search_space: Optional[DictConfig], custom_search_space: Optional[str],
                  params: Optional[DictConfig], pruner: Any, heartbeat_interval: Optional[int],
                  grace_period: int, dead_after_s: float, schedule: str = "slots",
-                 preload: Sequence[str] = (), lend_cores: bool = True) -> None:
+                 preload: Sequence[str] = (), lend_cores: bool = True,
+                 enqueue_defaults: bool = False) -> None:
         self.sampler_node, self.pruner_node = sampler, pruner
         self.direction, self.storage, self.study_name = direction, storage, study_name
         self.n_trials, self.n_jobs = int(n_trials), int(n_jobs)
@@ -144,6 +152,7 @@ class OptunaSweeperImpl(Sweeper):
         self.schedule = str(schedule)
         self.preload = [str(name) for name in preload]
         self.lend_cores = bool(lend_cores)
+        self.enqueue_defaults = bool(enqueue_defaults)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -182,7 +191,7 @@ class OptunaSweeperImpl(Sweeper):
                 slot_time = slots.run_slots(run, runner, window)
         finally:
             try:  # first: the workers' exits need not hold it up
-                self._write_results(run.study, run.url, slot_time)
+                self._write_results(run, slot_time)
             finally:
                 if runner is not None:
                     runner.close()
@@ -201,6 +210,8 @@ class OptunaSweeperImpl(Sweeper):
                 log.info("n_trials %d capped at the grid's %d points", self.n_trials, size)
                 self.n_trials = size
         extend = self._custom_search_space()
+        first = Defaults(*search_space.defaults(space, self.config)) \
+            if self.enqueue_defaults else None
         url = st.absolute(self.storage or st.default_storage(self.sweep_dir))
         name = str(self.study_name or st.DEFAULT_STUDY_NAME)
         beat = st.Heartbeat(self.heartbeat_interval, self.grace_period) \
@@ -210,7 +221,10 @@ class OptunaSweeperImpl(Sweeper):
                  "directions %s", name, st.shown(url), len(study.get_trials(deepcopy=False)),
                  self.n_trials, sampler.target.rsplit(".", 1)[-1],
                  type(study.pruner).__name__, directions)
-        return _Run(self, study, storage, url, name, space, fixed, sampler, extend)
+        if first is not None:
+            log.info("a new study's trial 0: the defaults %s%s", first.params, "".join(
+                f"; {key} left out (sampled): {why}" for key, why in first.left_out.items()))
+        return _Run(self, study, storage, url, name, space, fixed, sampler, extend, first)
 
     def _validate(self) -> None:
         if not 0.0 <= self.max_failure_rate <= 1.0:
@@ -267,11 +281,12 @@ class OptunaSweeperImpl(Sweeper):
                              f"be imported: {_last_line(exc)}; expected the dotted path of a "
                              "function (cfg, trial) -> None") from exc
 
-    def _write_results(self, study: optuna.Study, url: str,
-                       slot_time: Optional[Dict[str, Any]]) -> None:
+    def _write_results(self, run: "_Run", slot_time: Optional[Dict[str, Any]]) -> None:
         """``optimization_results.yaml``: hydra-optuna-sweeper's keys (name, best_params,
-        best_value; solutions when multi-objective) plus the states, the pruned and re-run trials
-        and this worker's slot time (``optsweep.sweep.slots.SlotTime``; none for batches)."""
+        best_value; solutions when multi-objective) plus the states, the pruned and re-run trials,
+        this worker's slot time (``optsweep.sweep.slots.SlotTime``; none for batches) and, with
+        ``enqueue_defaults``, the defaults trial (``defaults``: its number, params, left_out)."""
+        study, url = run.study, run.url
         trials = study.get_trials(deepcopy=False)
         states = Counter(t.state.name for t in trials)
         results: Dict[str, Any] = {
@@ -284,6 +299,8 @@ class OptunaSweeperImpl(Sweeper):
                         for t in trials if RETRY_OF in t.system_attrs]}
         if slot_time is not None:
             results["slot_time"] = slot_time
+        if run.first is not None:
+            results["defaults"] = {"trial": run.defaults_trial(trials), **run.first._asdict()}
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         if len(study.directions) > 1:
             results["solutions"] = [{"trial": t.number, "params": t.params, "values": t.values}
@@ -311,10 +328,12 @@ class _Run:
     def __init__(self, sweeper: OptunaSweeperImpl, study: optuna.Study,
                  storage: optuna.storages.BaseStorage, url: str, name: str,
                  space: search_space.Space, fixed: Dict[str, str], sampler: SamplerFactory,
-                 extend: Any) -> None:
+                 extend: Any, first: Optional[Defaults] = None) -> None:
         self.sweeper, self.study, self.storage, self.url, self.name = \
             sweeper, study, storage, url, name
         self.space, self.fixed, self.sampler, self.extend = space, fixed, sampler, extend
+        self.first = first
+        self.first_checked = first is None or not first.params  # nothing to enqueue
         self.study_id = storage.get_study_id_from_name(name)
         self.worker = lease.worker_id()
         self.journal = st.journal_path(url) is not None
@@ -344,19 +363,41 @@ class _Run:
                 log.info("trial %d was cut off with its worker; running it again", frozen.number)
                 batch.append(self.claimed(frozen, self.overrides(frozen.params), reclaimed=True))
         self.fail_dead()
+        self.enqueue_first()
         trials = self.study.get_trials(deepcopy=False)
         retried = {t.system_attrs[RETRY_OF] for t in trials if RETRY_OF in t.system_attrs}
         count = sum(t.number not in retried for t in trials)
-        waiting = sum(t.state == TrialState.WAITING for t in trials)  # counted already
+        # counted already; Optuna gives the oldest first, and a key it leaves open (the defaults'
+        # left out) is drawn with that trial's own number's seed
+        waiting = sorted(t.number for t in trials if t.state == TrialState.WAITING)
         number = len(trials)  # Optuna's number for the next new trial
         while len(batch) < limit and (waiting or count < n_trials):
-            claim = self.ask(number)  # Optuna gives a waiting trial first
+            claim = self.ask(waiting[0] if waiting else number)
             if claim.number < number:
-                waiting -= 1
+                waiting.remove(claim.number)
             else:
                 count, number = count + 1, number + 1
             batch.append(claim)
         return batch
+
+    def enqueue_first(self) -> None:
+        """Queue the defaults as trial 0 of a study that has no trial yet. Called under the study
+        lock, before any ask: of several workers or a rerun, only the first to find the study empty
+        queues it (a study begun without it is left as it is: its trial 0 was drawn)."""
+        if self.first_checked:
+            return
+        self.first_checked = True
+        if self.study.get_trials(deepcopy=False):
+            return
+        # skip_if_exists: a storage without a cross-worker lock could see two workers here at once
+        self.study.enqueue_trial(dict(self.first.params), skip_if_exists=True)
+        log.info("trial 0 is queued at the defaults: %s", self.first.params)
+
+    def defaults_trial(self, trials: Sequence[optuna.trial.FrozenTrial]) -> Optional[int]:
+        """The number of the trial that ran the defaults (None: the study was begun without)."""
+        first = self.first.params if self.first is not None else None
+        return next((t.number for t in trials if first and RETRY_OF not in t.system_attrs
+                     and all(t.params.get(k) == v for k, v in first.items())), None)
 
     def claimed(self, frozen: optuna.trial.FrozenTrial, overrides: Tuple[str, ...],
                 reclaimed: bool = False) -> Claim:

@@ -257,6 +257,11 @@ class OptsweepOptunaSweeperConf:
     params: Optional[Dict[str, Any]] = None
     # dotted path of a function (cfg, trial) -> None that suggests more parameters
     custom_search_space: Optional[str] = None
+    # a new study's trial 0: every key of params at its value in the composed config (an
+    # optimizer's defaults), enqueued once, under the study lock, before the first ask; a value its
+    # distribution cannot hold (0 in a log range) is left out, sampled, and said in the log and in
+    # optimization_results.yaml (defaults.left_out)
+    enqueue_defaults: bool = False
     # dead workers (optsweep.lease): each job beats every heartbeat_interval seconds
     # (null: no beat; then only this host's dead processes are noticed); a RUNNING trial silent for
     # grace_period seconds is failed and its setting re-run once in its own directory

@@ -136,3 +136,49 @@ def grid(space: Space) -> Dict[str, List[Any]]:
         if not values[name]:
             raise SweepError(f"hydra.sweeper.params.{name} has no grid values")
     return values
+
+
+def defaults(space: Space, config: Any) -> Tuple[Dict[str, Any], Dict[str, str]]:
+    """``hydra.sweeper.enqueue_defaults``: each searched key at its value in the composed
+    ``config`` (a trial 0 to enqueue), and the keys left out, each with why: a value its
+    distribution cannot hold would run a setting outside the study's space (Optuna only warns)."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create(config) if isinstance(config, dict) else config
+    held: Dict[str, Any] = {}
+    left_out: Dict[str, str] = {}
+    for name, dist in space.items():
+        try:
+            value = OmegaConf.select(config, name.lstrip("+"), default=None)
+        except Exception as exc:  # an interpolation that cannot resolve
+            value, why = None, f"cannot be read: {exc}"
+        else:
+            why = "is not set in the config" if value is None else None
+        if why is None:
+            value, why = _held(dist, value)
+        if why is None:
+            held[name] = value
+        else:
+            left_out[name] = f"default {value} {why}" if value is not None else why
+    return held, left_out
+
+
+def _held(dist: BaseDistribution, value: Any) -> Tuple[Any, Optional[str]]:
+    """(``value`` as ``dist`` stores it, None), or (``value``, why ``dist`` cannot hold it)."""
+    if isinstance(dist, CategoricalDistribution):
+        for choice in dist.choices:  # the choice itself: 0 for 0.0, so the override reads alike
+            if choice == value and isinstance(choice, bool) == isinstance(value, bool):
+                return choice, None
+        return value, f"is not one of choice{tuple(dist.choices)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return value, "is not a finite number"
+    low, high = dist.low, dist.high
+    scale = "log " if getattr(dist, "log", False) else ""
+    if not low <= value <= high:
+        return value, f"is outside its {scale}range [{low}, {high}]"
+    if isinstance(dist, IntDistribution) and value != int(value):
+        return value, "is not an integer"
+    step = getattr(dist, "step", None)
+    if step and abs((value - low) / step - round((value - low) / step)) > 1e-9:
+        return value, f"is not on its steps of {step} from {low}"
+    return (int(value) if isinstance(dist, IntDistribution) else float(value)), None

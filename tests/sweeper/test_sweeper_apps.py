@@ -177,6 +177,44 @@ def test_two_workers_on_one_study_run_exactly_n_trials_together(tmp_path, storag
         list(range(6))
 
 
+
+@pytest.mark.parametrize("storage", ["", "journal:shared/optuna.journal"])
+def test_two_workers_queue_the_defaults_once_as_trial_0_and_a_rerun_not_again(tmp_path, storage):
+    args = ["hydra.sweeper.n_trials=6", "sleep=0.3", "hydra.sweeper.enqueue_defaults=true",
+            "hydra/sweeper/sampler=random"] + ([f"hydra.sweeper.storage={storage}"] * bool(storage))
+    run_workers(tmp_path, *args)
+    storage = storage and f"journal:{tmp_path}/shared/optuna.journal"
+    done = trials(tmp_path / "sweep", storage=storage)
+    # x's default is 0.0 (conf/task.yaml); a random draw from [-4, 4] is never exactly 0.0
+    assert [t.number for t in done] == list(range(6)) and all(t.state == COMPLETE for t in done)
+    assert [t.number for t in done if t.params["x"] == 0.0] == [0]
+    assert results(tmp_path / "sweep")["defaults"] == {"trial": 0, "params": {"x": 0.0},
+                                                       "left_out": {}}
+    run_workers(tmp_path, *args[1:], "hydra.sweeper.n_trials=8", n=1)
+    again = trials(tmp_path / "sweep", storage=storage)
+    assert len(again) == 8 and [t.number for t in again if t.params["x"] == 0.0] == [0]
+
+
+
+def test_two_slots_of_one_worker_run_the_defaults_once_as_trial_0(run_app, tmp_path):
+    result = run_app("hydra.sweeper.enqueue_defaults=true", "hydra.sweeper.n_trials=4",
+                     "hydra/sweeper/sampler=random", "hydra/launcher=joblib",
+                     "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2", "sleep=0.3")
+    assert result.returncode == 0, result.output
+    done = trials(tmp_path / "sweep")  # the first claim takes the queued trial 0 and a new one
+    assert [t.number for t in done] == list(range(4)) and all(t.state == COMPLETE for t in done)
+    assert [t.number for t in done if t.params["x"] == 0.0] == [0]
+
+def test_a_default_its_space_cannot_hold_is_sampled_and_said(run_app, tmp_path):
+    result = run_app("hydra.sweeper.enqueue_defaults=true", "hydra.sweeper.n_trials=2",
+                     "y=tag(log, interval(0.1, 1.0))")  # y's default 0.0: no log scale holds it
+    assert result.returncode == 0, result.output
+    why = "default 0.0 is outside its log range [0.1, 1.0]"
+    assert f"y left out (sampled): {why}" in result.output
+    first = trials(tmp_path / "sweep")[0]
+    assert first.params["x"] == 0.0 and 0.1 <= first.params["y"] <= 1.0
+    assert results(tmp_path / "sweep")["defaults"]["left_out"] == {"y": why}
+
 def test_a_storage_that_cannot_be_opened_is_one_line_before_any_job(run_app, tmp_path):
     result = run_app("hydra.sweeper.storage=postgresql://me:secret@127.0.0.1:1/study")
     assert result.returncode != 0

@@ -76,6 +76,27 @@ def test_params_read_as_hydra_optuna_sweeper_reads_them():
         search_space.grid({"d": space["d"]})
 
 
+
+def test_defaults_keep_what_each_distribution_holds_and_say_why_of_the_rest():
+    space, _ = search_space.parse(
+        {"opt.wd": "choice(0, 1e-4)", "opt.nesterov": "choice(0, 1)", "opt.lr": "tag(log, "
+         "interval(1e-5, 1e-1))", "opt.eps": "tag(log, interval(1e-10, 1e-2))", "opt.n": "int("
+         "interval(1, 10))", "opt.b": "range(0.5, 2.0, 0.5)", "opt.k": "interval(0, 1)",
+         "opt.missing": "interval(0, 1)"}, None, [])
+    config = {"opt": {"wd": 0.0, "nesterov": False, "lr": 1.0, "eps": 1e-8, "n": 4, "b": 1.25,
+                      "k": "x"}}
+    held, left_out = search_space.defaults(space, config)
+    # 0.0 becomes the choice 0 (the override reads as the space writes it); False is not 0
+    assert held == {"opt.wd": 0, "opt.eps": 1e-8, "opt.n": 4}
+    assert left_out == {
+        "opt.nesterov": "default False is not one of choice(0, 1)",
+        "opt.lr": "default 1.0 is outside its log range [1e-05, 0.1]",
+        "opt.b": "default 1.25 is not on its steps of 0.5 from 0.5",
+        "opt.k": "default x is not a finite number",
+        "opt.missing": "is not set in the config"}
+    assert search_space.defaults(space, {"opt": {"lr": 0.0}})[1]["opt.lr"] == \
+        "default 0.0 is outside its log range [1e-05, 0.1]"  # Optuna's log scale has no 0
+
 def test_legacy_search_space_entries_become_distributions():
     with pytest.warns(FutureWarning, match="deprecated"):
         space, _ = search_space.parse(None, {"x": {"type": "int", "low": 1, "high": 9, "step": 2},
