@@ -157,11 +157,13 @@ def summaries_of(sweep_dir: Path) -> dict[str, dict]:
 @pytest.mark.slow
 def test_confirmation_seeds_that_diverge_stay_in_n_at_chance_and_the_report_counts_them(tmp_path):
     # simulated Adam diverges just above lr 1.6e-3, the edge moving 0.3 decades with the seed: the
-    # chosen lr (1.57e-3) diverges on some new seeds; a loss objective, so that a diverged trial
+    # chosen lr (1.57e-3; the study without its defaults trial, whose lr 1e-3 would be chosen)
+    # diverges on some new seeds; a loss objective, so that a diverged trial
     # would enter the budget curves at WORST_LOSS (1e9) if it were not capped at ln(10)
     out = simulated_benchmark(tmp_path / "bench", "optimizers=[adam,sgd]", "budget=6", "seeds=4",
                               "trainer.objective=val_loss", "simulate.diverge_sd=0.3",
-                              "simulate.optimizers.adam.diverge_lr=0.0016")
+                              "simulate.optimizers.adam.diverge_lr=0.0016",
+                              "hydra.sweeper.enqueue_defaults=false")
     ends = list(summaries_of(confirm_dir(out, "simulated", "adam")).values())
     diverged = sum(e["status"] == "diverged" for e in ends)
     assert 0 < diverged < len(ends) == 4
