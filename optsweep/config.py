@@ -257,8 +257,8 @@ SIMULATE_KEY = "simulate"  # its presence makes a run the simulated task (optswe
 PRECISIONS = ("fp32", "bf16", "fp16")
 # Hyperparameters that torch itself requires to be >= 0 (it raises deep inside the constructor).
 NON_NEGATIVE = ("lr", "eps", "weight_decay", "lr_decay", "momentum", "initial_accumulator_value",
-                "dampening")
-UNIT_INTERVAL = ("beta1", "beta2", "alpha", "rho")  # decay rates: [0, 1)
+                "dampening", "adamw_lr", "adamw_eps", "adamw_weight_decay")  # adamw_*: Muon's
+UNIT_INTERVAL = ("beta1", "beta2", "alpha", "rho", "adamw_beta1", "adamw_beta2")  # decays: [0, 1)
 # ``alpha`` is a decay rate for RMSprop (which has ``centered``); ASGD's is an exponent
 DECAY_ALPHA_WITH = "centered"
 

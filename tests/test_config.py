@@ -97,6 +97,8 @@ def test_composition_errors_name_the_key(override, message):
     ("optimizer.beta1=1.0", "optimizer.beta1"),
     ("optimizer.beta2=-0.1", "optimizer.beta2"),
     ("optimizer.betas=[0.9,1.5]", "optimizer.betas"),
+    ("optimizer=muon optimizer.adamw_lr=-1", "optimizer.adamw_lr"),  # Muon has two lrs
+    ("optimizer=muon optimizer.adamw_beta2=1.0", "optimizer.adamw_beta2"),
     ("trainer.epochs=0", "trainer.epochs"),
     ("data.batch_size=0", "data.batch_size"),
     ("data.val_fraction=1.0", "data.val_fraction"),

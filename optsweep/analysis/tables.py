@@ -122,11 +122,18 @@ def display_table(table: pd.DataFrame, metric: str = "test_acc1") -> pd.DataFram
     for m in dict.fromkeys([metric, *REPORTED]):
         shown[m] = [mean_std(a, b, int(n)) for a, b, n in
                     zip(table[f"{m}_mean"], table[f"{m}_std"], table[f"{m}_n"].fillna(0))]
-    shown["best val epoch"] = table["best_val_epoch"].map(lambda v: "–" if pd.isna(v) else f"{v:.1f}")
+    shown["best val epoch"] = table["best_val_epoch"].map(epoch_text)
     shown["wall s"] = table["wall_s"].map(lambda v: "–" if pd.isna(v) else f"{v:.1f}")
     shown["status"] = table.apply(
         lambda r: ", ".join(f"{s} {int(r[s])}" for s in STATUSES if r[s]), axis=1)
     return shown
+
+
+def epoch_text(value: float) -> str:
+    """A mean epoch: '4' when every seed's is the same whole epoch, '3.5' otherwise, '–' none."""
+    if pd.isna(value):
+        return "–"
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

@@ -10,7 +10,8 @@ from optsweep.analysis import load_runs
 from optsweep.analysis.report import write_report
 from optsweep.analysis.stats import (BEYOND_NOISE, Verdict, compare_to_best, holm, holm_verdicts,
                                      judge, verdict)
-from optsweep.analysis.tables import best_settings, display_table, markdown_table, setting_table
+from optsweep.analysis.tables import (best_settings, display_table, epoch_text, markdown_table,
+                                     setting_table)
 
 
 def test_setting_table_numbers(messy_sweep):
@@ -124,6 +125,10 @@ def test_display_and_markdown(lr_sweep):
     assert lines[0].startswith("| sweep | dataset | setting | test_acc1")
     assert lines[1].startswith("| --- |") and len(lines) == 2 + 3
     assert markdown_table(shown.assign(setting="a|b")).count("a\\|b") == 3
+
+
+def test_a_mean_epoch_reads_as_an_integer_when_it_is_one():
+    assert [epoch_text(v) for v in (4.0, 3.5, 10.0, float("nan"))] == ["4", "3.5", "10", "–"]
 
 
 def test_large_difference_is_significant_and_equal_means_are_within_noise(tmp_path):
