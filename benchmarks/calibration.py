@@ -62,7 +62,11 @@ RUN_SD = 0.008  # accuracy: a run's total sd over seeds in the null and power ce
 NULL = {"K": (2, 4, 8, 23), "seeds": (2, 3, 5, 10), "rho": (0.0, 0.5, 0.9)}
 POWER = {"K": (2, 4), "seeds": (2, 3, 5, 10), "delta": (1, 2, 3), "rho": 0.5}
 BUDGETS = (5, 10, 20, 40)
-SAMPLERS = ("tpe", "random", "qmc")
+# tpe: the sweeper's default (10 start-up trials); tpe_scaled: start-up scaled to the budget
+# (startup_for); qmc: as the sweeper configures it (unscrambled Sobol); qmc_scrambled: scrambled,
+# seeded per benchmark (quasi-random search, as AlgoPerf's external tuning)
+SAMPLERS = ("tpe", "tpe_scaled", "random", "qmc", "qmc_scrambled")
+PREFIX = ("tpe", "random", "qmc", "qmc_scrambled")  # samplers that do not know the budget
 STUDY = ("adam", "sgd", "lion", "soap")  # lion truly best by BEST_BY run sds; the others equal
 BEST, BEST_BY, STUDY_SEEDS = "lion", 1.5, 5
 COUNTS = {"full": {"null": 5000, "power": 2000, "proof": 400, "study": 300},
@@ -248,28 +252,40 @@ def space_of(optimizer: str):
     return space, {k: v for k, v in defaults.items() if not k.startswith("_")}, fixed
 
 
-def sampler(name: str, seed: int, number: int):
+def startup_for(budget: int) -> int:
+    """tpe_scaled's n_startup_trials: a quarter of the budget, at least 2, at most TPE's 10."""
+    return min(10, max(2, budget // 4))
+
+
+def sampler(name: str, seed: int, number: int, budget: int | None = None):
     """As the sweeper builds it (optsweep/sweep/_optuna_impl.py SamplerFactory, tune.yaml's seed,
     optuna_config.py's defaults): TPE and random reseeded seed + trial number, QMC kept."""
     import optuna
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed + number, n_startup_trials=10,
+    if name in ("tpe", "tpe_scaled"):
+        startup = startup_for(budget) if name == "tpe_scaled" else 10
+        return optuna.samplers.TPESampler(seed=seed + number, n_startup_trials=startup,
                                           n_ei_candidates=24, group=False)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed + number)
-    return optuna.samplers.QMCSampler(seed=seed, qmc_type="sobol", scramble=False)
+    return optuna.samplers.QMCSampler(seed=seed, qmc_type="sobol",
+                                      scramble=name == "qmc_scrambled")
 
 
-def tuned(sim: dict, optimizer: str, how: str, b: int, study_seed: int) -> list[tuple]:
-    """(objective, setting) of each of max(BUDGETS) trials: trial n is the same in a shorter study
-    (no sampler here knows the budget), so one study gives every budget's prefix."""
+def tuned(sim: dict, optimizer: str, how: str, b: int, study_seed: int,
+          budget: int = max(BUDGETS)) -> list[tuple]:
+    """(objective, setting) of each of ``budget`` trials, trial 0 the optimizer's defaults (as
+    sweep=tune's enqueue_defaults queues them): for a sampler of PREFIX trial n is the same in a
+    shorter study, so one study of max(BUDGETS) gives every budget's prefix."""
     import optuna
+    from optsweep.sweep.search_space import defaults as held_defaults
     space, defaults, fixed = space_of(optimizer)
-    study = optuna.create_study(direction="maximize", sampler=sampler(how, b, 0))
+    study = optuna.create_study(direction="maximize", sampler=sampler(how, b, 0, budget))
+    first, _ = held_defaults(space, {"optimizer": defaults})
+    study.enqueue_trial(first)
     trials = []
-    for number in range(max(BUDGETS)):
-        if how != "qmc" or number == 0:
-            study.sampler = sampler(how, b, number)
+    for number in range(budget):
+        if not how.startswith("qmc") or number == 0:
+            study.sampler = sampler(how, b, number, budget)
         trial = study.ask(space)
         setting = {**defaults, **{k.split(".", 1)[1]: v for k, v in trial.params.items()}}
         rows, diverged = model.run_rows(sim, optimizer, setting, study_seed, 10,
@@ -290,8 +306,11 @@ def study_cell(task) -> list[dict]:
     out = []
     for b in range(first, first + count):
         study_seed = 100 * b  # confirmation seeds: the next ones, as confirm.new_seeds
-        trials = {o: tuned(sim, o, how, b, study_seed) for o in STUDY}
+        if how in PREFIX:
+            longest = {o: tuned(sim, o, how, b, study_seed) for o in STUDY}
         for budget in BUDGETS:
+            trials = longest if how in PREFIX else {
+                o: tuned(sim, o, how, b, study_seed, budget) for o in STUDY}
             val_means, values, row = {}, {}, {"sampler": how, "budget": budget}
             for o in STUDY:
                 value, setting = max(trials[o][:budget], key=lambda t: t[0])  # first of equals
@@ -403,8 +422,11 @@ def print_studies(rows: pd.DataFrame, per_cell: int) -> None:
     print(f"\nTuning: {per_cell} simulated benchmarks per cell; {', '.join(STUDY)} (peaks {peaks}: "
           f"{BEST} {BEST_BY} run sds above; test_gap -0.01 each; default noise), each tuned in its "
           f"conf/space/ space, the chosen trial confirmed over {STUDY_SEEDS} new seeds; the sampler "
-          "seeded per benchmark (the protocol seeds every study alike). QMC as the sweeper "
-          "configures it (sobol, scramble false): the same points in every study.")
+          "seeded per benchmark (the protocol seeds every study alike); trial 0 of every study "
+          "the optimizer's defaults (sweep=tune's enqueue_defaults). tpe: 10 start-up trials; "
+          "tpe_scaled: startup_for(budget) = min(10, max(2, budget // 4)); qmc as the sweeper "
+          "configures it (sobol, scramble false: the same points in every study); qmc_scrambled: "
+          "scrambled, seeded per benchmark.")
     for column, rule in (("named best", "on each study's best trial (the benchmark's rule)"),
                          ("named best (confirmation)", "on the confirmation runs' val_acc1 mean")):
         rows["truly best named"] = rows[column] == BEST
