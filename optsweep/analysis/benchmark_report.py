@@ -190,8 +190,8 @@ def sampler_line(accounts: pd.DataFrame) -> str:
              "ended; a queued defaults trial counts towards them but is no draw)" if len(drawn)
              else "random draws not known for this sampler")
     return (f"The studies (study_accounts.csv): sampler {samplers}; {share}. Each study's trials "
-            "by how they ended: a diverged trial counts at its objective's worst value, a failed "
-            "or pruned one gives no value.")
+            "by how they ended: Optuna was told a diverged trial's worst value, and the curves "
+            "count it at chance; a failed or pruned one gives no value.")
 
 
 def display_profile(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
