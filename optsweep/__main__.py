@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from optsweep.conf_tree import CONFIG_NAME, conf_dir
 from optsweep.config import register_configs
 from optsweep.errors import OptsweepError
+from optsweep.overrides import override_key
 
 log = logging.getLogger("optsweep")
 register_configs()
@@ -61,7 +62,7 @@ def check_overrides(args: list[str]) -> None:
         try:
             parser.parse_overrides([arg])
         except HydraException as exc:
-            key = arg.split("=", 1)[0].lstrip("+~")
+            key = override_key(arg)
             if arg.endswith(","):
                 reason = "nothing follows its last comma: list a sweep's values as " \
                          f"{key}=1e-3,1e-2, with no comma at the end"

@@ -28,8 +28,9 @@ from pathlib import Path
 import yaml
 
 from optsweep import contract
-from optsweep.analysis.load import METRIC_COLUMNS, AnalysisInputError, RunSet, load_runs
+from optsweep.analysis.load import AnalysisInputError, RunSet, load_runs
 from optsweep.analysis.sweeps import SEED
+from optsweep.overrides import PREFIXES, override_key
 from optsweep.rundir import RunDir, SweepDir, flatten
 
 # never carried over: a search space (space=) belongs to the sweep that chose, not to the reruns
@@ -101,7 +102,8 @@ def setting_overrides(run_dir: Path) -> list[str]:
     """The chosen run's own overrides without its seed and Hydra's keys; a sweep preset replaced by
     the group choices it made, and an Optuna trial's parameters from its study."""
     overrides = RunDir(run_dir).overrides()
-    kept = {_key(o): o for o in overrides if not o.lstrip("+~").startswith(SETTING_FREE)}
+    kept = {override_key(o): o for o in overrides
+            if not o.lstrip(PREFIXES).startswith(SETTING_FREE)}
     if any(o.startswith("sweep=") for o in overrides):
         for group, choice in RunDir(run_dir).hydra_choices().items():
             if choice is not None and not group.startswith("hydra") and group not in ("sweep", "space"):
@@ -171,11 +173,13 @@ def parse_args(argv):
     parser.add_argument("path", metavar="PATH", help="a finished grid sweep or Optuna study")
     parser.add_argument("--seeds", type=int, default=5, help="new seeds to run (default 5)")
     # names are checked in main, so that a bad one is one line naming the known ones
-    parser.add_argument("--select", default="val_acc1", metavar="NAME",
+    parser.add_argument("--select", default=contract.DEFAULT_SELECT, metavar="NAME",
                         help="validation metric that chooses the setting, as in the analysis "
-                             f"({', '.join(contract.SELECTABLE)}; default val_acc1)")
-    parser.add_argument("--metric", default="test_acc1", metavar="NAME",
-                        help="metric reported over the new seeds (default test_acc1)")
+                             f"({', '.join(contract.SELECTABLE)}; "
+                             f"default {contract.DEFAULT_SELECT})")
+    parser.add_argument("--metric", default=contract.DEFAULT_REPORTED, metavar="NAME",
+                        help="metric reported over the new seeds "
+                             f"(default {contract.DEFAULT_REPORTED})")
     parser.add_argument("--out", metavar="DIR", help="the confirmation sweep (default PATH_confirm)")
     parser.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
     parser.add_argument("overrides", nargs="*", help="more overrides for every run, e.g. "
@@ -190,15 +194,14 @@ def main(argv=None) -> int:
     try:
         if args.seeds < 1:
             raise ConfirmError(f"--seeds {args.seeds}: give 1 or more")
-        if args.metric not in METRIC_COLUMNS:
-            raise ConfirmError(f"--metric {args.metric}: not a metric; choose one of "
-                               f"{', '.join(METRIC_COLUMNS)}")
+        if contract.metric_problem(args.metric):
+            raise ConfirmError(f"--metric {args.metric}: {contract.metric_problem(args.metric)}")
         runset = load_runs([path])
         select = selection(runset, args.select)
         run, used = chosen_run(runset, args.metric, select)
         seeds = new_seeds(used, args.seeds)
-        overrides = {_key(o): o for o in setting_overrides(Path(run["run"]))}
-        overrides.update({_key(o): o for o in args.overrides})  # the user's word wins
+        overrides = {override_key(o): o for o in setting_overrides(Path(run["run"]))}
+        overrides.update({override_key(o): o for o in args.overrides})  # the user's word wins
         cmd = command(out, list(overrides.values()), seeds)
     except (AnalysisInputError, ConfirmError) as err:
         print(f"optsweep.confirm: error: {path}: {err}".replace(f"{path}: {path}:", f"{path}:"),
@@ -224,8 +227,6 @@ def main(argv=None) -> int:
 # --- small helpers ------------------------------------------------------------------------------
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _leaf(config: dict, key: str):

@@ -71,6 +71,8 @@ METRIC_COLUMNS = ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "
 # Prodigy/D-Adaptation's own estimate d of the step size at the epoch's last step (effective step
 # d x lr); empty for other optimizers and absent from metrics.csv files written before it.
 STEP_SIZE_COLUMN = METRIC_COLUMNS[-1]
+EPOCH_COLUMN = METRIC_COLUMNS[0]
+MEASURED_COLUMNS = METRIC_COLUMNS[1:]  # what an epoch measured: every column but its number
 SPLITS = ("train", "val", "test")
 # The one-line log of each epoch (optsweep.log) shows these, where measured.
 LOGGED_COLUMNS = ("train_loss", "train_acc1", "val_acc1", "test_acc1", "test_acc5")
@@ -115,6 +117,29 @@ def status_of(summary: Optional[Mapping]) -> Status:
     if not summary:
         return Status.UNFINISHED
     return Status(summary.get("status"))
+
+
+# --- the optimizer's betas ---------------------------------------------------------------------------
+
+BETA_KEYS = ("beta1", "beta2")  # optsweep's own, so that each can be swept alone
+
+
+def betas_that_ran(optimizer: Mapping) -> Optional[tuple]:
+    """The ``betas`` an optimizer config gives its class: a ``betas`` pair wins over
+    ``beta1``/``beta2`` (as conf/optimizer/adam.yaml says); None for a config without ``beta1``."""
+    if "beta1" not in optimizer:
+        return None
+    pair = optimizer.get("betas")
+    return tuple(pair) if pair is not None else (optimizer["beta1"], optimizer["beta2"])
+
+
+def with_betas_that_ran(config: Mapping) -> dict:
+    """A run's saved config with ``optimizer.beta1``/``beta2`` as they ran: Hydra saved them as
+    written, beside the ``betas`` pair that won over them."""
+    optimizer = config.get("optimizer") or {}
+    if "beta1" not in optimizer or optimizer.get("betas") is None:
+        return dict(config)
+    return {**config, "optimizer": {**optimizer, **dict(zip(BETA_KEYS, betas_that_ran(optimizer)))}}
 
 
 # --- the objective -------------------------------------------------------------------------------
@@ -182,6 +207,10 @@ def best_epoch_metric(name: str) -> str:
 # The metrics a setting may be chosen on (a selection, an objective, a target): validation's. The
 # test split only reports, so that its score stays a fair estimate of the chosen setting's.
 SELECTABLE = tuple(c for c in METRIC_COLUMNS if c.startswith("val_"))
+# The analysis's defaults: a setting is chosen on what a sweep maximises by default and reported on
+# the test split, which no choice looked at.
+DEFAULT_SELECT = AUTO_OBJECTIVE
+DEFAULT_REPORTED = "test_acc1"
 
 
 def selection_problem(name: str) -> Optional[str]:
@@ -195,6 +224,12 @@ def selection_problem(name: str) -> Optional[str]:
     if name in METRIC_COLUMNS:
         return f"not a validation metric (settings are chosen on validation); {choose}"
     return f"not a metric; {choose}"
+
+
+def metric_problem(name: str) -> Optional[str]:
+    """Why ``name`` is no metric a run measured, or None; said after the key that names it."""
+    return None if name in MEASURED_COLUMNS else \
+        f"not a metric; choose one of {', '.join(MEASURED_COLUMNS)}"
 
 
 def best_row(rows: Sequence[Mapping], name: str) -> Optional[Mapping]:

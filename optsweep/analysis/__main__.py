@@ -8,8 +8,9 @@ from pathlib import Path
 
 import matplotlib
 
-from optsweep.analysis.load import METRIC_COLUMNS, AnalysisInputError, load_runs
-from optsweep.contract import selection_problem
+from optsweep.analysis.load import AnalysisInputError, load_runs
+from optsweep.contract import (DEFAULT_REPORTED, DEFAULT_SELECT, MEASURED_COLUMNS,
+                               selection_problem)
 from optsweep.errors import unwritable
 
 
@@ -26,12 +27,13 @@ def parse_args(argv):
                         help="where to write the report (default: analysis/<folder name>, "
                              "e.g. analysis/multirun for multirun/; several folders: their "
                              "names joined with +)")
-    parser.add_argument("--metric", default="test_acc1", metavar="NAME",
+    parser.add_argument("--metric", default=DEFAULT_REPORTED, metavar="NAME",
                         help="final-epoch metric reported and compared for each setting "
-                             "(default: test_acc1; --select ranks them; one of "
-                             f"{', '.join(METRIC_COLUMNS)})")
-    parser.add_argument("--select", default="val_acc1", metavar="NAME",
-                        help="final-epoch metric that picks the best setting (default: val_acc1, "
+                             f"(default: {DEFAULT_REPORTED}; --select ranks them; one of "
+                             f"{', '.join(MEASURED_COLUMNS)})")
+    parser.add_argument("--select", default=DEFAULT_SELECT, metavar="NAME",
+                        help="final-epoch metric that picks the best setting "
+                             f"(default: {DEFAULT_SELECT}, "
                              "so that no setting is chosen on the test set; runs without a "
                              "validation split fall back to --metric)")
     return parser.parse_args(argv)
@@ -63,7 +65,7 @@ def main(argv=None) -> int:
         runset = load_runs(args.paths)
         if f"final_{args.metric}" not in runset.runs.columns:
             raise AnalysisInputError(f"--metric {args.metric}: not a metric of these runs; "
-                                     f"choose one of {', '.join(METRIC_COLUMNS)}")
+                                     f"choose one of {', '.join(MEASURED_COLUMNS)}")
         select = selection_metric(runset, args.select, args.metric)
         studies, bad_studies = find_studies(args.paths)
         out = Path(args.out) if args.out else folder_out_dir(args.paths)

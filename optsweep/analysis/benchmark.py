@@ -21,7 +21,8 @@ import yaml
 
 from optsweep.analysis.load import RunSet, load_runs
 from optsweep.analysis.profile import median_time, run_time_to_target
-from optsweep.contract import AVERAGED, FINAL, OPTIMIZATION_RESULTS_FILE, Status, maximize
+from optsweep.contract import (AUTO_OBJECTIVE, AVERAGED, FINAL, OPTIMIZATION_RESULTS_FILE, Status,
+                               maximize)
 
 MANIFEST = "benchmark.json"
 DEFAULTS = "defaults"  # the folder of the optimizers at their defaults
@@ -206,7 +207,7 @@ def trials_table(bench: Benchmark) -> pd.DataFrame:
 def objective_of(bench: Benchmark) -> str:
     """The metric the studies optimised (one for the whole benchmark)."""
     names = bench.of("trial")["objective_name"].dropna()
-    return str(names.iloc[0]) if len(names) else "val_acc1"
+    return str(names.iloc[0]) if len(names) else AUTO_OBJECTIVE
 
 
 def times_to_target(bench: Benchmark) -> pd.DataFrame:

@@ -26,7 +26,7 @@ from optsweep.analysis.stats import (ALPHA, Verdict, compare_to_best, detectable
                                      pooled_sd, seeds_needed)
 from optsweep.analysis.sweeps import format_value, short_names
 from optsweep.analysis.tables import lower_is_better, mean_std, setting_table
-from optsweep.contract import AVERAGED
+from optsweep.contract import AVERAGED, DEFAULT_REPORTED, DEFAULT_SELECT
 
 TITLE = "Benchmark: which optimizer, fairly compared"
 
@@ -297,8 +297,8 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
     return TITLE, blocks
 
 
-def write_benchmark_report(root, out, *, metric: str = "test_acc1",
-                           select: str = "val_acc1") -> Path:
+def write_benchmark_report(root, out, *, metric: str = DEFAULT_REPORTED,
+                           select: str = DEFAULT_SELECT) -> Path:
     """The report of the benchmark at ``root``: its answer first, then every sweep's section."""
     from optsweep.analysis.optuna_study import find_studies
     from optsweep.analysis.report import write_report

@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from optsweep.contract import maximize
+from optsweep.contract import DEFAULT_SELECT, maximize
 
 CAVEAT = ("Expected best of k trials: the mean best of every subset of k of the study's N trials "
           "(without replacement, unbiased: Tang et al. 2020), for k up to N only; "
@@ -50,7 +50,7 @@ def _signed_ascending(values: Sequence[float], metric: str) -> tuple[np.ndarray,
     return np.sort(sign * np.asarray(values, dtype=float)), sign
 
 
-def expected_best(values: Sequence[float], k: int, metric: str = "val_acc1") -> float:
+def expected_best(values: Sequence[float], k: int, metric: str = DEFAULT_SELECT) -> float:
     """Tang et al.'s unbiased expected maximum (minimum for a loss ``metric``) of k trials drawn
     without replacement from ``values``; nan for k > len(values) (no extrapolation) or k < 1."""
     ordered, sign = _signed_ascending(values, metric)
@@ -62,7 +62,7 @@ def expected_best(values: Sequence[float], k: int, metric: str = "val_acc1") -> 
     return float(sign * np.dot(weights, ordered[k - 1:]))
 
 
-def expected_best_dodge(values: Sequence[float], k: int, metric: str = "val_acc1") -> float:
+def expected_best_dodge(values: Sequence[float], k: int, metric: str = DEFAULT_SELECT) -> float:
     """Dodge et al.'s expected maximum (minimum for a loss ``metric``) of k draws with
     replacement from ``values`` (biased low for a maximum; defined for every k)."""
     ordered, sign = _signed_ascending(values, metric)
@@ -74,7 +74,7 @@ def expected_best_dodge(values: Sequence[float], k: int, metric: str = "val_acc1
     return float(sign * np.sum(ordered * weights))
 
 
-def best_so_far(values: Sequence[float], metric: str = "val_acc1") -> list[float]:
+def best_so_far(values: Sequence[float], metric: str = DEFAULT_SELECT) -> list[float]:
     """The best value among the first 1, 2, ... trials, in the order given."""
     v = np.asarray(values, dtype=float)
     running = np.maximum.accumulate(v) if maximize(metric) else np.minimum.accumulate(v)

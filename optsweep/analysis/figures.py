@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
-from scipy import stats
 
 from optsweep.analysis.load import RunSet
 from optsweep.analysis.style import (
@@ -35,11 +34,11 @@ from optsweep.analysis.sweeps import (
     is_numeric_param, seed_range, setting_order, short_names, wants_log_axis,
 )
 from optsweep.analysis.tables import ci95_half
-from optsweep.contract import AVERAGED, Status
+from optsweep.contract import AVERAGED, DEFAULT_REPORTED, DEFAULT_SELECT, Status
 from optsweep.resources import available_cores
 
 CURVE_MEASURES = ("loss", "acc1")
-FINAL_METRICS = ("val_acc1", "test_acc1")
+FINAL_METRICS = (DEFAULT_SELECT, DEFAULT_REPORTED)
 MEASURE_NAMES = {"loss": "loss", "acc1": "top-1 accuracy", "acc5": "top-5 accuracy"}
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
 # How runs that did not complete are drawn (they are never dropped silently).
@@ -64,12 +63,12 @@ def t_interval(values) -> tuple[float, float]:
 def mean_band(data: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFrame:
     """Mean of `value` per group with its 95% t-interval (`low`, `high`) and count `n`.
 
-    Computed in one vectorised groupby: a Python function per point (seaborn's errorbar) is most
-    of a figure's drawing time once a sweep has a hundred runs.
+    Computed in one groupby and ``tables.ci95_half`` per group (its t quantile cached): seaborn's
+    bootstrap errorbar per point is most of a figure's drawing time once a sweep has a hundred runs.
     """
     stats_ = data.groupby(by, dropna=False, sort=True)[value].agg(["mean", "std", "count"])
-    dof = (stats_["count"] - 1).clip(lower=1).to_numpy()
-    half = stats.t.ppf(0.975, dof) * stats_["std"].fillna(0).to_numpy() / np.sqrt(stats_["count"])
+    # a single run's band is its mean (no interval): drawn as a line, not left out
+    half = np.nan_to_num([ci95_half(std, n) for std, n in zip(stats_["std"], stats_["count"])])
     out = stats_.rename(columns={"mean": value, "count": "n"}).drop(columns="std")
     out["low"], out["high"] = out[value] - half, out[value] + half
     return out.reset_index()
@@ -161,7 +160,7 @@ def final_metrics(runset: RunSet, sweep: str, looks: dict[str, Look] | None = No
     runs = _as_numbers(runs, params)
     x = _x_param(runs, params)
     numeric = x != "optimizer" and is_numeric_param(runs[x])
-    metrics = [m for m in FINAL_METRICS if runs[f"final_{m}"].notna().any()] or ["test_acc1"]
+    metrics = [m for m in FINAL_METRICS if runs[f"final_{m}"].notna().any()] or [DEFAULT_REPORTED]
     runs = runs.assign(group=_group_labels(runs, [p for p in params if p != x]),
                        dataset=runs["dataset"].astype(str))
     datasets = sorted(runs["dataset"].unique())

@@ -18,13 +18,12 @@ import pandas as pd
 
 from optsweep import contract
 from optsweep.analysis.sweeps import add_settings, find_swept
-from optsweep.contract import HYDRA_DIR, METRICS_FILE, SUMMARY_FILE, Status
+from optsweep.contract import HYDRA_DIR, MEASURED_COLUMNS, METRICS_FILE, SUMMARY_FILE, Status
 from optsweep.rundir import RunDir, UnreadableFile, flatten, read_text
 
 log = logging.getLogger(__name__)
 
 STATUSES = tuple(status.value for status in Status)  # the status columns of the tables
-METRIC_COLUMNS = tuple(c for c in contract.METRIC_COLUMNS if c != "epoch")
 # Columns every run row carries besides its flattened config (config keys always contain a dot).
 RUN_COLUMNS = (
     "run", "sweep", "job", "optimizer", "dataset", "model", "status", "objective", "objective_name",
@@ -154,7 +153,7 @@ def read_run(run_dir: Path) -> dict:
     if not record.config_file.is_file():
         raise BadRun(f"no {HYDRA_DIR}/{contract.CONFIG_FILE}, so its setting is unknown")
     try:
-        config = record.read_config()
+        config = contract.with_betas_that_ran(record.read_config())  # the analysis shows what ran
         summary = record.read_summary()
         overrides = record.read_overrides()
         body = _read_metrics_text(record.metrics_file) if record.metrics_file.is_file() else None
@@ -229,7 +228,7 @@ def _parse_metrics(records: list[dict]) -> tuple[pd.DataFrame, dict[int, str]]:
                     frames.append(_parse_group(header, [i], records))
                 except (ValueError, pd.errors.ParserError) as err:
                     bad[i] = f"metrics.csv has a value that is not a number ({str(err)[:80]})"
-    columns = ["_run", "epoch", *METRIC_COLUMNS]
+    columns = ["_run", contract.EPOCH_COLUMN, *MEASURED_COLUMNS]
     wide = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     wide = wide[~wide["_run"].isin(list(bad))]
     # renumber run indices to match the records that remain after dropping the bad ones
@@ -325,7 +324,7 @@ def _fill_from_metrics(runs: pd.DataFrame, wide: pd.DataFrame) -> pd.DataFrame:
         runs.loc[has, "epochs_completed"] = last.loc[runs.index[has], "epoch"].to_numpy()
         runs.loc[has, "final_epoch"] = runs.loc[has, "epochs_completed"]
         _fill_best(runs, ordered, has, metric_cols)
-    for col in METRIC_COLUMNS:  # a run with neither metrics nor a final row still gets the column
+    for col in MEASURED_COLUMNS:  # a run with neither metrics nor a final row still gets the column
         if f"final_{col}" not in runs.columns:
             runs[f"final_{col}"] = np.nan
     numeric = ["objective", "epochs_completed", "epochs_planned", "best_epoch", "wall_seconds"]
@@ -362,7 +361,7 @@ def _diverged_at_chance(runs: pd.DataFrame) -> pd.DataFrame:
     divergence in epoch 1), so that it counts among its setting's seeds like any other."""
     runs["classes"] = pd.to_numeric(runs["classes"], errors="coerce")
     diverged = runs["status"] == Status.DIVERGED.value
-    for metric in METRIC_COLUMNS:
+    for metric in MEASURED_COLUMNS:
         column = f"final_{metric}"
         if contract.chance_value(metric, 2) is None or column not in runs.columns:
             continue  # not an accuracy or a loss (lr, seconds): what the run recorded stands

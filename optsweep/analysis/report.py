@@ -40,7 +40,7 @@ def default_out_dir(runset: RunSet, root="analysis") -> Path:
     return Path(root) / joined_name(s.replace("/", "_") for s in runset.sweeps)
 
 
-def write_report(runset: RunSet, out_dir=None, *, metric: str = "test_acc1",
+def write_report(runset: RunSet, out_dir=None, *, metric: str = contract.DEFAULT_REPORTED,
                  select: str | None = None, studies=(), figures: dict | None = None,
                  skipped=(), lead=()) -> Path:
     """Write figures, CSV tables, report.md and report.html into out_dir; return report.html.

@@ -19,7 +19,7 @@ from scipy import stats
 
 from optsweep.analysis.load import RunSet
 from optsweep.analysis.tables import best_settings, lower_is_better, setting_table
-from optsweep.contract import AVERAGED
+from optsweep.contract import AVERAGED, DEFAULT_REPORTED
 
 ALPHA = 0.05
 
@@ -85,7 +85,7 @@ def verdict(p: float, n_best: int, n_other: int, difference: float, alpha: float
     return str(said) if math.isnan(p) else f"{said} ({p_name}={p:.3g})"
 
 
-def compare_to_best(runset: RunSet, metric: str = "test_acc1", alpha: float = ALPHA,
+def compare_to_best(runset: RunSet, metric: str = DEFAULT_REPORTED, alpha: float = ALPHA,
                     table: pd.DataFrame | None = None, select: str | None = None,
                     best: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The best setting of each (sweep, dataset) by ``select`` (default: ``metric``) against every

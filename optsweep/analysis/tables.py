@@ -11,10 +11,10 @@ from scipy import stats
 
 from optsweep.analysis.load import STATUSES, RunSet
 from optsweep.analysis.sweeps import order_sweeps, readable, setting_order
-from optsweep.contract import AVERAGED, SCORED, Status, maximize
+from optsweep.contract import AVERAGED, DEFAULT_REPORTED, SCORED, Status, maximize
 
 KEYS = ["sweep", "dataset", "optimizer", "setting"]
-REPORTED = ("test_acc1", "test_acc5")
+REPORTED = (DEFAULT_REPORTED, "test_acc5")
 
 
 def lower_is_better(metric: str) -> bool:
@@ -31,7 +31,7 @@ def selection_metric(runset: RunSet, select: str | None, metric: str) -> str:
     return metric
 
 
-def setting_table(runset: RunSet, metric: str = "test_acc1",
+def setting_table(runset: RunSet, metric: str = DEFAULT_REPORTED,
                   select: str | None = None) -> pd.DataFrame:
     """One row per (sweep, dataset, optimizer, setting): final metrics over the runs that count.
 
@@ -80,7 +80,7 @@ def choosable(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["status"].isin(SCORED) & ~setting.isin(diverged)]
 
 
-def best_settings(table: pd.DataFrame, metric: str = "test_acc1") -> pd.DataFrame:
+def best_settings(table: pd.DataFrame, metric: str = DEFAULT_REPORTED) -> pd.DataFrame:
     """The best setting of each (sweep, dataset) by mean `metric` (highest, or lowest for a loss)."""
     scored = table[table[f"{metric}_mean"].notna()]
     if scored.empty:
@@ -114,7 +114,7 @@ def mean_std(mean: float, std: float, n: int) -> str:
     return f"{mean:.4f} ± {ci95_half(std, n):.4f} (95% CI; sd {std:.4f}, n={n})"
 
 
-def display_table(table: pd.DataFrame, metric: str = "test_acc1") -> pd.DataFrame:
+def display_table(table: pd.DataFrame, metric: str = DEFAULT_REPORTED) -> pd.DataFrame:
     """The setting table as people read it: mean ± 95% interval (sd, n) strings, status counts in
     one cell."""
     shown = pd.DataFrame({"sweep": table["sweep"], "dataset": table["dataset"],

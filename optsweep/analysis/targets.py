@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from optsweep.analysis.load import RunSet
-from optsweep.contract import AVERAGED, maximize
+from optsweep.contract import AVERAGED, DEFAULT_SELECT, maximize
 
 FRACTIONS = (0.95, 0.99)  # of the best accuracy; a loss target is best * (2 - fraction)
 KEYS = ["sweep", "dataset", "setting"]
@@ -56,7 +56,7 @@ def mean_curves(runset: RunSet, metric: str) -> pd.DataFrame:
     return wide.reset_index().sort_values([*KEYS, "epoch"], kind="stable")
 
 
-def time_to_target(runset: RunSet, metric: str = "val_acc1",
+def time_to_target(runset: RunSet, metric: str = DEFAULT_SELECT,
                    fractions: Sequence[float] = FRACTIONS) -> pd.DataFrame:
     """One row per setting: sweep, dataset, setting, metric, best (the sweep's best mean value),
     and per fraction f (as a percentage p): target_<p>, epoch_<p>, seconds_<p> (NaN: never)."""

@@ -28,6 +28,7 @@ from optsweep import contract
 from optsweep.analysis.benchmark import MANIFEST, study_dir
 from optsweep.benchmark import plan, settings
 from optsweep.errors import OptsweepError, unwritable
+from optsweep.overrides import override_key
 
 TARGET_OVERRIDE = "workload.target"  # also workload.target_metric
 
@@ -88,13 +89,12 @@ def tune_and_confirm(cfg: DictConfig, cell: plan.Cell, overrides: list[str]) -> 
 def confirm_command(cfg: DictConfig, cell: plan.Cell, overrides: list[str], out: Path) -> list:
     """``optsweep.confirm``'s command for the study's chosen setting (chosen as it chooses)."""
     from optsweep.analysis.load import load_runs
-    from optsweep.confirm import (_key, chosen_run, command, new_seeds, selection,
-                                  setting_overrides)
+    from optsweep.confirm import chosen_run, command, new_seeds, selection, setting_overrides
 
     runset = load_runs([study_dir(cfg.dir, cell.workload, cell.optimizer)])
     run, used = chosen_run(runset, cfg.metric, selection(runset, cfg.select))
-    chosen = {_key(o): o for o in setting_overrides(Path(run["run"]))}
-    chosen.update({_key(o): o for o in plan.basic_sweep_overrides(overrides)})
+    chosen = {override_key(o): o for o in setting_overrides(Path(run["run"]))}
+    chosen.update({override_key(o): o for o in plan.basic_sweep_overrides(overrides)})
     return command(out, list(chosen.values()), new_seeds(used, cfg.seeds))
 
 

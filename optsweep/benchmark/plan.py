@@ -17,7 +17,8 @@ from omegaconf import DictConfig
 from optsweep import contract
 from optsweep.analysis.benchmark import confirm_dir, defaults_dir, study_dir
 from optsweep.benchmark.settings import TUNED
-from optsweep.rundir import RunDir
+from optsweep.overrides import override_key
+from optsweep.rundir import SweepDir
 
 # A study's trial that needs no rerun: a result (pruned counts: the pruner ended it on purpose).
 SETTLED = (*contract.FINAL, contract.Status.PRUNED)
@@ -53,8 +54,8 @@ def tune_command(cfg: DictConfig, cell: Cell, overrides: list[str]) -> list[str]
 
 def basic_sweep_overrides(overrides: list[str]) -> list[str]:
     """The overrides a confirmation or defaults sweep takes: the runs' own and the launcher's."""
-    return [o for o in overrides if not _key(o).startswith("hydra")
-            or _key(o).startswith(LAUNCHER_KEYS)]
+    return [o for o in overrides if not override_key(o).startswith("hydra")
+            or override_key(o).startswith(LAUNCHER_KEYS)]
 
 
 def defaults_command(cfg: DictConfig, workload: str, seeds: list[int],
@@ -66,10 +67,7 @@ def defaults_command(cfg: DictConfig, workload: str, seeds: list[int],
 
 def job_statuses(sweep_dir: Path) -> dict[str, contract.Status]:
     """{job folder name: status} of every job directory of a sweep (unfinished: no summary)."""
-    if not sweep_dir.is_dir():
-        return {}
-    return {job.name: RunDir(job).status()
-            for job in sweep_dir.iterdir() if job.is_dir() and job.name.isdigit()}
+    return {job.path.name: job.status() for job in SweepDir(sweep_dir).jobs()}
 
 
 def study_done(cfg: DictConfig, cell: Cell) -> bool:
@@ -95,5 +93,3 @@ def confirmation_dir(cfg: DictConfig, cell: Cell) -> Path:
     return confirm_dir(cfg.dir, cell.workload, cell.optimizer)
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")

@@ -21,6 +21,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from optsweep import contract
 from optsweep.conf_tree import conf_dir
 from optsweep.errors import ConfigError, OptsweepError
+from optsweep.overrides import split_override
 
 PRESET_KEY = "preset"
 TUNED = "tuned"  # space=tuned: each optimizer in its own conf/space/<optimizer>.yaml
@@ -49,9 +50,9 @@ def split_arguments(argv: list[str]) -> tuple[list[str], list[str], str]:
     """(benchmark overrides, run overrides, preset name) from the command line."""
     mine, runs, preset = [], [], "default"
     for arg in argv:
-        key = arg.split("=", 1)[0]
-        if key == PRESET_KEY and "=" in arg:
-            preset = arg.split("=", 1)[1]
+        key, value = split_override(arg)  # as written: +budget=6 is a run's override, not ours
+        if key == PRESET_KEY and value is not None:
+            preset = value
         elif key in KEYS:
             mine.append(arg)
         else:
@@ -92,11 +93,8 @@ def check(cfg: DictConfig) -> None:
     problem = contract.selection_problem(cfg.select)
     if problem:  # checked here: a misspelt name would otherwise fall back to choosing on metric
         raise OptsweepError(f"select={cfg.select}: {problem}")
-    from optsweep.analysis.load import METRIC_COLUMNS
-
-    if cfg.metric not in METRIC_COLUMNS:
-        raise OptsweepError(f"metric={cfg.metric}: not a metric; choose one of "
-                            f"{', '.join(METRIC_COLUMNS)}")
+    if contract.metric_problem(cfg.metric):
+        raise OptsweepError(f"metric={cfg.metric}: {contract.metric_problem(cfg.metric)}")
 
 
 def as_dict(cfg: DictConfig) -> dict:

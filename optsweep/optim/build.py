@@ -20,9 +20,9 @@ import hydra.utils
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from optsweep.contract import BETA_KEYS, betas_that_ran
 from optsweep.optim.adapters import Adapter, adapter_class, named_arguments
 
-BETA_KEYS = ("beta1", "beta2")
 NO_DECAY_KEY = "no_decay_norm_bias"
 HYDRA_KEYS = ("_target_", "_partial_")
 
@@ -38,8 +38,7 @@ def optimizer_kwargs(cfg: DictConfig) -> dict:
     instantiate); optsweep's own keys left in, for ``split_own_keys``."""
     kwargs = OmegaConf.to_container(cfg, resolve=True)
     if "beta1" in kwargs:
-        pair = kwargs.get("betas")
-        kwargs["betas"] = tuple(pair) if pair is not None else (kwargs["beta1"], kwargs["beta2"])
+        kwargs["betas"] = betas_that_ran(kwargs)
     for key in BETA_KEYS:
         kwargs.pop(key, None)
     return kwargs

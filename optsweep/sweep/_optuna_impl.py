@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 
 from optsweep import contract, lease
 from optsweep.imports import importable
+from optsweep.overrides import split_override
 from optsweep.sweep import _optuna_private, runners, search_space, slots
 from optsweep.sweep import storage as st
 from optsweep.sweep import trial as job_trial
@@ -505,7 +506,7 @@ class _Run:
         overrides = (*claim.overrides, f"hydra.sweep.subdir={claim.subdir}",
                      *job_trial.job_overrides(self.url, self.name, claim.number, *beat))
         # the log shows what this trial draws: the command's fixed overrides are every trial's
-        drawn = [o for o in claim.overrides if o.split("=", 1)[0] not in self.fixed]
+        drawn = [o for o in claim.overrides if split_override(o)[0] not in self.fixed]
         return runners.Job(claim.number, overrides, " ".join(drawn))
 
     def finish(self, end: runners.Ended, busy: int, n_slots: int) -> Optional[str]:

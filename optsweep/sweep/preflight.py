@@ -16,6 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from optsweep.errors import OptsweepError
+from optsweep.overrides import override_key
 from optsweep.task import is_simulated
 
 # A check runs unless the sweep varies one of its keys (a group choice counts as its whole group).
@@ -27,8 +28,8 @@ OPTIMIZER_KEYS = {"optimizer", "optimizer._target_"}
 def swept_keys(config: DictConfig) -> set[str]:
     """Keys the sweep varies: sweep overrides on the command line and ``hydra.sweeper.params``."""
     task = [str(o) for o in OmegaConf.select(config, "hydra.overrides.task", default=[]) or []]
-    keys = {o.get_key_element().lstrip("+~") for o in OverridesParser.create().parse_overrides(task)
-            if o.is_sweep_override()}
+    parsed = OverridesParser.create().parse_overrides(task)
+    keys = {override_key(o.get_key_element()) for o in parsed if o.is_sweep_override()}
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
     return keys | {str(k) for k in params}
 
@@ -63,7 +64,7 @@ def swept_values(config: DictConfig, key: str) -> list[str]:
     """The values a sweep gives ``key`` (``optimizer=adam,lion``), as strings."""
     task = [str(o) for o in OmegaConf.select(config, "hydra.overrides.task", default=[]) or []]
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    lines = [o for o in task if o.split("=", 1)[0].lstrip("+~") == key]
+    lines = [o for o in task if override_key(o) == key]
     lines += [f"{key}={params[key]}"] if key in params else []
     values = []
     for override in OverridesParser.create().parse_overrides(lines):

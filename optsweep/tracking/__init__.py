@@ -102,7 +102,9 @@ def run_info(config: Mapping, run_dir: Path, choices: Mapping, fingerprint: str,
     """``config``: the resolved config as a plain dict; ``choices``: Hydra's group choices."""
     run_dir = Path(run_dir).resolve()
     sweep = choices.get("sweep") or run_dir.parent.name
-    params = params_of({k: v for k, v in config.items() if k != "logger"})
+    # the betas that ran: a tracker compares runs by these, as the analysis does
+    params = params_of(contract.with_betas_that_ran({k: v for k, v in config.items()
+                                                     if k != "logger"}))
     tags = {tag: str(choices.get(group)) for group, tag in TAGGED_CHOICES.items()}
     tags.update(sweep=sweep, seed=str(config["trainer"]["seed"]), run_dir=str(run_dir),
                 config_fingerprint=fingerprint)

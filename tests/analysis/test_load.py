@@ -171,3 +171,13 @@ def test_sweeps_are_named_by_their_path_below_the_analysed_folder(tmp_path):
     assert set(load_runs([tmp_path]).sweeps) == {"lr_search/adam", "lr_search/sgd", "quickstart"}
     # the sweep folder itself: its name
     assert load_runs([tmp_path / "lr_search" / "adam"]).sweeps == ["adam"]
+
+
+def test_a_betas_pair_is_the_record_of_beta1_and_beta2_as_it_won_over_them(tmp_path):
+    write_run(tmp_path / "s" / "0", num=0)
+    paired = write_run(tmp_path / "s" / "1", num=1)
+    config = paired / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("betas: null", "betas: [0.8, 0.99]"))
+    runs = load_runs([tmp_path]).runs.set_index("job")
+    assert (runs.loc["0", "optimizer.beta1"], runs.loc["0", "optimizer.beta2"]) == (0.9, 0.999)
+    assert (runs.loc["1", "optimizer.beta1"], runs.loc["1", "optimizer.beta2"]) == (0.8, 0.99)
