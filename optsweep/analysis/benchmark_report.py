@@ -20,6 +20,7 @@ from optsweep.analysis.benchmark import (Benchmark, comparison, defaults_trials,
                                          times_to_target, trials_table)
 from optsweep.analysis.benchmark_figures import budget_figure, lr_figure, profile_figure
 from optsweep.analysis.budget import CAVEAT, budget_curves
+from optsweep.analysis.stability import stability_figure, stability_lines, winner_stability
 from optsweep.analysis.load import TRUTH_PREFIX
 from optsweep.analysis.profile import performance_profile
 from optsweep.analysis.stats import (ALPHA, Verdict, compare_to_best, detectable_difference,
@@ -256,7 +257,9 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
     curves = budget_curves(trials, objective, int(bench.manifest["settings"]["budget"]))
     table, scores = performance_profile(times_to_target(bench))
     accounts = study_accounts(bench)
+    stability = winner_stability(bench.of("confirmed"), metric)
     accounts.to_csv(out / "study_accounts.csv", index=False)
+    stability.to_csv(out / "winner_stability.csv", index=False)
     results.to_csv(out / "benchmark_results.csv", index=False)
     tests.to_csv(out / "benchmark_significance.csv", index=False)
     curves.to_csv(out / "budget_curves.csv", index=False)
@@ -274,6 +277,7 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
                     "not see), reported on "
                     f"`{metric}`{' (lower is better)' if lower_is_better(metric) else ''}.")]
     blocks += [("li", line) for line in answer(results, scores, metric, select)]
+    blocks += [("li", line) for line in stability_lines(stability, metric)]
     blocks += [("li", line) for line in power_lines(bench, results, metric)]
     blocks += [("li", line) for line in truth_lines(results, metric)]
     blocks += [("li", line) for line in defaults_lines(bench, objective)]
@@ -290,7 +294,8 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
                    ("table", display_profile(table, scores))]
     pictures = [profile_figure(table, figures / "performance_profile.png"),
                 budget_figure(curves, figures / "budget_curves.png"),
-                lr_figure(trials, objective, figures / "lr_sensitivity.png")]
+                lr_figure(trials, objective, figures / "lr_sensitivity.png"),
+                stability_figure(stability, figures / "winner_stability.png")]
     blocks.append(("p", f"{CAVEAT} (budget_curves.csv). Every trial's `{objective}` against its "
                         "lr: lr_sensitivity.csv."))
     blocks += [("img", p) for p in pictures if p is not None]
