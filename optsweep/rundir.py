@@ -197,8 +197,25 @@ class RunDir:
 
     def hydra_choices(self) -> dict:
         """Hydra's group choices (``hydra.runtime.choices`` in ``.hydra/hydra.yaml``)."""
+        return dict(self._hydra_runtime().get("choices") or {})
+
+    def config_searchpath(self) -> tuple[str, ...]:
+        """The config folders the run composed from beyond Hydra's own and the app's main one
+        (``hydra.searchpath``, ``--config-dir``), as ``hydra.searchpath`` entries; a relative
+        folder is made absolute against the run's working directory, where Hydra read it."""
+        runtime = self._hydra_runtime()
+        cwd = Path(str(runtime.get("cwd") or "."))
+        entries = []
+        for source in runtime.get("config_sources") or []:
+            if not isinstance(source, dict) or source.get("provider") in ("hydra", "main", "schema"):
+                continue
+            schema, path = source.get("schema"), str(source.get("path") or "")
+            entries.append(f"{schema}://{cwd / path if schema == 'file' else path}")
+        return tuple(entries)
+
+    def _hydra_runtime(self) -> dict:
         hydra = _lenient(read_yaml, self.hydra_file, dict, default={})
-        return dict(((hydra.get("hydra") or {}).get("runtime") or {}).get("choices") or {})
+        return dict((hydra.get("hydra") or {}).get("runtime") or {})
 
     def choices(self) -> dict:
         """The group choices the summary recorded, else Hydra's (a run still running)."""
