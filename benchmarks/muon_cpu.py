@@ -81,7 +81,7 @@ def main() -> None:
     for label, out, inp in SHAPES:
         bf16 = seconds(muon_step(out, inp), args.repeats)
         grad = torch.randn(out, inp * 9)
-        fp32 = seconds(lambda: float32_newton_schulz(grad), args.repeats)
+        fp32 = seconds(lambda grad=grad: float32_newton_schulz(grad), args.repeats)
         print(f"{label:28s} {f'{out}x{inp * 9}':>11s} {bf16:12.4f} {fp32:10.4f} "
               f"{bf16 / fp32:9.1f}", flush=True)
 
