@@ -151,7 +151,7 @@ def test_muon_warns_once_at_the_start_where_the_cpu_has_no_bfloat16_matrix_instr
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == warned
     if warned:
-        assert "no avx512_bf16 or amx_bf16" in messages[0] and "bfloat16" in messages[0]
+        assert "no avx512_bf16, amx_bf16 or bf16" in messages[0] and "bfloat16" in messages[0]
 
 
 def test_no_muon_warning_off_the_cpu_or_without_a_cpuinfo(tmp_path, monkeypatch):
@@ -160,5 +160,7 @@ def test_no_muon_warning_off_the_cpu_or_without_a_cpuinfo(tmp_path, monkeypatch)
     monkeypatch.setattr(muon, "CPUINFO", cpuinfo)
     assert muon.bf16_warning(torch.device("cpu")) is not None
     assert muon.bf16_warning(torch.device("cuda", 0)) is None
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")  # an Arm CPU with BF16
+    assert muon.bf16_warning(torch.device("cpu")) is None
     monkeypatch.setattr(muon, "CPUINFO", tmp_path / "missing")
     assert muon.bf16_warning(torch.device("cpu")) is None
