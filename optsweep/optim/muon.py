@@ -55,10 +55,10 @@ def bf16_warning(device: torch.device) -> Optional[str]:
     if not flags or flags & set(BF16_MATRIX_FLAGS):
         return None
     return ("optimizer=muon: this CPU has no bfloat16 matrix instructions (no avx512_bf16, "
-            f"amx_bf16 or bf16 in {CPUINFO}), and torch.optim.Muon runs Newton-Schulz in bfloat16, so "
-            "each step is tens of times slower than in float32 (a ResNet18 step took 106 s "
-            "against Adam's 0.4 s on a 2-core AMD EPYC): train Muon on a GPU or on a CPU with "
-            "AVX512-BF16 or AMX")
+            f"amx_bf16 or bf16 in {CPUINFO}), and torch.optim.Muon runs Newton-Schulz in "
+            "bfloat16, so each step is tens of times slower than in float32 (a ResNet18 step took "
+            "106 s against Adam's 0.4 s on a 2-core AMD EPYC): train Muon on a GPU or on a CPU "
+            "with AVX512-BF16 or AMX")
 
 
 def split_for_muon(named: list) -> tuple[list, list]:
