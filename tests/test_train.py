@@ -187,3 +187,18 @@ def test_resnet_with_the_cifar_stem_trains(tmp_path):
 def test_a_model_too_big_for_the_image_size_is_refused_before_any_data(tmp_path, no_network):
     with pytest.raises(ConfigError, match="data.image_size=32.*at least 75.*inception_v3"):
         train(make_cfg([*QUICK, "model.name=inception_v3", "data.root=/nonexistent"]), tmp_path)
+
+
+@pytest.mark.parametrize("optimizer, passes_per_step", [
+    (["optimizer=sgd"], 1),
+    (["optimizer=lbfgs", "optimizer.lr=0.001", "optimizer.max_iter=3"], None)])
+def test_an_epoch_records_its_steps_passes_and_evaluation_time(tmp_path, optimizer,
+                                                               passes_per_step):
+    # 54 training images (60 less the validation tenth) in batches of 16: ceil(54 / 16) = 4 steps
+    train(make_cfg([*QUICK, *optimizer]), tmp_path)
+    row = {k: float(v) for k, v in read_rows(tmp_path)[0].items() if v != ""}
+    assert row["train_steps"] == 4 and row["eval_seconds"] > 0
+    if passes_per_step is not None:
+        assert row["train_passes"] == passes_per_step * row["train_steps"]
+    else:  # LBFGS evaluates the batch up to max_iter times a step: more passes than steps
+        assert row["train_passes"] > row["train_steps"]
