@@ -152,14 +152,6 @@ def facet_grid(data: pd.DataFrame, row: str | None = None, col: str | None = Non
     return grid
 
 
-def new_figure(rows: int, cols: int, panel=(3.2, 2.4), sharex: bool = False):
-    """A constrained-layout figure: panels, titles and an outside legend are all kept on the
-    canvas, whatever the label lengths (no fixed margins to outgrow)."""
-    fig, axes = plt.subplots(rows, cols, figsize=(panel[0] * cols, panel[1] * rows),
-                             layout="constrained", squeeze=False, sharex=sharex)
-    return fig, axes
-
-
 def outside_legend(fig, handles, title: str, width_in: float) -> None:
     """A legend right of the panels, in as many columns as the figure's height needs; the figure
     grows by the legend's width (`width_in` a column), so that the panels keep theirs."""

@@ -157,7 +157,8 @@ def test_a_diverged_run_puts_the_loss_on_a_log_axis_said_on_its_label(lr_sweep):
     (diverged / "metrics.csv").write_text("\n".join([header, rows[0], ",".join(cells)]) + "\n")
     fig = training_curves(load_runs([lr_sweep]), "adam_lr")
     squashed = panel(fig, "validation loss")
-    assert squashed.get_yscale() == "log" and squashed.get_ylabel() == "loss, log axis (up to 8e+05)"
+    assert squashed.get_yscale() == "log"
+    assert squashed.get_ylabel() == "loss, log axis (up to 8e+05)"
     assert list(lines_by_label(squashed)["lr=0.1 (n=1)"].get_ydata()) == [1.5, 800000.0]
     assert panel(fig, "train loss").get_yscale() == "linear"  # no run blew up there
 
