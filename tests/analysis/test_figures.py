@@ -3,6 +3,7 @@ nothing is drawn off the canvas; every file is a PNG."""
 import matplotlib.colors
 import numpy as np
 import pytest
+import seaborn as sns
 from conftest import write_run
 
 from optsweep.analysis import load_runs
@@ -212,3 +213,13 @@ def test_every_figure_is_written_as_png(lr_sweep, optimizer_sweep, tmp_path, wor
     assert len(paths) == 4
     for path in paths:
         assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_figures_take_the_seaborn_theme_in_force_when_drawn(lr_sweep):
+    runset = load_runs([lr_sweep])
+    with sns.axes_style("darkgrid"):
+        themed = [training_curves(runset, "adam_lr"), final_metrics(runset, "adam_lr")]
+    plain = training_curves(runset, "adam_lr")
+    dark = matplotlib.colors.to_rgba(sns.axes_style("darkgrid")["axes.facecolor"])
+    assert all(ax.get_facecolor() == dark for fig in themed for ax in fig.axes)
+    assert all(ax.get_facecolor() != dark for ax in plain.axes)
