@@ -104,20 +104,8 @@ def training_curves(runset: RunSet, sweep: str, looks: dict[str, Look] | None = 
                                                    optimizer=lambda d: d["optimizer"].astype(str))
     datasets = sorted(data["dataset"].unique()) or ["–"]
     by_optimizer = crosses_optimizers(runset.swept[sweep])
-    panel_keys = ["dataset", "measure", "split"] + (["optimizer"] if by_optimizer else [])
-    means = mean_band(data[data["status"].isin(AVERAGED)], [*panel_keys, "setting", "epoch"])
-    stopped = data[data["status"].isin(list(STATUS_MARKERS))]
-    tidy = pd.concat([means.assign(layer="mean"), stopped.assign(layer="run")], ignore_index=True)
-    if by_optimizer:  # a column per optimizer, a row per dataset, measure and split
-        tidy["row"] = tidy["dataset"] + "|" + tidy["measure"] + "|" + tidy["split"]
-        tidy["col"] = tidy["optimizer"]
-        rows = [(d, m, sp) for d in datasets for m in CURVE_MEASURES for sp in splits]
-        cols = sorted(data["optimizer"].unique(), key=optimizer_rank) or ["–"]
-    else:
-        tidy["row"], tidy["col"] = tidy["dataset"] + "|" + tidy["measure"], tidy["split"]
-        rows, cols = [(d, m) for d in datasets for m in CURVE_MEASURES], list(splits)
-    grid = facet_grid(tidy, row="row", col="col", row_order=["|".join(r) for r in rows],
-                      col_order=cols, sharex=True)
+    tidy, rows, cols = _curve_panels(data, datasets, splits, by_optimizer)
+    grid = facet_grid(tidy, row="row", col="col", row_order=rows, col_order=cols, sharex=True)
     grid.map_dataframe(_draw_curves, looks=looks)
     for k, ((row, col), ax) in enumerate(grid.axes_dict.items()):
         i, j = divmod(k, len(cols))
@@ -138,6 +126,24 @@ def training_curves(runset: RunSet, sweep: str, looks: dict[str, Look] | None = 
     outside_legend(fig, _legend_handles(looks, runs), "setting (seeds)",
                    width_in=_legend_width(looks))
     return fig
+
+
+def _curve_panels(data: pd.DataFrame, datasets: list[str], splits: tuple[str, str],
+                  by_optimizer: bool) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The tidy frame a curves figure draws (layer 'mean': the means with their bands; 'run': the
+    runs that stopped) with its facets `row` ('dataset|measure', or 'dataset|measure|split' with
+    a column per optimizer) and `col` (the split, or the optimizer), and their orders."""
+    panel_keys = ["dataset", "measure", "split"] + (["optimizer"] if by_optimizer else [])
+    means = mean_band(data[data["status"].isin(AVERAGED)], [*panel_keys, "setting", "epoch"])
+    stopped = data[data["status"].isin(list(STATUS_MARKERS))]
+    tidy = pd.concat([means.assign(layer="mean"), stopped.assign(layer="run")], ignore_index=True)
+    if by_optimizer:
+        tidy["row"] = tidy["dataset"] + "|" + tidy["measure"] + "|" + tidy["split"]
+        tidy["col"] = tidy["optimizer"]
+        rows = [f"{d}|{m}|{sp}" for d in datasets for m in CURVE_MEASURES for sp in splits]
+        return tidy, rows, sorted(data["optimizer"].unique(), key=optimizer_rank) or ["–"]
+    tidy["row"], tidy["col"] = tidy["dataset"] + "|" + tidy["measure"], tidy["split"]
+    return tidy, [f"{d}|{m}" for d in datasets for m in CURVE_MEASURES], list(splits)
 
 
 def _draw_curves(data: pd.DataFrame, looks: dict[str, Look], **_) -> None:

@@ -8,9 +8,9 @@ report (adam is the same blue in the overview, the comparison and the lr figure)
 crosses optimizers with a value (the lr grid) the value is a sequential hue (`SEQUENTIAL`, light
 for the smallest to dark for the largest, the same in every optimizer's panel), since the curves
 are faceted by optimizer there. Nothing here sets a global theme: every figure is a seaborn
-`FacetGrid` (`facet_grid`) that takes the theme in force when it is drawn, so that
-``with sns.axes_style("whitegrid"), sns.plotting_context("talk"): write_figures(...)`` restyles
-the report the seaborn way.
+`FacetGrid` (`facet_grid`) that takes the seaborn style in force when it is drawn, so that
+``with sns.axes_style("whitegrid"): write_figures(...)`` restyles the report the seaborn way
+(titles and labels keep their sizes: they are set to fit the panels).
 """
 from __future__ import annotations
 
