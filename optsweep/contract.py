@@ -64,10 +64,15 @@ OPTIMIZATION_RESULTS_FILE = "optimization_results.yaml"  # an Optuna sweep's bes
 
 # One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the
 # learning rate of the epoch's first step, `lr_last` that of its last (they differ when the
-# schedule steps per batch).
+# schedule steps per batch). `epoch_seconds` is the training pass alone; `eval_seconds` what the
+# epoch spent after it (an optimizer's evaluation mode, such as Schedule-Free's batch-norm pass,
+# and the validation and test evaluations). `train_steps` counts optimizer steps, `train_passes`
+# forward-backward passes (LBFGS makes several a step). The last three are absent from metrics.csv
+# files written before them.
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5",
                   "test_loss", "test_acc1", "test_acc5", "lr", "lr_last", "epoch_seconds",
-                  "train_images_per_s", "step_size_estimate")
+                  "train_images_per_s", "eval_seconds", "train_steps", "train_passes",
+                  "step_size_estimate")
 # Prodigy/D-Adaptation's own estimate d of the step size at the epoch's last step (effective step
 # d x lr); empty for other optimizers and absent from metrics.csv files written before it.
 STEP_SIZE_COLUMN = METRIC_COLUMNS[-1]

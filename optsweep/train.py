@@ -261,6 +261,7 @@ def _run_epoch(run: Run, epoch: int, train_split: Split, val_split: Optional[Spl
     t0 = time.perf_counter()
     train_metrics = train_one_epoch(run, train_split, epoch)
     seconds = time.perf_counter() - t0  # train_one_epoch syncs: its result is on the host
+    t1 = time.perf_counter()
     # evaluation, best.pt and the checkpoint see the weights the optimizer means to be evaluated
     run.adapter.eval_mode(run.forward, (run.normalize(images) for images, _ in eval_batches(
         train_split, run.cfg.data.batch_size)))
@@ -272,17 +273,20 @@ def _run_epoch(run: Run, epoch: int, train_split: Split, val_split: Optional[Spl
     if non_finite:
         raise Diverged(f"epoch {epoch}: {', '.join(non_finite)} not finite")
     trained = trained_count(len(train_split), run.cfg.data.batch_size, run.min_batch)
-    row.update(epoch_seconds=seconds, train_images_per_s=trained / seconds)
+    # evaluate's tallies are read on the host: the evaluation has finished by now
+    row.update(epoch_seconds=seconds, train_images_per_s=trained / seconds,
+               eval_seconds=time.perf_counter() - t1)
     return row
 
 
 def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
-    """One pass over ``split`` in shuffled batches; returns train_loss, train_acc1 and the lr of
-    the first and the last step (lr, lr_last)."""
+    """One pass over ``split`` in shuffled batches; returns train_loss, train_acc1, the lr of
+    the first and the last step (lr, lr_last), and the steps and forward-backward passes taken
+    (train_steps, train_passes: a closure optimizer such as LBFGS makes several a step)."""
     cfg = run.cfg
     run.forward.train()
     run.adapter.train_mode()
-    tally = Tally()
+    tally, passes = Tally(), 0
     batches = train_batches(split, cfg.data.batch_size, run.generator, cfg.data.augment,
                             run.min_batch)
     steps = math.ceil(trained_count(len(split), cfg.data.batch_size, run.min_batch)
@@ -294,6 +298,7 @@ def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
         evaluations = []
         run.adapter.step(_closure(run, images, labels, evaluations), run.scaler)
         loss, logits = evaluations[0]  # the batch at the step's starting point (LBFGS: of many)
+        passes += len(evaluations)
         run.scaler.update()
         run.schedule.after_batch()
         tally.add(loss.detach() * len(labels), logits, labels)
@@ -305,7 +310,8 @@ def train_one_epoch(run: Run, split: Split, epoch: int) -> dict:
                        f"{cfg.trainer.max_loss} or not finite")
     metrics = tally.result("train")
     return {"train_loss": metrics["train_loss"], "train_acc1": metrics["train_acc1"],
-            "lr": float(lr_first), "lr_last": float(lr_last)}
+            "lr": float(lr_first), "lr_last": float(lr_last), "train_steps": step,
+            "train_passes": passes}
 
 
 def _closure(run: Run, images: torch.Tensor, labels: torch.Tensor, evaluations: list):

@@ -20,7 +20,8 @@ import pandas as pd
 import yaml
 
 from optsweep.analysis.load import RunSet, load_runs
-from optsweep.analysis.profile import median_time, run_time_to_target
+from optsweep.analysis.profile import SPENT, median_time, run_time_to_target, spent_until
+from optsweep.analysis.sweeps import SEED
 from optsweep.contract import (AUTO_OBJECTIVE, AVERAGED, FINAL, OPTIMIZATION_RESULTS_FILE, Status,
                                maximize)
 
@@ -210,33 +211,53 @@ def objective_of(bench: Benchmark) -> str:
     return str(names.iloc[0]) if len(names) else AUTO_OBJECTIVE
 
 
-def times_to_target(bench: Benchmark) -> pd.DataFrame:
-    """Per workload x optimizer: the confirmation runs' median epochs and seconds until the
-    workload's target is reached on validation (inf: never, or no confirmation run)."""
+def run_times(bench: Benchmark) -> pd.DataFrame:
+    """One row per counted confirmation run: workload, optimizer, metric, target, its seed
+    (trainer.seed), and the epochs and seconds until its validation curve reached the workload's
+    target, and the steps, passes and seconds with evaluation spent until then (``profile.SPENT``;
+    inf: never; nan: not recorded, a run from before they were)."""
     confirmed = bench.of("confirmed")
     confirmed = confirmed[confirmed["status"].isin(AVERAGED)]
     metrics = bench.runset.metrics
     rows = []
     for workload, spec in bench.manifest["workloads"].items():
         metric, target = spec["target_metric"], float(spec["target"])
-        for optimizer in bench.optimizers:
-            mine = confirmed[(confirmed["workload"] == workload)
-                             & (confirmed["optimizer"] == optimizer)]
-            epochs, seconds = [], []
-            for run in mine["run"]:
-                curve = metrics[metrics["run"] == run].pivot_table(
-                    index="epoch", columns="metric", values="value").sort_index()
-                if metric not in curve.columns:
-                    continue
-                spent = curve.get("epoch_seconds", pd.Series(math.nan, index=curve.index))
-                e, s = run_time_to_target(curve[metric].tolist(), spent.tolist(), target, metric)
-                epochs.append(e)
-                seconds.append(s)
+        mine = confirmed[confirmed["workload"] == workload]
+        for run, optimizer, seed in zip(mine["run"], mine["optimizer"], mine[SEED]):
+            curve = metrics[metrics["run"] == run].pivot_table(
+                index="epoch", columns="metric", values="value").sort_index()
+            if metric not in curve.columns:
+                continue
+            def column(name: str) -> list:
+                return curve.get(name, pd.Series(math.nan, index=curve.index)).tolist()
+
+            epochs, seconds = run_time_to_target(curve[metric].tolist(), column("epoch_seconds"),
+                                                 target, metric)
+            spent = {measure: sum(spent_until(column(c), epochs) for c in columns)
+                     for measure, columns in SPENT.items()}
             rows.append({"workload": workload, "optimizer": optimizer, "metric": metric,
-                         "target": target, "runs": len(epochs), "epochs": median_time(epochs),
-                         "seconds": median_time(seconds)})
+                         "target": target, SEED: seed, "epochs": epochs, "seconds": seconds,
+                         **spent})
+    return pd.DataFrame(rows, columns=["workload", "optimizer", "metric", "target", SEED,
+                                       "epochs", "seconds", *SPENT])
+
+
+def times_to_target(bench: Benchmark, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per workload x optimizer: the confirmation runs' median epochs and seconds (and steps,
+    passes, seconds with evaluation: ``profile.SPENT``) until the workload's target is reached on
+    validation (inf: never, or no confirmation run), from ``run_times`` (computed here unless
+    given)."""
+    runs = run_times(bench) if runs is None else runs
+    rows = []
+    for workload, spec in bench.manifest["workloads"].items():
+        for optimizer in bench.optimizers:
+            mine = runs[(runs["workload"] == workload) & (runs["optimizer"] == optimizer)]
+            rows.append({"workload": workload, "optimizer": optimizer,
+                         "metric": spec["target_metric"], "target": float(spec["target"]),
+                         "runs": len(mine), **{m: median_time(mine[m].tolist())
+                                               for m in ("epochs", "seconds", *SPENT)}})
     return pd.DataFrame(rows, columns=["workload", "optimizer", "metric", "target", "runs",
-                                       "epochs", "seconds"])
+                                       "epochs", "seconds", *SPENT])
 
 
 def defaults_trials(bench: Benchmark) -> pd.DataFrame:

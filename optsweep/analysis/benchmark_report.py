@@ -17,11 +17,12 @@ import pandas as pd
 
 from optsweep.analysis.benchmark import (Benchmark, comparison, defaults_trials, load_benchmark,
                                          objective_of, study_accounts, study_choices,
-                                         times_to_target, trials_table)
+                                         run_times, times_to_target, trials_table)
 from optsweep.analysis.benchmark_figures import budget_figure, lr_figure, profile_figure
 from optsweep.analysis.budget import CAVEAT, budget_curves
 from optsweep.analysis.load import TRUTH_PREFIX
-from optsweep.analysis.profile import performance_profile
+from optsweep.analysis.profile import MIN_SEEDS, performance_profile, score_intervals
+from optsweep.analysis.stability import stability_figure, stability_lines, winner_stability
 from optsweep.analysis.stats import (ALPHA, Verdict, compare_to_best, detectable_difference,
                                      pooled_sd, seeds_needed)
 from optsweep.analysis.sweeps import format_value, short_names
@@ -199,17 +200,39 @@ def display_profile(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     shown["target"] = [f"{m} {t:g}" for m, t in zip(table["metric"], table["target"])]
     shown["median epochs"] = [finite_or_never(v) for v in table["epochs"]]
     shown["median seconds"] = [finite_or_never(v, "s") for v in table["seconds"]]
+    if "steps" in table.columns:
+        shown["median steps"] = [count_or_never(v) for v in table["steps"]]
+        shown["median passes"] = [count_or_never(v) for v in table["passes"]]
+        shown["median seconds with evaluation"] = [finite_or_never(v, "s")
+                                                   for v in table["seconds_with_eval"]]
     shown["ratio (epochs)"] = [finite_or_never(v, never="inf") for v in table["ratio_epochs"]]
     scores_by = scores.set_index("optimizer")
-    shown["score (epochs)"] = [f"{scores_by.loc[o, 'area_epochs']:.3f}" for o in table["optimizer"]]
-    shown["score (seconds)"] = [f"{scores_by.loc[o, 'area_seconds']:.3f}"
-                                for o in table["optimizer"]]
+    for measure in ("epochs", "seconds"):
+        shown[f"score ({measure})"] = [score_text(scores_by.loc[o], measure)
+                                       for o in table["optimizer"]]
     return shown
 
 
+def score_text(score: pd.Series, measure: str) -> str:
+    """'0.833 (0.667-1.000)': the score and its interval over resampled seeds, where given."""
+    text = f"{score[f'area_{measure}']:.3f}"
+    low, high = score.get(f"area_{measure}_low", math.nan), score.get(f"area_{measure}_high",
+                                                                       math.nan)
+    return text if pd.isna(low) else f"{text} ({low:.3f}-{high:.3f})"
+
+
 def finite_or_never(value: float, unit: str = "", never: str = "never") -> str:
-    """'3 s', '2.5', or ``never`` for an infinite time (or ratio)."""
+    """'3 s', '2.5', or ``never`` for an infinite time (or ratio); 'not recorded' for nan."""
+    if math.isnan(value):
+        return "not recorded"
     return never if not math.isfinite(value) else f"{value:.3g} {unit}".strip()
+
+
+def count_or_never(value: float) -> str:
+    """'1,407' steps or passes (a median of two may end in .5), 'never', or 'not recorded'."""
+    if not math.isfinite(value):
+        return finite_or_never(value)
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
 
 
 def answer(results: pd.DataFrame, scores: pd.DataFrame, metric: str, select: str) -> list[str]:
@@ -254,9 +277,13 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
     objective = objective_of(bench)
     trials = trials_table(bench)
     curves = budget_curves(trials, objective, int(bench.manifest["settings"]["budget"]))
-    table, scores = performance_profile(times_to_target(bench))
+    per_run = run_times(bench)
+    table, scores = performance_profile(times_to_target(bench, per_run))
+    scores = scores.merge(score_intervals(per_run), on="optimizer", how="left")
     accounts = study_accounts(bench)
+    stability = winner_stability(bench.of("confirmed"), metric)
     accounts.to_csv(out / "study_accounts.csv", index=False)
+    stability.to_csv(out / "winner_stability.csv", index=False)
     results.to_csv(out / "benchmark_results.csv", index=False)
     tests.to_csv(out / "benchmark_significance.csv", index=False)
     curves.to_csv(out / "budget_curves.csv", index=False)
@@ -274,6 +301,7 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
                     "not see), reported on "
                     f"`{metric}`{' (lower is better)' if lower_is_better(metric) else ''}.")]
     blocks += [("li", line) for line in answer(results, scores, metric, select)]
+    blocks += [("li", line) for line in stability_lines(stability, metric)]
     blocks += [("li", line) for line in power_lines(bench, results, metric)]
     blocks += [("li", line) for line in truth_lines(results, metric)]
     blocks += [("li", line) for line in defaults_lines(bench, objective)]
@@ -286,11 +314,15 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
                          "the median over the confirmation runs of the time to the target on "
                          "validation, its ratio to the fastest optimizer, and the area under the "
                          "fraction of workloads within ratio tau, tau = 1..4, normalised to "
-                         "[0, 1] (performance_profile.csv, performance_scores.csv)."),
+                         "[0, 1] (performance_profile.csv, performance_scores.csv). In brackets, "
+                         "where an optimizer has at least "
+                         f"{MIN_SEEDS} seeds on every workload: the middle 95% of its score over "
+                         "resampled seeds (a percentile bootstrap)."),
                    ("table", display_profile(table, scores))]
     pictures = [profile_figure(table, figures / "performance_profile.png"),
                 budget_figure(curves, figures / "budget_curves.png"),
-                lr_figure(trials, objective, figures / "lr_sensitivity.png")]
+                lr_figure(trials, objective, figures / "lr_sensitivity.png"),
+                stability_figure(stability, figures / "winner_stability.png")]
     blocks.append(("p", f"{CAVEAT} (budget_curves.csv). Every trial's `{objective}` against its "
                         "lr: lr_sensitivity.csv."))
     blocks += [("img", p) for p in pictures if p is not None]

@@ -5,8 +5,9 @@ validation curve (the selection metric, mean over the seeds that count, epoch by
 with the sweep's best value of any setting's mean curve. A setting reaches a target at the first
 epoch whose mean is within the target: 95% and 99% of the best for an accuracy, or at most 1.05
 and 1.01 times the best for a loss (the objective's direction, ``contract.maximize``). The time is
-the epoch's wall time since the start: cumulative ``epoch_seconds`` (training and evaluation of the
-epochs up to it, mean over seeds), so settings run on the same hardware compare fairly.
+the epoch's training time since the start: cumulative ``epoch_seconds`` (the training passes of
+the epochs up to it, mean over seeds; evaluation is ``eval_seconds``, left out here), so settings
+run on the same hardware compare fairly.
 """
 from __future__ import annotations
 

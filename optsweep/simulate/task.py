@@ -11,6 +11,7 @@ numbers are the same) without sleeping again through the epochs it had finished.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from pathlib import Path
@@ -121,6 +122,9 @@ def _simulate(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
     attempt = random.Random()  # seeded afresh: a crash is drawn per attempt, not per setting
     crash = attempt.randint(1, epochs) if attempt.random() < sim["crash_rate"] else None
     step_cost = model.OptimizerModel.of(sim, optimizer).step_cost
+    # an epoch of train_size examples in batches of data.batch_size, one pass a step; evaluation
+    # is not simulated (no time)
+    steps = math.ceil(int(sim["train_size"]) / int(cfg.data.batch_size))
     start, rows = time.perf_counter(), []
     status, error = Status.COMPLETED, None
     try:
@@ -138,7 +142,8 @@ def _simulate(cfg: DictConfig, run_dir: Path, on_epoch: Optional[EpochHook],
             seconds = _spend(sim["epoch_seconds"] * step_cost,
                              again=finished.get(epoch) == row["val_acc1"])
             row.update(epoch_seconds=seconds or step_cost,
-                       train_images_per_s=sim["train_size"] / (seconds or step_cost))
+                       train_images_per_s=sim["train_size"] / (seconds or step_cost),
+                       eval_seconds=0.0, train_steps=steps, train_passes=steps)
             rows.append(row)
             record.write_metrics(rows)
             log_epoch(row, epochs)

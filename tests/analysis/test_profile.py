@@ -56,3 +56,50 @@ def test_the_median_run_time_is_infinite_when_half_the_runs_never_reach():
     assert median_time([2.0, 3.0, INF]) == 3.0
     assert median_time([2.0, INF, INF]) == INF
     assert median_time([]) == INF
+
+
+def run_rows(spec):
+    """{(workload, optimizer): [epochs per seed]} -> one row per run, seconds = 10 x epochs."""
+    return pd.DataFrame([{"workload": w, "optimizer": o, "trainer.seed": s, "epochs": e,
+                          "seconds": 10.0 * e} for (w, o), epochs in spec.items()
+                         for s, e in enumerate(epochs)])
+
+
+def test_the_vectorised_areas_are_the_profiles_own():
+    import numpy as np
+    from optsweep.analysis.profile import _areas
+    medians = np.array([[2.0, 4.0, INF], [3.0, 3.0, 6.0], [INF, INF, INF]])  # workloads x opts
+    table = times([(w, o, medians[i, j], 1.0) for i, w in enumerate("abc")
+                   for j, o in enumerate(["adam", "sgd", "rmsprop"])])
+    scores = performance_profile(table)[1].set_index("optimizer")["area_epochs"]
+    assert _areas(medians).tolist() == pytest.approx(scores[["adam", "sgd", "rmsprop"]].tolist())
+
+
+def test_score_intervals_need_five_seeds_and_collapse_when_seeds_agree():
+    from optsweep.analysis.profile import MIN_SEEDS, score_intervals
+    same = score_intervals(run_rows({("a", "adam"): [2] * MIN_SEEDS, ("a", "sgd"): [4] * MIN_SEEDS}))
+    same = same.set_index("optimizer")
+    # every resample gives adam 2 and sgd 4 epochs: the scores 1 and 2/3, with no spread
+    assert same.loc["adam", ["area_epochs_low", "area_epochs_high"]].tolist() == [1.0, 1.0]
+    assert same.loc["sgd", ["area_seconds_low", "area_seconds_high"]].tolist() == pytest.approx(
+        [2 / 3, 2 / 3])
+    few = score_intervals(run_rows({("a", "adam"): [2] * (MIN_SEEDS - 1), ("a", "sgd"): [4] * 9}))
+    few = few.set_index("optimizer")
+    assert math.isnan(few.loc["adam", "area_epochs_low"])  # too few seeds: none given
+    assert not math.isnan(few.loc["sgd", "area_epochs_low"])
+
+
+def test_score_intervals_hold_the_score_and_order_the_faster_optimizer_higher():
+    from optsweep.analysis.profile import score_intervals
+    spec = {("a", "adam"): [2, 3, 2, 2, 3, 2], ("a", "sgd"): [3, 4, 3, 8, 4, INF],
+            ("b", "adam"): [5, 5, 6, 5, 7, 5], ("b", "sgd"): [5, 4, 4, 5, 4, 4]}
+    runs = run_rows(spec)
+    medians = runs.groupby(["workload", "optimizer"], sort=False)[["epochs", "seconds"]].median()
+    scores = performance_profile(medians.reset_index())[1].set_index("optimizer")
+    intervals = score_intervals(runs).set_index("optimizer")
+    for o in ("adam", "sgd"):
+        low, high = intervals.loc[o, ["area_epochs_low", "area_epochs_high"]]
+        assert 0 <= low <= scores.loc[o, "area_epochs"] <= high <= 1
+    # adam is faster on a at every seed, and on b by less than sgd is faster there: the
+    # direction holds at the interval's lower end too
+    assert intervals.loc["adam", "area_epochs_low"] > intervals.loc["sgd", "area_epochs_low"]
