@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -44,9 +45,12 @@ def _grid(frame: pd.DataFrame, col: str, marker: str | None = None):
 
 def draw_budget(curves: pd.DataFrame):
     """Per workload: expected best of k trials (solid: the unbiased estimate, drawn for k up to
-    the trials that gave a value, where it is defined) and the study's best so far (dotted)."""
+    the trials that gave a value, where it is defined) with its jackknife band where the table
+    has one (``budget.BAND_SHARE``), and the study's best so far (dotted)."""
     curves = curves.assign(optimizer=curves["optimizer"].astype(str))
     grid, hue = _grid(curves, "workload")
+    if "band_low" in curves.columns:
+        grid.map_dataframe(_band)
     grid.map_dataframe(sns.lineplot, x="k", y="expected_best", estimator=None, **hue)
     grid.map_dataframe(sns.lineplot, x="k", y="best_so_far", estimator=None, linestyle=":",
                        linewidth=1, **hue)
@@ -59,13 +63,22 @@ def draw_budget(curves: pd.DataFrame):
     return grid.figure
 
 
+def _band(data: pd.DataFrame, **_) -> None:
+    """Each optimizer's pre-computed band (band_low..band_high over k) in its colour, where the
+    table gives one (FacetGrid.map_dataframe)."""
+    ax = plt.gca()
+    for optimizer, rows in data[data["band_low"].notna()].groupby("optimizer", sort=False):
+        ax.fill_between(rows["k"], rows["band_low"], rows["band_high"], linewidth=0, alpha=0.18,
+                        color=optimizer_colour(str(optimizer)))
+
+
 def draw_profile(table: pd.DataFrame):
     """rho(tau) against tau in [1, 4], one panel per measure (epochs, seconds)."""
     taus = np.linspace(1.0, TAU_MAX, 301)
-    curves = pd.DataFrame([{"measure": measure, "optimizer": str(optimizer), "tau": tau, "rho": rho}
-                           for measure in MEASURES
-                           for optimizer, rows in table.groupby("optimizer", sort=False)
-                           for tau, rho in zip(taus, profile_curve(rows[f"ratio_{measure}"], taus))])
+    curves = pd.DataFrame([
+        {"measure": measure, "optimizer": str(optimizer), "tau": tau, "rho": rho}
+        for measure in MEASURES for optimizer, rows in table.groupby("optimizer", sort=False)
+        for tau, rho in zip(taus, profile_curve(rows[f"ratio_{measure}"], taus))])
     grid, hue = _grid(curves, "measure")
     grid.map_dataframe(sns.lineplot, x="tau", y="rho", estimator=None, drawstyle="steps-post",
                        **hue)

@@ -47,6 +47,20 @@ def test_the_expected_best_is_drawn_only_up_to_the_trials_that_gave_a_value():
     assert list(expected.get_xdata()) == [1] and list(expected.get_ydata()) == [0.9]
 
 
+def test_the_budget_band_is_drawn_where_the_table_has_one():
+    ten = pd.DataFrame({"workload": "w1", "optimizer": "adam", "trial": range(10),
+                        "value": [0.1, 0.5, 0.3, 0.9, 0.2, 0.6, 0.4, 0.8, 0.7, 0.35], "lr": 1e-3})
+    curves = budget_curves(ten, "val_acc1")
+    banded = curves[curves["band_low"].notna()]
+    assert list(banded["k"]) == [1, 2]  # k <= N / 5
+    (band,) = draw_budget(curves).axes[0].collections
+    vertices = band.get_paths()[0].vertices
+    assert vertices[:, 1].min() == pytest.approx(banded["band_low"].min())
+    assert vertices[:, 1].max() == pytest.approx(banded["band_high"].max())
+    assert set(vertices[:, 0]) == {1.0, 2.0}
+    assert to_rgba(band.get_facecolor()[0])[:3] == to_rgba(optimizer_colour("adam"))[:3]
+
+
 def test_lr_sensitivity_shows_each_trial_with_a_positive_lr_on_a_log_axis():
     positive = TRIALS[TRIALS["lr"] > 0]
     fig = draw_lr(positive, "val_acc1")
