@@ -31,6 +31,9 @@ from optsweep.contract import Outcome, Status
 from optsweep.errors import unwritable
 
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: thousands of runs
+# the providers of a run's config sources that every composition has (Hydra's own config, the
+# app's primary folder, the ConfigStore): not the run's own choice of folders
+HYDRA_OWN_SOURCES = ("hydra", "main", "schema")
 
 
 class UnreadableFile(ValueError):
@@ -197,8 +200,26 @@ class RunDir:
 
     def hydra_choices(self) -> dict:
         """Hydra's group choices (``hydra.runtime.choices`` in ``.hydra/hydra.yaml``)."""
+        return dict(self._hydra_runtime().get("choices") or {})
+
+    def config_searchpath(self) -> tuple[str, ...]:
+        """The config folders the run composed from beyond Hydra's own and the app's main one
+        (``hydra.searchpath``, ``--config-dir``), as ``hydra.searchpath`` entries; a relative
+        folder is made absolute against the run's working directory, where Hydra read it."""
+        runtime = self._hydra_runtime()
+        cwd = Path(str(runtime.get("cwd") or "."))
+        entries = []
+        for source in runtime.get("config_sources") or []:
+            if not isinstance(source, dict) or source.get("provider") in HYDRA_OWN_SOURCES:
+                continue
+            schema, path = source.get("schema"), str(source.get("path") or "")
+            entries.append(f"{schema}://{cwd / path if schema == 'file' else path}")
+        return tuple(entries)
+
+    def _hydra_runtime(self) -> dict:
+        """``hydra.runtime`` of ``.hydra/hydra.yaml`` ({} without a readable file)."""
         hydra = _lenient(read_yaml, self.hydra_file, dict, default={})
-        return dict(((hydra.get("hydra") or {}).get("runtime") or {}).get("choices") or {})
+        return dict((hydra.get("hydra") or {}).get("runtime") or {})
 
     def choices(self) -> dict:
         """The group choices the summary recorded, else Hydra's (a run still running)."""

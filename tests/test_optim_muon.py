@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import logging
 
+import pytest
 import torch
 
+from optsweep.optim import muon
 from optsweep.optim.build import build_adapter
-from optsweep.optim.muon import Muon, split_for_muon
+from optsweep.optim.check import check_optimizer
+from optsweep.optim.muon import Muon, cpu_flags, split_for_muon
 from tests.conftest import make_cfg
 
 
@@ -116,3 +120,47 @@ def test_resumed_from_its_state_dict_it_continues_exactly():
         optimizer.step()
     for a, b in zip(*(net.parameters() for net in nets)):
         assert torch.equal(a, b)
+
+
+X86_CPUINFO = """processor\t: 0
+vendor_id\t: {vendor}
+flags\t\t: fpu sse2 avx2 fma {extra}
+bogomips\t: 4890.86
+"""
+
+
+def test_cpu_flags_are_read_from_x86_and_arm_cpuinfo_lines():
+    assert cpu_flags(X86_CPUINFO.format(vendor="GenuineIntel", extra="avx512f amx_bf16")) == {
+        "fpu", "sse2", "avx2", "fma", "avx512f", "amx_bf16"}
+    assert cpu_flags("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n") == {
+        "fp", "asimd", "bf16", "i8mm"}
+    assert cpu_flags("model name\t: flags in the name: not a flag line\n") == set()
+
+
+@pytest.mark.parametrize("extra, warned", [
+    ("", True), ("avx512f avx512bw", True),  # AVX-512 alone has no bfloat16 multiplies
+    ("avx512f avx512_bf16", False), ("amx_bf16 amx_tile", False)])
+def test_muon_warns_once_at_the_start_where_the_cpu_has_no_bfloat16_matrix_instructions(
+        tmp_path, monkeypatch, caplog, extra, warned):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(X86_CPUINFO.format(vendor="AuthenticAMD", extra=extra))
+    monkeypatch.setattr(muon, "CPUINFO", cpuinfo)
+    with caplog.at_level(logging.WARNING, logger="optsweep.optim.check"):
+        check_optimizer(make_cfg(["optimizer=muon", "trainer.device=cpu"]))
+        check_optimizer(make_cfg(["optimizer=adam", "trainer.device=cpu"]))
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == warned
+    if warned:
+        assert "no avx512_bf16, amx_bf16 or bf16" in messages[0] and "bfloat16" in messages[0]
+
+
+def test_no_muon_warning_off_the_cpu_or_without_a_cpuinfo(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(X86_CPUINFO.format(vendor="AuthenticAMD", extra=""))
+    monkeypatch.setattr(muon, "CPUINFO", cpuinfo)
+    assert muon.bf16_warning(torch.device("cpu")) is not None
+    assert muon.bf16_warning(torch.device("cuda", 0)) is None
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")  # an Arm CPU with BF16
+    assert muon.bf16_warning(torch.device("cpu")) is None
+    monkeypatch.setattr(muon, "CPUINFO", tmp_path / "missing")
+    assert muon.bf16_warning(torch.device("cpu")) is None

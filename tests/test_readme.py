@@ -78,3 +78,52 @@ def test_the_offline_study_command_runs(tmp_path):
     assert real.returncode == 0, real.stderr[-2000:]
     assert (tmp_path / "analysis" / "multirun" / "report.html").is_file()
     assert len(list((tmp_path / "multirun" / "optimizers").glob("*/summary.json"))) == 3
+
+
+RESULTS = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+
+
+def markdown_table(text: str, header: str) -> list[dict]:
+    """The rows of the table whose header line starts with ``header``, as {column: cell}."""
+    lines = text[text.index(header):].split("\n\n", 1)[0].splitlines()
+    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+    return [dict(zip(cells[0], row, strict=True)) for row in cells[2:]]
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+RESULT_ROWS = markdown_table(RESULTS, "| benchmark | command |")
+
+
+def test_the_readmes_speed_table_quotes_results_md_with_the_machine_of_each_number():
+    speed = markdown_table(README, "| benchmark | machine |")
+    by_command = {row["command"]: row for row in RESULT_ROWS}
+    assert len(speed) >= 6
+    for row in speed:
+        result = by_command[row["benchmark"]]
+        quoted = next(cell for column, cell in row.items() if column.startswith("latest result"))
+        assert (row["machine"], quoted) == (result["machine"], result["latest result"]), \
+            row["benchmark"]
+
+
+def test_results_md_opens_with_the_table_and_each_row_has_its_section_in_one_shape():
+    assert RESULTS.index("| benchmark | command |") < RESULTS.index("\n## ")
+    machines = re.findall(r"^- \*\*(.+?)\*\*: ", RESULTS[:RESULTS.index("| benchmark |")], re.M)
+    assert len(machines) == 2  # the Xeon with AVX-512 and the AMD EPYC without it
+    sections = {slug(h): body for h, body in
+                re.findall(r"^## (.+?)\n(.*?)(?=^## |\Z)", RESULTS, flags=re.S | re.M)}
+    for row in RESULT_ROWS:
+        assert row["machine"] in {*machines, "machine not recorded", "none"}, row["benchmark"]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d|not yet measured", row["date"]), row["benchmark"]
+        name, anchor = re.fullmatch(r"\[(.+)\]\(#(.+)\)", row["benchmark"]).groups()
+        body = sections[anchor]
+        bullets = re.findall(r"^- \*\*(\w[\w ]*):\*\* (.*)$", body, re.M)
+        assert [b for b, _ in bullets] == ["Command", "Machine", "Date",
+                                           "Result against target"], name
+        machine, date = bullets[1][1], bullets[2][1]
+        assert machine.startswith(row["machine"]) or row["machine"] == "none", name
+        assert date.startswith(row["date"]) or row["date"] == "not yet measured", name
+    assert "how-to-add-a-section" in sections

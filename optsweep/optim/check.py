@@ -20,7 +20,9 @@ from optsweep.errors import ConfigError
 from optsweep.optim.adapters import (adapter_class, estimates_step_size, has_train_eval,
                                      named_arguments, needs_closure)
 from optsweep.optim.build import HYDRA_KEYS, NO_DECAY_KEY, build_adapter
+from optsweep.optim.muon import Muon, bf16_warning
 from optsweep.optim.packages import missing_package
+from optsweep.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,13 @@ def warn_against_advice(cls: type, cfg: DictConfig) -> None:
         log.warning("%s estimates its own step size: its authors advise optimizer.lr=1.0 (got "
                     "%s; scale the estimate with optimizer.d_coef instead)", cls.__name__,
                     cfg.optimizer.get("lr"))
+    if cls is getattr(torch.optim, "Muon", None) or issubclass(cls, Muon):
+        try:
+            message = bf16_warning(resolve_device(cfg.trainer.device))
+        except ConfigError:  # an unavailable device is refused where training resolves it
+            message = None
+        if message:
+            log.warning(message)
 
 
 def check_optimizer(cfg: DictConfig) -> None:

@@ -1,4 +1,5 @@
 """The overview: each sweep's best setting against the optimizer's default, and the comparison."""
+import json
 import math
 
 import pytest
@@ -34,6 +35,51 @@ def overview_of(runset):
 def test_the_default_is_read_from_the_optimizers_config_file():
     assert optimizer_defaults("adam")["lr"] == pytest.approx(1e-3)
     assert optimizer_defaults("no_such_optimizer") == {}
+
+
+def searchpath_sweep(tmp_path):
+    """multirun/my_lr: a user's ``mysgd`` (lr 1e-2 in their own conf folder, sgd's file says 1e-3)
+    at lr 1e-3, 1e-2, 1e-1, seeds 0-1, run from tmp_path with ``hydra.searchpath=[file://myconf]``
+    (relative: Hydra read it from the run's working directory, not the analysis's)."""
+    (tmp_path / "myconf" / "optimizer").mkdir(parents=True)
+    (tmp_path / "myconf" / "optimizer" / "mysgd.yaml").write_text(
+        "_target_: torch.optim.SGD\n_partial_: true\nlr: 1.0e-2\nmomentum: 0.0\n")
+    sweep, num = tmp_path / "multirun" / "my_lr", 0
+    for lr in (1e-3, 1e-2, 1e-1):
+        for seed in range(2):
+            run = write_run(sweep / str(num), optimizer="sgd", lr=lr, seed=seed, num=num)
+            hydra = run / ".hydra" / "hydra.yaml"
+            hydra.write_text(hydra.read_text().replace("optimizer: sgd", "optimizer: mysgd")
+                             .replace("cwd: /work/main", f"cwd: {tmp_path}")
+                             .replace("    choices:", MYCONF_SOURCES + "    choices:"))
+            summary = json.loads((run / "summary.json").read_text())
+            (run / "summary.json").write_text(json.dumps(summary | {"choices": {
+                "optimizer": "mysgd"}}))  # as training records the group choices
+            num += 1
+    return sweep
+
+
+MYCONF_SOURCES = """\
+    config_sources:
+    - {path: hydra.conf, schema: pkg, provider: hydra}
+    - {path: /elsewhere/conf, schema: file, provider: main}
+    - {path: myconf, schema: file, provider: hydra.searchpath in command-line}
+    - {path: '', schema: structured, provider: schema}
+"""
+
+
+def test_an_optimizer_from_the_runs_searchpath_gets_its_default(tmp_path, monkeypatch):
+    sweep = searchpath_sweep(tmp_path)
+    monkeypatch.chdir(sweep)  # the analysis runs elsewhere than the runs did
+    runset = load_runs([sweep])
+    assert set(runset.runs["optimizer"]) == {"mysgd"}
+    assert optimizer_defaults("mysgd") == {}  # not in optsweep's own tree
+    assert optimizer_defaults("mysgd", (f"file://{tmp_path}/myconf",))["lr"] == 1e-2
+    assert default_setting(runset.runs, runset.swept["my_lr"], "mysgd") == "lr=0.01"
+    # lr 1e-2 (0.80, 0.81) against lr 1e-3 (0.90, 0.91): its default is compared, not missing
+    row = overview_of(runset).set_index("sweep").loc["my_lr"]
+    assert (row["best"], row["reference"]) == ("lr=0.001", "lr=0.01")
+    assert row["difference"] == pytest.approx(-0.10)
 
 
 def test_best_setting_against_the_default_with_welchs_verdict(study):
