@@ -1,11 +1,20 @@
 """Time the analysis on 1,000 fabricated runs x 10 epochs: load, figures, full report.
 
     MPLBACKEND=Agg python benchmarks/analysis_speed.py [--runs 1000] [--keep DIR]
+                                                      [--baseline REV] [--rounds N]
 
 The runs mimic a real study: an optimizer comparison, then attribute and lr sweeps, 10 seeds per
 setting, a few diverged runs; each run directory has the full set of files the training core
 writes (a ~110-line hydra.yaml included, since YAML parsing is most of the loading cost).
-Target (issue 4): under 10 s in total on a 2-core CPU. Last line:
+Target (issue 4): under 10 s in total on a 2-core CPU.
+
+Then the drawing alone, against the figure code of `--baseline` (a git revision of this checkout,
+its figure modules loaded from ``git show`` under private names, only for this comparison): every
+sweep's figures, the overview and the benchmark's three figures (budget curves, profiles, lr
+sensitivity) over fabricated benchmark tables of about as many trials as runs, old and new in
+turn (ABBA over `--rounds`). Target (issue 30): the new drawing within 10% of the baseline's. The
+line `drawing: ... ratio_cpu=R ratio_wall=W` (new over old; CPU seconds of this process and its
+figure workers, which read true where other jobs share the CPU) comes before the last line:
 `analysis: runs=N load_s=X plot_s=Y total_s=Z` (total = load + figures + tables + report).
 """
 from __future__ import annotations
@@ -16,24 +25,38 @@ import os
 import re
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
 
 matplotlib.use("Agg")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from optsweep.analysis import benchmark_figures, overview  # noqa: E402
+from optsweep.analysis import figures as sweep_figures  # noqa: E402
 from optsweep.analysis import load_runs  # noqa: E402
+from optsweep.analysis.budget import budget_curves  # noqa: E402
 from optsweep.analysis.figures import write_figures  # noqa: E402
+from optsweep.analysis.profile import performance_profile  # noqa: E402
 from optsweep.analysis.report import write_report  # noqa: E402
+from optsweep.analysis.tables import setting_table  # noqa: E402
 
 HEADER = ("epoch,train_loss,train_acc1,val_loss,val_acc1,val_acc5,test_loss,test_acc1,test_acc5,"
           "lr,epoch_seconds,train_images_per_s")
 EPOCHS = 10
 SEEDS = 10
+BASELINE = "30c8611"  # main before the figures were drawn through seaborn (issue 30)
+# the figure modules of the baseline, in import order (each imports only those before it)
+FIGURE_MODULES = ("style", "figures", "benchmark_figures", "overview")
+WORKLOADS = 4  # of the fabricated benchmark; its optimizers are the comparison's six
 # (sweep name, optimizer, swept key, values); the comparison sweeps the optimizer choice itself
 SWEEPS = [
     ("compare", None, "optimizer", ["adam", "adagrad", "rmsprop", "sgd", "adadelta", "adamw"]),
@@ -228,10 +251,82 @@ def fabricate(root: Path, n_runs: int) -> Path:
     return multirun
 
 
+def baseline_modules(rev: str) -> dict[str, types.ModuleType]:
+    """The figure modules as they were at `rev`, importing one another under private names
+    (``_baseline_figures``...) and everything else from this checkout."""
+    modules = {}
+    for name in FIGURE_MODULES:
+        path = f"optsweep/analysis/{name}.py"
+        source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], check=True,
+                                capture_output=True, text=True).stdout
+        for other in FIGURE_MODULES:
+            source = re.sub(rf"\boptsweep\.analysis\.{other}\b", f"_baseline_{other}", source)
+        module = types.ModuleType(f"_baseline_{name}")
+        sys.modules[module.__name__] = module  # the figure workers unpickle jobs by module name
+        exec(compile(source, f"{rev}:{path}", "exec"), module.__dict__)
+        modules[name] = module
+    return modules
+
+
+def benchmark_tables(n_trials: int) -> dict[str, pd.DataFrame]:
+    """A benchmark's trials (value against lr, best near 1e-3 for each optimizer), budget curves
+    and performance profile, about `n_trials` trials over WORKLOADS workloads."""
+    rng = np.random.default_rng(0)
+    optimizers = list(OPTIMIZER)
+    per = max(1, n_trials // (WORKLOADS * len(optimizers)))
+    rows, times = [], []
+    for w in range(WORKLOADS):
+        for k, optimizer in enumerate(optimizers):
+            lr = 10 ** rng.uniform(-5, -1, per)
+            value = 0.9 - 0.04 * (np.log10(lr) + 3) ** 2 - 0.02 * k + rng.normal(0, 0.02, per)
+            rows += [{"workload": f"w{w}", "optimizer": optimizer, "trial": t, "value": v,
+                      "lr": x} for t, (v, x) in enumerate(zip(value, lr))]
+            times.append({"workload": f"w{w}", "optimizer": optimizer,
+                          "epochs": float(rng.integers(2, 10)), "seconds": rng.uniform(10, 60)})
+    trials = pd.DataFrame(rows)
+    return {"trials": trials, "curves": budget_curves(trials, "val_acc1"),
+            "profile": performance_profile(pd.DataFrame(times))[0]}
+
+
+def draw_all(modules, runset, overview_rows, bench: dict, out: Path) -> int:
+    """Every figure the report and the benchmark report draw, with `modules`' functions."""
+    written = modules["figures"].write_figures(runset, out / "sweeps")
+    modules["overview"].write_overview(overview_rows, "test_acc1", "val_acc1", out / "overview.png")
+    draw = modules["benchmark_figures"]
+    draw.budget_figure(bench["curves"], out / "budget_curves.png")
+    draw.profile_figure(bench["profile"], out / "performance_profile.png")
+    draw.lr_figure(bench["trials"], "val_acc1", out / "lr_sensitivity.png")
+    return sum(len(v) for v in written.values()) + 4
+
+
+def compare_drawing(runset, root: Path, rev: str, rounds: int) -> str:
+    """Old and new drawing timed in turn (ABBA): 'drawing: ...' with the ratios new/old."""
+    old = baseline_modules(rev)
+    new = {"figures": sweep_figures, "overview": overview, "benchmark_figures": benchmark_figures}
+    table = setting_table(runset, "test_acc1", "val_acc1")
+    overview_rows = overview.overview_table(runset, table, "test_acc1", "val_acc1")
+    bench = benchmark_tables(len(runset.runs))
+    spent = {"old": [0.0, 0.0], "new": [0.0, 0.0]}  # wall, cpu
+    for r in range(rounds):
+        for name in (("old", "new") if r % 2 == 0 else ("new", "old")):
+            t0, c0 = time.perf_counter(), cpu_seconds()
+            count = draw_all(old if name == "old" else new, runset, overview_rows, bench,
+                             root / "drawing" / name)
+            spent[name][0] += time.perf_counter() - t0
+            spent[name][1] += cpu_seconds() - c0
+    (old_wall, old_cpu), (new_wall, new_cpu) = spent["old"], spent["new"]
+    return (f"drawing: {count} figures x {rounds} round(s), baseline {rev}: old wall_s={old_wall:.2f} "
+            f"cpu_s={old_cpu:.2f}, new wall_s={new_wall:.2f} cpu_s={new_cpu:.2f}; "
+            f"ratio_cpu={new_cpu / old_cpu:.3f} ratio_wall={new_wall / old_wall:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--keep", type=Path, help="fabricate here and keep the folder")
+    parser.add_argument("--baseline", default=BASELINE,
+                        help="git revision whose figure code the drawing is compared with")
+    parser.add_argument("--rounds", type=int, default=2, help="old and new drawings, ABBA")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="optsweep-bench-"))
     try:
@@ -251,6 +346,7 @@ def main() -> None:
         # CPU seconds tell what the wall times would be on an idle machine when others share it
         print(f"cpu:     load {c1 - c0:.2f} s, figures {c2 - c1:.2f} s (all workers), "
               f"report {c3 - c2:.2f} s; load average {os.getloadavg()[0]:.2f}")
+        print(compare_drawing(runset, root, args.baseline, args.rounds))
         print(f"analysis: runs={len(runset.runs)} load_s={t1 - t0:.2f} plot_s={t2 - t1:.2f} "
               f"total_s={t3 - t0:.2f}")
     finally:

@@ -1,25 +1,27 @@
 """The benchmark's three figures: tuning-budget curves, performance profiles, lr sensitivity.
 
 Each optimizer keeps the colour it has everywhere in the report (``style.optimizer_colour``); each
-figure is drawn from the same tidy table its CSV holds, so the picture and the numbers agree.
+figure is seaborn's lines or points over the same tidy table its CSV holds (a ``FacetGrid``
+column per workload or measure, ``sns.lineplot``/``sns.scatterplot`` mapped on it with no
+estimator: the table's numbers are drawn as they are), so the picture and the numbers agree.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
 
 from optsweep.analysis.profile import MEASURES, TAU_MAX, profile_curve
-from optsweep.analysis.style import integer_ticks, new_figure, optimizer_colour, save
+from optsweep.analysis.style import (
+    facet_grid, integer_ticks, optimizer_colour, outside_legend, save,
+)
 
 PANEL_IN = (4.2, 3.2)  # inches per panel: room for a legend of a dozen optimizers
-
-
-def _panels(count: int):
-    fig, axes = new_figure(1, count, panel=PANEL_IN)
-    return fig, list(axes.flat)
+LEGEND_CHAR_IN = 0.065  # inches per character of an 8-point legend entry (generous)
 
 
 def _save(fig, path: Path) -> Path:
@@ -27,60 +29,74 @@ def _save(fig, path: Path) -> Path:
     return save(fig, path)
 
 
-def _per_workload(frame: pd.DataFrame, draw: Callable[[Any, pd.DataFrame, str, Any], None]):
-    """A panel per workload (in the table's order), ``draw(ax, rows, optimizer, colour)`` for each
-    optimizer's rows in it, the legend on the last panel; returns the figure and its axes."""
-    workloads = list(dict.fromkeys(frame["workload"]))
-    fig, axes = _panels(len(workloads))
-    for ax, workload in zip(axes, workloads):
-        for optimizer, rows in frame[frame["workload"] == workload].groupby("optimizer",
-                                                                             sort=False):
-            draw(ax, rows, str(optimizer), optimizer_colour(str(optimizer)))
-        ax.set_title(workload)
-    axes[-1].legend(fontsize=8, loc="best")
-    return fig, axes
+def _grid(frame: pd.DataFrame, col: str, marker: str | None = None):
+    """A FacetGrid column per value of `col` (in the table's order), and the hue keywords that
+    give each optimizer its report-wide colour; the optimizers' legend outside, right."""
+    grid = facet_grid(frame, col=col, col_order=list(dict.fromkeys(frame[col])), panel=PANEL_IN)
+    optimizers = [str(o) for o in dict.fromkeys(frame["optimizer"])]
+    hue = {"hue": "optimizer", "hue_order": optimizers, "legend": False,
+           "palette": {o: optimizer_colour(o) for o in optimizers}}
+    handles = [Line2D([], [], color=optimizer_colour(o), marker=marker,
+                      linestyle="none" if marker else "-", label=o) for o in optimizers]
+    outside_legend(grid.figure, handles, "optimizer",
+                   width_in=max(len(o) for o in optimizers) * LEGEND_CHAR_IN)
+    return grid, hue
 
 
 def draw_budget(curves: pd.DataFrame):
     """Per workload: expected best of k trials (solid: the unbiased estimate, drawn for k up to
-    the trials that gave a value, where it is defined) and the study's best so far (dotted)."""
-    def draw(ax, line: pd.DataFrame, optimizer: str, colour) -> None:
-        defined = line[line["expected_best"].notna()]
-        ax.plot(defined["k"], defined["expected_best"], color=colour, label=optimizer)
-        ax.plot(line["k"], line["best_so_far"], color=colour, linestyle=":", linewidth=1)
-
-    fig, axes = _per_workload(curves, draw)
-    for ax in axes:
+    the trials that gave a value, where it is defined) with its jackknife band where the table
+    has one (``budget.BAND_SHARE``), and the study's best so far (dotted)."""
+    curves = curves.assign(optimizer=curves["optimizer"].astype(str))
+    grid, hue = _grid(curves, "workload")
+    if "band_low" in curves.columns:
+        grid.map_dataframe(_band)
+    grid.map_dataframe(sns.lineplot, x="k", y="expected_best", estimator=None, **hue)
+    grid.map_dataframe(sns.lineplot, x="k", y="best_so_far", estimator=None, linestyle=":",
+                       linewidth=1, **hue)
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("trials k", f"best {curves['metric'].iloc[0]}")
+    for ax in grid.axes.flat:
         integer_ticks(ax)
-        ax.set(xlabel="trials k",
-               ylabel=f"best {curves['metric'].iloc[0]} (expected, unbiased; dotted: so far)")
-    return fig
+    grid.figure.suptitle("solid: expected best of k trials (unbiased); dotted: best so far",
+                         fontsize=10, x=0.01, ha="left")
+    return grid.figure
+
+
+def _band(data: pd.DataFrame, **_) -> None:
+    """Each optimizer's pre-computed band (band_low..band_high over k) in its colour, where the
+    table gives one (FacetGrid.map_dataframe)."""
+    ax = plt.gca()
+    for optimizer, rows in data[data["band_low"].notna()].groupby("optimizer", sort=False):
+        ax.fill_between(rows["k"], rows["band_low"], rows["band_high"], linewidth=0, alpha=0.18,
+                        color=optimizer_colour(str(optimizer)))
 
 
 def draw_profile(table: pd.DataFrame):
     """rho(tau) against tau in [1, 4], one panel per measure (epochs, seconds)."""
     taus = np.linspace(1.0, TAU_MAX, 301)
-    fig, axes = _panels(len(MEASURES))
-    for ax, measure in zip(axes, MEASURES):
-        for optimizer, rows in table.groupby("optimizer", sort=False):
-            ax.step(taus, profile_curve(rows[f"ratio_{measure}"], taus), where="post",
-                    color=optimizer_colour(str(optimizer)), label=str(optimizer))
-        ax.set(title=f"time to target in {measure}", xlabel="tau (ratio to the fastest)",
-               ylabel="fraction of workloads within tau", ylim=(-0.03, 1.03), xlim=(1, TAU_MAX))
-    axes[-1].legend(fontsize=8, loc="lower right")
-    return fig
+    curves = pd.DataFrame([
+        {"measure": measure, "optimizer": str(optimizer), "tau": tau, "rho": rho}
+        for measure in MEASURES for optimizer, rows in table.groupby("optimizer", sort=False)
+        for tau, rho in zip(taus, profile_curve(rows[f"ratio_{measure}"], taus))])
+    grid, hue = _grid(curves, "measure")
+    grid.map_dataframe(sns.lineplot, x="tau", y="rho", estimator=None, drawstyle="steps-post",
+                       **hue)
+    grid.set_titles("time to target in {col_name}")
+    grid.set_axis_labels("tau (ratio to the fastest)", "fraction of workloads within tau")
+    grid.set(ylim=(-0.03, 1.03), xlim=(1, TAU_MAX))
+    return grid.figure
 
 
 def draw_lr(trials: pd.DataFrame, metric: str):
     """Every trial's value against its lr (log axis), one panel per workload."""
-    def draw(ax, points: pd.DataFrame, optimizer: str, colour) -> None:
-        ax.scatter(points["lr"], points["value"], s=18, label=optimizer, color=colour)
-
-    fig, axes = _per_workload(trials, draw)
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set(xlabel="lr", ylabel=f"{metric} (every trial)")
-    return fig
+    trials = trials.assign(optimizer=trials["optimizer"].astype(str))
+    grid, hue = _grid(trials, "workload", marker="o")
+    grid.map_dataframe(sns.scatterplot, x="lr", y="value", s=18, linewidth=0, **hue)
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("lr", f"{metric} (every trial)")
+    grid.set(xscale="log")
+    return grid.figure
 
 
 def budget_figure(curves: pd.DataFrame, path: Path) -> Path | None:

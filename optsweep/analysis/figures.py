@@ -9,9 +9,11 @@
 
 Means over seeds carry a 95% Student-t interval: with the 2-5 seeds of a typical study a bootstrap
 interval is too narrow and changes from run to run. Means are computed once, vectorised
-(`mean_band`), and drawn with plain matplotlib; every figure function returns its Figure, whose
-mean lines carry their legend label (tests read them back). Runs that stopped early (pruned,
-failed, interrupted) are drawn apart, never averaged and never dropped silently.
+(`mean_band`), into a tidy frame that a seaborn `FacetGrid` (`style.facet_grid`) draws a panel at
+a time (`map_dataframe`): seaborn's own errorbar would bootstrap every point again. Every figure
+function returns its Figure, whose mean lines carry their legend label (tests read them back).
+Runs that stopped early (pruned, failed, interrupted) are drawn apart, never averaged and never
+dropped silently.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import re
 import textwrap
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
@@ -27,8 +30,8 @@ from matplotlib.ticker import NullLocator
 
 from optsweep.analysis.load import RunSet
 from optsweep.analysis.style import (
-    Look, integer_ticks, new_figure, optimizer_colour, optimizer_rank, outside_legend, save, setting_names,
-    short_value, sweep_looks,
+    Look, crosses_optimizers, facet_grid, integer_ticks, optimizer_colour, optimizer_rank,
+    outside_legend, save, setting_names, short_value, sweep_looks,
 )
 from optsweep.analysis.sweeps import (
     is_numeric_param, seed_range, setting_order, short_names, wants_log_axis,
@@ -46,6 +49,7 @@ STATUS_MARKERS = {Status.DIVERGED: "X", Status.INTERRUPTED: "D", Status.UNFINISH
                   Status.PRUNED: "v", Status.FAILED: "s"}
 STATUS_GLYPHS = {Status.DIVERGED: "✕", Status.INTERRUPTED: "◆", Status.UNFINISHED: "◇",
                  Status.PRUNED: "▼", Status.FAILED: "■"}
+LOSS_SQUASH = 20  # a loss panel's max over its median beyond which its axis is logarithmic
 TITLE_CHAR_IN = 0.085  # inches per character of the 10-point figure title (generous)
 LEGEND_CHAR_IN = 0.065  # inches per character of an 8-point legend entry (generous)
 
@@ -86,39 +90,77 @@ def training_curves(runset: RunSet, sweep: str, looks: dict[str, Look] | None = 
     """Loss (top row) and top-1 (bottom row) against epoch; train left, validation right.
 
     One line per setting: mean over the runs that count, with its band; runs that stopped early
-    are thin dotted lines ending in their status marker.
+    are thin dotted lines ending in their status marker. A sweep that crosses optimizers with a
+    value (the lr grid) has a column per optimizer instead, a row per split and measure, and the
+    value as a sequential hue. A loss panel whose largest value is over `LOSS_SQUASH` times its
+    median (a diverged run) has a log axis, said on its label.
     """
     runs = runset.runs[runset.runs["sweep"] == sweep]
     looks = looks or sweep_looks(runs, runset.swept[sweep])
     metrics = runset.metrics
     data = metrics[(metrics["sweep"] == sweep) & metrics["measure"].isin(CURVE_MEASURES)]
     splits = ("train", held_out_split(data))
-    data = data[data["split"].isin(splits)].assign(dataset=lambda d: d["dataset"].astype(str))
+    data = data[data["split"].isin(splits)].assign(dataset=lambda d: d["dataset"].astype(str),
+                                                   optimizer=lambda d: d["optimizer"].astype(str))
     datasets = sorted(data["dataset"].unique()) or ["–"]
-    means = mean_band(data[data["status"].isin(AVERAGED)],
-                      ["dataset", "measure", "split", "setting", "epoch"])
-    panels = {key: frame for key, frame in means.groupby(["dataset", "measure", "split"])}
-    stopped = data[data["status"].isin(list(STATUS_MARKERS))]
-    stopped_by_panel = {key: frame for key, frame in stopped.groupby(["dataset", "measure", "split"])}
-    rows = [(d, m) for d in datasets for m in CURVE_MEASURES]
-    fig, axes = new_figure(len(rows), len(splits), sharex=True)
-    for i, (dataset, measure) in enumerate(rows):
-        for j, split in enumerate(splits):
-            ax, key = axes[i, j], (dataset, measure, split)
-            _draw_means(ax, panels.get(key), "epoch", looks)
-            _draw_stopped_curves(ax, stopped_by_panel.get(key), looks)
-            where = f"{dataset}: " if len(datasets) > 1 else ""
-            ax.set_title(f"{where}{SPLIT_NAMES[split]} {MEASURE_NAMES[measure]}", fontsize=10)
-            ax.set_ylabel(MEASURE_NAMES[measure], fontsize=9)
-            ax.set_xlabel("epoch" if i == len(rows) - 1 else "", fontsize=9)
-            integer_ticks(ax)
-            ax.grid(alpha=0.3)
+    by_optimizer = crosses_optimizers(runset.swept[sweep])
+    tidy, rows, cols = _curve_panels(data, datasets, splits, by_optimizer)
+    grid = facet_grid(tidy, row="row", col="col", row_order=rows, col_order=cols, sharex=True)
+    grid.map_dataframe(_draw_curves, looks=looks)
+    for k, ((row, col), ax) in enumerate(grid.axes_dict.items()):
+        i, j = divmod(k, len(cols))
+        dataset, measure, split = (*row.split("|"), col)[:3]
+        where = f"{dataset}: " if len(datasets) > 1 else ""
+        who = f"{col}: " if by_optimizer else ""
+        ax.set_title(f"{who}{where}{SPLIT_NAMES[split]} {MEASURE_NAMES[measure]}", fontsize=10)
+        ax.set_ylabel(MEASURE_NAMES[measure] if j == 0 else "", fontsize=9)
+        ax.set_xlabel("epoch" if i == len(rows) - 1 else "", fontsize=9)
+        if measure == "loss":
+            _loss_axis(ax, tidy.loc[(tidy["row"] == row) & (tidy["col"] == col)])
+        integer_ticks(ax)
+        ax.grid(alpha=0.3)
+    fig = grid.figure
     figure_title(fig, f"{sweep}: loss and top-1 per epoch, {SPLIT_NAMES[splits[0]]} against "
                 f"{SPLIT_NAMES[splits[1]]}; mean over seeds with 95% t-interval ({seed_range(runs)})",
            runs)
     outside_legend(fig, _legend_handles(looks, runs), "setting (seeds)",
                    width_in=_legend_width(looks))
     return fig
+
+
+def _curve_panels(data: pd.DataFrame, datasets: list[str], splits: tuple[str, str],
+                  by_optimizer: bool) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The tidy frame a curves figure draws (layer 'mean': the means with their bands; 'run': the
+    runs that stopped) with its facets `row` ('dataset|measure', or 'dataset|measure|split' with
+    a column per optimizer) and `col` (the split, or the optimizer), and their orders."""
+    panel_keys = ["dataset", "measure", "split"] + (["optimizer"] if by_optimizer else [])
+    means = mean_band(data[data["status"].isin(AVERAGED)], [*panel_keys, "setting", "epoch"])
+    stopped = data[data["status"].isin(list(STATUS_MARKERS))]
+    tidy = pd.concat([means.assign(layer="mean"), stopped.assign(layer="run")], ignore_index=True)
+    if by_optimizer:
+        tidy["row"] = tidy["dataset"] + "|" + tidy["measure"] + "|" + tidy["split"]
+        tidy["col"] = tidy["optimizer"]
+        rows = [f"{d}|{m}|{sp}" for d in datasets for m in CURVE_MEASURES for sp in splits]
+        return tidy, rows, sorted(data["optimizer"].unique(), key=optimizer_rank) or ["–"]
+    tidy["row"], tidy["col"] = tidy["dataset"] + "|" + tidy["measure"], tidy["split"]
+    return tidy, [f"{d}|{m}" for d in datasets for m in CURVE_MEASURES], list(splits)
+
+
+def _draw_curves(data: pd.DataFrame, looks: dict[str, Look], **_) -> None:
+    """One panel of `training_curves` (FacetGrid.map_dataframe): means with bands, stopped runs."""
+    ax = plt.gca()
+    _draw_means(ax, data[data["layer"] == "mean"], "epoch", looks)
+    _draw_stopped_curves(ax, data[data["layer"] == "run"], looks)
+
+
+def _loss_axis(ax, panel: pd.DataFrame) -> None:
+    """A log axis where one run's loss would squash every other curve flat at the bottom."""
+    values = panel["value"].to_numpy(dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size and values.max() > LOSS_SQUASH * np.median(values):
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_locator(NullLocator())  # minor log ticks double the time to save
+        ax.set_ylabel(f"loss, log axis (up to {values.max():.2g})", fontsize=9)
 
 
 def _draw_means(ax, means: pd.DataFrame | None, x: str, looks: dict[str, Look]) -> None:
@@ -164,22 +206,22 @@ def final_metrics(runset: RunSet, sweep: str, looks: dict[str, Look] | None = No
     runs = runs.assign(group=_group_labels(runs, [p for p in params if p != x]),
                        dataset=runs["dataset"].astype(str))
     datasets = sorted(runs["dataset"].unique())
-    fig, axes = new_figure(len(datasets), len(metrics), panel=(3.6, 2.7))
+    tidy = pd.concat([runs.assign(metric=m, value=runs[f"final_{m}"]) for m in metrics],
+                     ignore_index=True)
+    grid = facet_grid(tidy, row="dataset", col="metric", row_order=datasets, col_order=metrics,
+                      panel=(3.6, 2.7))
+    grid.map_dataframe(_draw_numeric if numeric else _draw_categorical, x=x, looks=looks,
+                       params=params)
     xname = short_names(params).get(x, x)
-    for i, dataset in enumerate(datasets):
-        mine = runs[runs["dataset"] == dataset]
-        for j, metric in enumerate(metrics):
-            ax = axes[i, j]
-            if numeric:
-                _draw_numeric(ax, mine, x, f"final_{metric}", looks)
-            else:
-                _draw_categorical(ax, mine, x, f"final_{metric}", looks, params)
-            where = f"{dataset}: " if len(datasets) > 1 else ""
-            ax.set_title(f"{where}final {SPLIT_NAMES[metric.split('_')[0]]} "
-                         f"{MEASURE_NAMES[metric.split('_')[1]]}", fontsize=10)
-            ax.set_xlabel(xname if i == len(datasets) - 1 else "", fontsize=9)
-            ax.set_ylabel("top-1 accuracy" if j == 0 else "", fontsize=9)
-            ax.grid(alpha=0.3)
+    for k, ((dataset, metric), ax) in enumerate(grid.axes_dict.items()):
+        i, j = divmod(k, len(metrics))
+        where = f"{dataset}: " if len(datasets) > 1 else ""
+        ax.set_title(f"{where}final {SPLIT_NAMES[metric.split('_')[0]]} "
+                     f"{MEASURE_NAMES[metric.split('_')[1]]}", fontsize=10)
+        ax.set_xlabel(xname if i == len(datasets) - 1 else "", fontsize=9)
+        ax.set_ylabel("top-1 accuracy" if j == 0 else "", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig = grid.figure
     figure_title(fig, f"{sweep}: final-epoch top-1 against {xname}, mean over seeds with 95% "
                 f"t-interval ({seed_range(runs)})", runs)
     handles = _group_handles(runs, params) + _status_handles(runs)
@@ -188,8 +230,11 @@ def final_metrics(runset: RunSet, sweep: str, looks: dict[str, Look] | None = No
     return fig
 
 
-def _draw_numeric(ax, runs: pd.DataFrame, x: str, column: str, looks: dict[str, Look]) -> None:
-    """A line per group through the means, its band, and each point in its setting's colour."""
+def _draw_numeric(data: pd.DataFrame, x: str, looks: dict[str, Look], column: str = "value",
+                  **_) -> None:
+    """A line per group through the means, its band, and each point in its setting's colour (one
+    panel of `final_metrics`, through FacetGrid.map_dataframe)."""
+    ax, runs = plt.gca(), data
     counted = runs[runs["status"].isin(AVERAGED) & runs[column].notna()]
     setting_at = counted.drop_duplicates(["group", x]).set_index(["group", x])["setting"]
     means = mean_band(counted, ["group", x], value=column)
@@ -205,8 +250,11 @@ def _draw_numeric(ax, runs: pd.DataFrame, x: str, column: str, looks: dict[str, 
     _log_x(ax, x, runs[x])
 
 
-def _draw_categorical(ax, runs, x, column, looks, params) -> None:
-    """A point per setting with its interval, values along x, groups side by side."""
+def _draw_categorical(data: pd.DataFrame, x: str, looks: dict[str, Look], params: list[str],
+                      column: str = "value", **_) -> None:
+    """A point per setting with its interval, values along x, groups side by side (one panel of
+    `final_metrics`, through FacetGrid.map_dataframe)."""
+    ax, runs = plt.gca(), data
     labels = setting_names(runs.drop_duplicates(x).assign(setting=lambda r: r[x]), [x]) \
         if x != "optimizer" else {}
     names = {v: (str(v) if x == "optimizer" else labels[v].split("=", 1)[-1])

@@ -15,6 +15,7 @@ import math
 import re
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
@@ -24,7 +25,7 @@ from omegaconf import OmegaConf
 from optsweep.analysis.figures import figure_title
 from optsweep.analysis.load import RunSet
 from optsweep.analysis.stats import verdict, welch
-from optsweep.analysis.style import new_figure, optimizer_colour, optimizer_rank, save
+from optsweep.analysis.style import facet_grid, optimizer_colour, optimizer_rank, save
 from optsweep.analysis.sweeps import order_sweeps
 from optsweep.analysis.tables import ci95_half, lower_is_better, mean_std
 from optsweep.conf_tree import CONFIG_NAME, conf_dir
@@ -182,18 +183,21 @@ def display_overview(overview: pd.DataFrame, metric: str, select: str) -> pd.Dat
 
 def overview_figure(overview: pd.DataFrame, metric: str, select: str):
     """Left: the optimizer comparison; right: each sweep's best setting (filled) against its
-    default (open), on `metric`, 95% t-intervals, Welch's verdict on the right axis."""
-    compare = overview[overview["kind"] == "comparison"]
-    sweeps = overview[overview["kind"] == "default"]
-    panels = [p for p, rows in (("compare", compare), ("sweeps", sweeps)) if len(rows)]
-    height = max(2.6, 0.42 * max(len(sweeps), 1) + 1.2)
-    fig, axes = new_figure(1, max(len(panels), 1), panel=(5.0, height))
-    for ax, name in zip(axes[0], panels):
-        (_draw_comparison if name == "compare" else _draw_against_default)(
-            ax, compare if name == "compare" else sweeps, metric)
+    default (open), on `metric`, 95% t-intervals, Welch's verdict on the right axis: a seaborn
+    FacetGrid column per kind of row, each drawn by its function (`PANELS`)."""
+    shown = overview[overview["kind"].isin(PANELS)]
+    panels = [kind for kind in PANELS if shown["kind"].eq(kind).any()]
+    height = max(2.6, 0.42 * max(int(shown["kind"].eq("default").sum()), 1) + 1.2)
+    grid = facet_grid(shown, col="kind" if panels else None, col_order=panels, panel=(5.0, height))
+    grid.map_dataframe(_draw_panel, metric=metric)
+    fig = grid.figure
     figure_title(fig, f"Overview: final {metric}, mean over seeds with 95% t-interval; best "
                       f"settings chosen on {select}")
     return fig
+
+
+def _draw_panel(data: pd.DataFrame, metric: str, **_) -> None:
+    PANELS[data["kind"].iloc[0]](plt.gca(), data, metric)
 
 
 def _half(std, n) -> float:
@@ -253,6 +257,9 @@ def _row_label(row) -> str:
 def _short_verdict(text: str) -> str:
     return (text.replace("the default is not among the settings", "no default swept")
             .replace("not tested (needs 2 or more seeds in both settings)", "not tested (n<2)"))
+
+
+PANELS = {"comparison": _draw_comparison, "default": _draw_against_default}
 
 
 def write_overview(overview: pd.DataFrame, metric: str, select: str, path: Path) -> Path | None:

@@ -18,22 +18,47 @@ TRIALS = pd.DataFrame({"workload": ["w1"] * 4 + ["w2"] * 2,
                        "lr": [1e-3, 1e-2, 1e-1, 0.0, 3e-4, 3e-2]})
 
 
+def drawn(ax, optimizer: str, linestyle: str = "-"):
+    """The line seaborn drew for `optimizer` in its report-wide colour (and `linestyle`)."""
+    return next(line for line in ax.lines if line.get_linestyle() == linestyle
+                and to_rgba(line.get_color()) == to_rgba(optimizer_colour(optimizer)))
+
+
 def test_budget_curves_are_drawn_per_workload_solid_unbiased_expected_dotted_so_far():
-    fig = draw_budget(budget_curves(TRIALS, "val_acc1"))
+    curves = budget_curves(TRIALS, "val_acc1")
+    fig = draw_budget(curves)
     w1, w2 = fig.axes
     assert (w1.get_title(), w2.get_title()) == ("w1", "w2")
-    expected, so_far = w1.lines[0], w1.lines[1]  # adam in w1: values 0.2 then 0.6
+    expected, so_far = drawn(w1, "adam"), drawn(w1, "adam", ":")  # adam in w1: 0.2 then 0.6
     assert list(expected.get_xdata()) == [1, 2] and list(so_far.get_ydata()) == [0.2, 0.6]
     # the one pair of two trials (0.2, 0.6) has best 0.6 (Dodge's with replacement: 0.5)
-    assert expected.get_ydata()[1] == pytest.approx(0.6) and so_far.get_linestyle() == ":"
-    assert to_rgba(expected.get_color()) == to_rgba(optimizer_colour("adam"))
-    assert [line.get_label() for line in w2.lines[::2]] == ["adam", "sgd"]
+    assert expected.get_ydata()[1] == pytest.approx(0.6)
+    for (workload, optimizer), rows in curves.groupby(["workload", "optimizer"]):
+        ax = w1 if workload == "w1" else w2
+        for column, linestyle in (("expected_best", "-"), ("best_so_far", ":")):
+            line = drawn(ax, optimizer, linestyle)
+            assert list(line.get_ydata()) == pytest.approx(list(rows[column]))
+    assert [t.get_text() for t in fig.legends[0].texts] == ["adam", "sgd"]
 
 
 def test_the_expected_best_is_drawn_only_up_to_the_trials_that_gave_a_value():
     fig = draw_budget(budget_curves(TRIALS, "val_acc1", budget=4))
-    expected = fig.axes[1].lines[0]  # adam in w2: one trial, budget 4
+    expected = drawn(fig.axes[1], "adam")  # adam in w2: one trial, budget 4
     assert list(expected.get_xdata()) == [1] and list(expected.get_ydata()) == [0.9]
+
+
+def test_the_budget_band_is_drawn_where_the_table_has_one():
+    ten = pd.DataFrame({"workload": "w1", "optimizer": "adam", "trial": range(10),
+                        "value": [0.1, 0.5, 0.3, 0.9, 0.2, 0.6, 0.4, 0.8, 0.7, 0.35], "lr": 1e-3})
+    curves = budget_curves(ten, "val_acc1")
+    banded = curves[curves["band_low"].notna()]
+    assert list(banded["k"]) == [1, 2]  # k <= N / 5
+    (band,) = draw_budget(curves).axes[0].collections
+    vertices = band.get_paths()[0].vertices
+    assert vertices[:, 1].min() == pytest.approx(banded["band_low"].min())
+    assert vertices[:, 1].max() == pytest.approx(banded["band_high"].max())
+    assert set(vertices[:, 0]) == {1.0, 2.0}
+    assert to_rgba(band.get_facecolor()[0])[:3] == to_rgba(optimizer_colour("adam"))[:3]
 
 
 def test_lr_sensitivity_shows_each_trial_with_a_positive_lr_on_a_log_axis():
@@ -41,8 +66,12 @@ def test_lr_sensitivity_shows_each_trial_with_a_positive_lr_on_a_log_axis():
     fig = draw_lr(positive, "val_acc1")
     w1 = fig.axes[0]
     assert w1.get_xscale() == "log"
-    points = {c.get_label(): c.get_offsets().tolist() for c in w1.collections}
-    assert points == {"adam": [[1e-3, 0.2], [1e-2, 0.6]], "sgd": [[1e-1, 0.4]]}
+    (points,) = [c for c in w1.collections if len(c.get_offsets())]
+    offsets, colours = points.get_offsets().tolist(), points.get_facecolors()
+    drawn_points = {(x, y, to_rgba(colour)) for (x, y), colour in zip(offsets, colours)}
+    assert drawn_points == {(1e-3, 0.2, to_rgba(optimizer_colour("adam"))),
+                            (1e-2, 0.6, to_rgba(optimizer_colour("adam"))),
+                            (1e-1, 0.4, to_rgba(optimizer_colour("sgd")))}
 
 
 def test_profiles_step_through_the_fraction_of_workloads_within_tau():
@@ -52,14 +81,14 @@ def test_profiles_step_through_the_fraction_of_workloads_within_tau():
     table, _ = performance_profile(times)
     fig = draw_profile(table)
     epochs, seconds = fig.axes
-    adam, sgd = epochs.lines
+    adam, sgd = drawn(epochs, "adam"), drawn(epochs, "sgd")
     taus = adam.get_xdata()
     assert taus[0] == 1.0 and taus[-1] == TAU_MAX
     # epochs: adam is fastest on both (rho = 1 from tau 1); sgd is 2x on w1, tied on w2
     assert set(adam.get_ydata()) == {1.0}
     assert sgd.get_ydata()[0] == 0.5 and sgd.get_ydata()[-1] == 1.0
     # seconds: sgd never reaches the target on w2, so it stays at 1/2
-    assert set(seconds.lines[1].get_ydata()) == {0.5}
+    assert set(drawn(seconds, "sgd").get_ydata()) == {0.5}
 
 
 def test_each_figure_is_a_png_and_nothing_to_draw_is_no_file(tmp_path):

@@ -3,6 +3,7 @@ nothing is drawn off the canvas; every file is a PNG."""
 import matplotlib.colors
 import numpy as np
 import pytest
+import seaborn as sns
 from conftest import write_run
 
 from optsweep.analysis import load_runs
@@ -101,14 +102,19 @@ def test_final_values_against_lr_on_a_log_axis(messy_sweep):
     assert "diverged: 1" in fig._suptitle.get_text()
 
 
-def test_lr_grid_is_one_line_per_optimizer_in_its_own_colour(tmp_path):
+def lr_grid(tmp_path):
+    """multirun/lr_grid: adam and rmsprop crossed with lr 1e-4, 1e-3, 1e-2, seeds 0-1."""
     sweep, num = tmp_path / "lr_grid", 0
     for optimizer in ("adam", "rmsprop"):
         for lr in (1e-4, 1e-3, 1e-2):
             for seed in range(2):
                 write_run(sweep / str(num), optimizer=optimizer, lr=lr, seed=seed, num=num)
                 num += 1
-    runset = load_runs([sweep])
+    return load_runs([sweep])
+
+
+def test_lr_grid_is_one_line_per_optimizer_in_its_own_colour(tmp_path):
+    runset = lr_grid(tmp_path)
     fig = final_metrics(runset, "lr_grid")
     ax = panel(fig, "final validation top-1 accuracy")
     assert ax.get_xscale() == "log"
@@ -120,10 +126,42 @@ def test_lr_grid_is_one_line_per_optimizer_in_its_own_colour(tmp_path):
         assert x == pytest.approx(expected.loc[optimizer].index.to_numpy())
         assert y == pytest.approx(expected.loc[optimizer].to_numpy())
         assert matplotlib.colors.to_rgb(line.get_color()) == pytest.approx(optimizer_colour(optimizer))
-    # the curves draw each optimizer's settings as shades of the same colour, full at the largest lr
+
+
+def test_lr_grid_curves_have_a_column_per_optimizer_and_the_lr_as_a_sequential_hue(tmp_path):
+    runset = lr_grid(tmp_path)
+    fig = training_curves(runset, "lr_grid")
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["adam: train loss", "rmsprop: train loss"]
+    assert len(fig.axes) == 8  # 2 optimizers x (train, validation) x (loss, top-1)
+    tidy = runset.metrics[runset.metrics["metric"] == "train_loss"]
+    expected = tidy.groupby(["optimizer", "optimizer.lr", "epoch"])["value"].mean()
+    lrs = ("0.0001", "0.001", "0.01")
+    for optimizer in ("adam", "rmsprop"):
+        lines = lines_by_label(panel(fig, f"{optimizer}: train loss"))
+        assert set(lines) == {f"{optimizer}, lr={lr} (n=2)" for lr in lrs}  # its own three only
+        for lr in lrs:
+            x, y = lines[f"{optimizer}, lr={lr} (n=2)"].get_xydata().T
+            assert list(x) == [1, 2, 3]
+            assert y == pytest.approx(expected.loc[(optimizer, float(lr))].to_numpy())
     looks = sweep_looks(runset.runs, runset.swept["lr_grid"])
-    assert looks["adam, lr=0.01"].colour == pytest.approx(optimizer_colour("adam"))
-    assert looks["adam, lr=0.0001"].colour != pytest.approx(optimizer_colour("adam"))
+    for lr in lrs:  # an lr has one colour in every optimizer's panel
+        assert looks[f"adam, lr={lr}"].colour == looks[f"rmsprop, lr={lr}"].colour
+    lightness = [sum(looks[f"adam, lr={lr}"].colour) for lr in lrs]
+    assert lightness == sorted(lightness, reverse=True)  # light for the smallest lr, dark largest
+
+
+def test_a_diverged_run_puts_the_loss_on_a_log_axis_said_on_its_label(lr_sweep):
+    diverged = write_run(lr_sweep / "9", lr=1e-1, seed=0, status="diverged", epochs=2, num=9)
+    header, *rows = (diverged / "metrics.csv").read_text().splitlines()
+    cells = rows[1].split(",")
+    cells[header.split(",").index("val_loss")] = "800000.0"  # epoch 2 blew up
+    (diverged / "metrics.csv").write_text("\n".join([header, rows[0], ",".join(cells)]) + "\n")
+    fig = training_curves(load_runs([lr_sweep]), "adam_lr")
+    squashed = panel(fig, "validation loss")
+    assert squashed.get_yscale() == "log"
+    assert squashed.get_ylabel() == "loss, log axis (up to 8e+05)"
+    assert list(lines_by_label(squashed)["lr=0.1 (n=1)"].get_ydata()) == [1.5, 800000.0]
+    assert panel(fig, "train loss").get_yscale() == "linear"  # no run blew up there
 
 
 def test_optimizer_comparison_is_a_point_per_optimizer_in_the_study_order(optimizer_sweep):
@@ -175,3 +213,13 @@ def test_every_figure_is_written_as_png(lr_sweep, optimizer_sweep, tmp_path, wor
     assert len(paths) == 4
     for path in paths:
         assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_figures_take_the_seaborn_theme_in_force_when_drawn(lr_sweep):
+    runset = load_runs([lr_sweep])
+    with sns.axes_style("darkgrid"):
+        themed = [training_curves(runset, "adam_lr"), final_metrics(runset, "adam_lr")]
+    plain = training_curves(runset, "adam_lr")
+    dark = matplotlib.colors.to_rgba(sns.axes_style("darkgrid")["axes.facecolor"])
+    assert all(ax.get_facecolor() == dark for fig in themed for ax in fig.axes)
+    assert all(ax.get_facecolor() != dark for ax in plain.axes)
