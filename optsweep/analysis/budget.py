@@ -25,10 +25,12 @@ The band (``band_low``, ``band_high``) is a jackknife interval: the estimate rec
 each time without one trial, gives its standard error, and the estimate +- t(N-1) x that error is
 a nominal 95% interval. It is drawn only for k <= N / BAND_SHARE: its coverage of the true expected
 best, measured over 600 simulated studies of random search per cell (``benchmarks/budget_bands.py``,
-a normal and the simulated workload's trial distribution, N = 10, 20, 40, 80), is 0.89 to 0.96
-there and falls to 0.7 as k nears N, where the best of k is the best of nearly all the trials and
-no resampling of those trials can say how far the next one would go (a percentile bootstrap does
-worse: 0.5 at k = N / 2). For a loss the best is
+a normal and the simulated workload's trial distribution, N = 10, 20, 40, 80), is at least 0.90 in
+every cell there and falls to 0.69 as k nears N, where the best of k is the best of nearly all the
+trials and no resampling of those trials can say how far the next one would go (a percentile
+bootstrap covers less: at least 0.84 where the band is drawn, 0.65 to 0.89 at k = N / 2).
+
+For a loss the best is
 the minimum: the same formulas on the negated values. Both treat the trials as independent draws; a
 TPE study's later trials depend on its earlier ones (the sampler learns), so for TPE they describe
 "k trials drawn like these", not "the first k trials" (the best-so-far curve, in the order the
@@ -53,7 +55,7 @@ CAVEAT = ("Expected best of k trials: the mean best of every subset of k of the 
           "(without replacement, unbiased: Tang et al. 2020), for k up to N only; "
           "budget_curves.csv also holds Dodge et al. 2019's with-replacement estimate "
           "(expected_best_dodge), biased low, for every k. The band is a jackknife 95% interval, "
-          f"drawn for k up to N/{BAND_SHARE} only (where its coverage was measured at 0.89 or "
+          f"drawn for k up to N/{BAND_SHARE} only (where its coverage was measured at 0.90 or "
           "more; beyond, resampling the trials cannot tell). A diverged trial counts at chance "
           "(a loss at ln(classes)). A TPE study's trials are not independent draws (each depends "
           "on the ones before), so read it as the value k trials like these would reach; the "
