@@ -20,7 +20,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import yaml
 from hydra.experimental.callback import Callback
@@ -278,8 +278,11 @@ class SweepDir:
 
     def jobs(self) -> list[RunDir]:
         """Every job directory below the sweep (any depth): one holding ``.hydra/config.yaml``."""
-        pattern = f"{contract.HYDRA_DIR}/{contract.CONFIG_FILE}"
-        return [RunDir(config.parent.parent) for config in self.path.rglob(pattern)]
+        return [RunDir(config.parent.parent) for config in self.job_configs()]
+
+    def job_configs(self) -> Iterator[Path]:
+        """The ``.hydra/config.yaml`` of each job directory below the sweep, as found."""
+        return self.path.rglob(f"{contract.HYDRA_DIR}/{contract.CONFIG_FILE}")
 
     def command(self) -> Optional[list]:
         """The overrides of the command that started the sweep; None before one did."""

@@ -229,6 +229,18 @@ def test_a_folder_holding_another_benchmark_is_refused(tmp_path, capsys):
     assert code == 2 and "holds another benchmark" in error_lines(capsys)[0]
 
 
+def test_a_folder_holding_a_sweeps_runs_is_refused_before_anything_trains(tmp_path, capsys):
+    sweep = tmp_path / "multirun" / "lr_search"
+    (sweep / "0" / ".hydra").mkdir(parents=True)  # a job directory, as Hydra leaves one
+    (sweep / "0" / ".hydra" / "config.yaml").write_text("trainer: {}\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code = benchmark.main([f"dir={sweep}", "optimizers=[adam]"])
+    (line,) = error_lines(capsys)
+    assert code == 2 and line.startswith(f"optsweep.benchmark: error: dir={sweep} holds other "
+                                         f"runs ({sweep / '0'}) and no benchmark.json")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
 def test_the_readmes_benchmark_commands_compose_every_cell():
     import re
     import shlex

@@ -29,6 +29,7 @@ from optsweep.analysis.benchmark import MANIFEST, study_dir
 from optsweep.benchmark import plan, settings
 from optsweep.errors import OptsweepError, unwritable
 from optsweep.overrides import override_key
+from optsweep.rundir import SweepDir
 
 TARGET_OVERRIDE = "workload.target"  # also workload.target_metric
 
@@ -39,7 +40,8 @@ def manifest(cfg: DictConfig, overrides: list[str], targets: dict, seeds: dict) 
 
 
 def claim_dir(cfg: DictConfig, content: dict) -> None:
-    """Write benchmark.json, or refuse a folder that holds another benchmark's."""
+    """Write benchmark.json, or refuse a folder that holds another benchmark's, or other runs (a
+    sweep's: the benchmark would write beside them and its analysis would read them too)."""
     root = Path(cfg.dir)
     problem = unwritable(root)
     if problem:
@@ -52,6 +54,12 @@ def claim_dir(cfg: DictConfig, content: dict) -> None:
             raise OptsweepError(
                 f"dir={root} holds another benchmark (settings in {path}); rerun that command to "
                 "resume it, or name a new one with name=NEW")
+    else:
+        other = next(SweepDir(root).job_configs(), None)
+        if other is not None:
+            raise OptsweepError(
+                f"dir={root} holds other runs ({other.parent.parent}) and no {MANIFEST}: it is "
+                "not a benchmark's folder; name a new one with dir=PATH or name=NEW")
     contract.atomic_write(path, lambda f: json.dump(content, f, indent=2))
 
 
