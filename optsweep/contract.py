@@ -45,6 +45,9 @@ from omegaconf import DictConfig, OmegaConf
 
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
+# a crashed attempt's summary.json, set aside while the sweeper's re-run of it is queued
+# (hydra.sweeper.crash_retries): the job directory reads unfinished until the re-run ends
+CRASHED_SUMMARY_FILE = "summary.crashed.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_WEIGHTS_FILE = "best.pt"  # trainer.keep_best: the model's state dict at the best epoch
 LEASE_FILE = "lease.json"  # who trains the run right now (optsweep.lease)

@@ -241,6 +241,30 @@ def test_a_folder_holding_a_sweeps_runs_is_refused_before_anything_trains(tmp_pa
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
+def test_a_study_the_sweeper_counts_as_done_with_a_failed_trial_is_done_for_the_plan(tmp_path):
+    from optsweep.analysis.benchmark import study_dir
+
+    cfg, _ = settings.load([f"dir={tmp_path / 'b'}", "workloads=[digits]", "optimizers=[adam]",
+                            "budget=3"])
+    (cell,) = plan.cells(cfg)
+    study = study_dir(cfg.dir, cell.workload, cell.optimizer)
+
+    def job(name: str, summary_file: str, status: str) -> None:
+        (study / name / ".hydra").mkdir(parents=True)
+        (study / name / ".hydra" / "config.yaml").write_text("trainer: {}\n")
+        (study / name / summary_file).write_text(json.dumps({"status": status}))
+
+    job("0", "summary.json", "completed")
+    job("1", "summary.json", "pruned")
+    # the sweeper counts a crash whose re-runs were spent (hydra.sweeper.crash_retries) once, as
+    # failed: a rerun of the benchmark finds nothing to train, and neither must its plan
+    job("2", "summary.json", "failed")
+    assert plan.study_done(cfg, cell) and not plan.study_unsettled(cfg, cell)
+    # while its re-run is queued the sweeper keeps the crashed attempt's record aside: unfinished
+    (study / "2" / "summary.json").rename(study / "2" / "summary.crashed.json")
+    assert not plan.study_done(cfg, cell) and plan.study_unsettled(cfg, cell) == ["2"]
+
+
 def test_the_readmes_benchmark_commands_compose_every_cell():
     import re
     import shlex

@@ -22,6 +22,10 @@ from optsweep.rundir import SweepDir
 
 # A study's trial that needs no rerun: a result (pruned counts: the pruner ended it on purpose).
 SETTLED = (*contract.FINAL, contract.Status.PRUNED)
+# A study's trial the sweeper counts among its budget: settled, or failed once its crash re-runs
+# were spent (hydra.sweeper.crash_retries; while one is queued the sweeper sets the crashed
+# attempt's summary aside, and the directory reads unfinished).
+COUNTED = (*SETTLED, contract.Status.FAILED)
 # Overrides that reach the confirmation and defaults sweeps too (Hydra's basic sweeper, which has
 # no Optuna keys): the launcher and everything that is not Hydra's.
 LAUNCHER_KEYS = ("hydra/launcher", "hydra.launcher.")
@@ -71,9 +75,10 @@ def job_statuses(sweep_dir: Path) -> dict[str, contract.Status]:
 
 
 def study_done(cfg: DictConfig, cell: Cell) -> bool:
-    """The study holds ``budget`` settled trials: nothing is left to train."""
+    """The study holds ``budget`` trials the sweeper counts (``COUNTED``): nothing is left to
+    train, as the sweeper itself would find (a failed trial is not run again by a rerun)."""
     statuses = job_statuses(study_dir(cfg.dir, cell.workload, cell.optimizer))
-    return sum(s in SETTLED for s in statuses.values()) >= cfg.budget
+    return sum(s in COUNTED for s in statuses.values()) >= cfg.budget
 
 
 def study_unsettled(cfg: DictConfig, cell: Cell) -> list[str]:
