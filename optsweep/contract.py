@@ -65,6 +65,12 @@ SWEEP_SUMMARY_FILES = ("sweep_summary.csv", "sweep_summary.json")
 OPTUNA_DB_FILE = "optuna.db"  # the default SQLite storage of an Optuna sweep
 OPTIMIZATION_RESULTS_FILE = "optimization_results.yaml"  # an Optuna sweep's best trial
 
+# A benchmark's folder (optsweep.rundir.BenchmarkDir).
+BENCHMARK_MANIFEST_FILE = "benchmark.json"  # the protocol and each workload's target
+BENCHMARK_DEFAULTS_DIR = "defaults"  # per workload: the optimizers at their defaults
+BENCHMARK_CONFIRM_SUFFIX = "_confirm"  # per workload: <optimizer>_confirm, its confirmation
+BENCHMARK_REPORT_DIR = "report"
+
 # One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the
 # learning rate of the epoch's first step, `lr_last` that of its last (they differ when the
 # schedule steps per batch).

@@ -242,12 +242,10 @@ def test_a_folder_holding_a_sweeps_runs_is_refused_before_anything_trains(tmp_pa
 
 
 def test_a_study_the_sweeper_counts_as_done_with_a_failed_trial_is_done_for_the_plan(tmp_path):
-    from optsweep.analysis.benchmark import study_dir
-
     cfg, _ = settings.load([f"dir={tmp_path / 'b'}", "workloads=[digits]", "optimizers=[adam]",
                             "budget=3"])
     (cell,) = plan.cells(cfg)
-    study = study_dir(cfg.dir, cell.workload, cell.optimizer)
+    study = plan.study_dir(cfg, cell)
 
     def job(name: str, summary_file: str, status: str) -> None:
         (study / name / ".hydra").mkdir(parents=True)
