@@ -8,10 +8,11 @@ on a database), the queued re-runs and new trials while the study has fewer than
 distinct settings. The trials run in slots (``optsweep.sweep.slots``): each end is told at once
 and the freed slot gets the next trial. A trial whose task raised (a crash: not a divergence, a
 prune or a dead worker) is FAIL and its setting queued again in its job directory, up to
-``crash_retries`` times; then it counts as failed. A setting and its re-runs count once. A returned number (a sequence of them when
-multi-objective) is COMPLETE; an exception is FAIL with its text in the trial's ``error`` user
-attribute; ``optuna.TrialPruned``, or a trial that ``optsweep.sweep.trial.report`` told to stop, is
-PRUNED; NaN, inf or a value that is no number is FAIL.
+``crash_retries`` times; then it counts as failed. A setting and its re-runs count once. A
+returned number (a sequence of them when multi-objective) is COMPLETE; an exception is FAIL with
+its text in the trial's ``error`` user attribute; ``optuna.TrialPruned``, or a trial that
+``optsweep.sweep.trial.report`` told to stop, is PRUNED; NaN, inf or a value that is no number is
+FAIL.
 """
 
 from __future__ import annotations
