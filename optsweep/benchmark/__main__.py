@@ -58,7 +58,7 @@ def claim_dir(cfg: DictConfig, content: dict) -> None:
         if other is not None:
             raise OptsweepError(
                 f"dir={root} holds other runs ({other.parent.parent}) and no {path.name}: it is "
-                "not a benchmark's folder; name a new one with dir=PATH or name=NEW")
+                "not a benchmark's folder; name a new one with dir=PATH")
     contract.atomic_write(path, lambda f: json.dump(content, f, indent=2))
 
 
