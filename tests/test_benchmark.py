@@ -156,6 +156,30 @@ def summaries_of(sweep_dir: Path) -> dict[str, dict]:
 
 
 @pytest.mark.slow
+def test_a_study_whose_trials_crashed_to_the_end_is_done_and_a_rerun_launches_it_no_more(tmp_path):
+    # simulate.crash_rate=1: every attempt crashes, so each trial runs again once in its directory
+    # (hydra.sweeper.crash_retries=1) and then counts as failed: the sweeper's count is the budget,
+    # and the plan must find the same, not relaunch the study on every rerun
+    out = tmp_path / "bench"
+    argv = ("workloads=[simulated]", "space=lr_only", "optimizers=[adam]", "budget=2", "seeds=2",
+            "simulate.crash_rate=1", "defaults_baseline=false", f"dir={out}")
+    first = processes.module("optsweep.benchmark", *argv, env=ENV)
+    assert first.returncode == 1 and "sweep=tune" in first.stdout  # nothing finished to confirm
+    study = BenchmarkDir(out).study_dir("simulated", "adam")
+    assert statuses(study) == {"0": "failed", "2": "failed"}  # one directory per setting
+    for job in ("0", "2"):  # the first attempt's record kept aside by the re-run
+        assert "simulated crash" in json.loads(
+            (study / job / contract.CRASHED_SUMMARY_FILE).read_text())["error"]
+    storage = f"sqlite:///{study / 'optuna.db'}"
+    (name,) = optuna.get_all_study_names(storage)
+    done = optuna.load_study(study_name=name, storage=storage).trials
+    assert [t.state for t in done] == [optuna.trial.TrialState.FAIL] * 4
+    assert [t.system_attrs.get("failed_trial") for t in done] == [None, 0, None, 2]
+    again = processes.module("optsweep.benchmark", *argv, env=ENV)
+    assert "sweep=tune" not in again.stdout, again.stdout
+
+
+@pytest.mark.slow
 def test_confirmation_seeds_that_diverge_stay_in_n_at_chance_and_the_report_counts_them(tmp_path):
     # simulated Adam diverges just above lr 1.6e-3, the edge moving 0.3 decades with the seed: the
     # chosen lr (1.57e-3; the study without its defaults trial, whose lr 1e-3 would be chosen)
