@@ -45,6 +45,9 @@ from omegaconf import DictConfig, OmegaConf
 
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
+# a crashed attempt's summary.json, set aside while the sweeper's re-run of it is queued
+# (hydra.sweeper.crash_retries): the job directory reads unfinished until the re-run ends
+CRASHED_SUMMARY_FILE = "summary.crashed.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_WEIGHTS_FILE = "best.pt"  # trainer.keep_best: the model's state dict at the best epoch
 LEASE_FILE = "lease.json"  # who trains the run right now (optsweep.lease)
@@ -61,6 +64,12 @@ SWEEP_STARTED_FILE = ".sweep_started"  # its mtime: which jobs this command ran
 SWEEP_SUMMARY_FILES = ("sweep_summary.csv", "sweep_summary.json")
 OPTUNA_DB_FILE = "optuna.db"  # the default SQLite storage of an Optuna sweep
 OPTIMIZATION_RESULTS_FILE = "optimization_results.yaml"  # an Optuna sweep's best trial
+
+# A benchmark's folder (optsweep.rundir.BenchmarkDir).
+BENCHMARK_MANIFEST_FILE = "benchmark.json"  # the protocol and each workload's target
+BENCHMARK_DEFAULTS_DIR = "defaults"  # per workload: the optimizers at their defaults
+BENCHMARK_CONFIRM_SUFFIX = "_confirm"  # per workload: <optimizer>_confirm, its confirmation
+BENCHMARK_REPORT_DIR = "report"
 
 # One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the
 # learning rate of the epoch's first step, `lr_last` that of its last (they differ when the
@@ -340,6 +349,14 @@ RESULT_FREE_KEYS = {
 # give (a sweep that varies them shows them as swept); trainer.seed, which the analysis treats as
 # the repeat of a setting (analysis.sweeps.SEED). The logger group changes no result, but the
 # fingerprints of logged runs on disk include it: leaving it out would retrain them.
+
+
+# summary.json: the torch thread counts a sweep's job ran with, in order (its slot's share, then
+# each share the final drain lent it: optsweep.sweep.trial.on_more_cores); absent where it kept its
+# share. trainer.num_threads is out of the fingerprint, so a lent run and the same setting run
+# alone share one, while sums over other thread counts may round differently in the last digits
+# (hydra.sweeper.lend_cores=false: never lent, identical).
+LENT_THREADS_FIELD = "lent_threads"
 
 
 def result_free(key: str) -> bool:

@@ -1,5 +1,6 @@
-"""``RunDir`` and ``SweepDir``: the one reader and writer of a run directory and of a sweep's folder;
-``RunDirGuard``, the Hydra callback that checks a single run's directory before Hydra writes into it.
+"""``RunDir``, ``SweepDir`` and ``BenchmarkDir``: the one reader and writer of a run directory, of a
+sweep's folder and the layout of a benchmark's; ``RunDirGuard``, the Hydra callback that checks a
+single run's directory before Hydra writes into it.
 
 ``optsweep.contract`` says what the files are (names, columns, statuses, the objective); this
 module is the only code that opens them. Training, sweep jobs and callbacks write through it; the
@@ -20,7 +21,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import yaml
 from hydra.experimental.callback import Callback
@@ -299,8 +300,11 @@ class SweepDir:
 
     def jobs(self) -> list[RunDir]:
         """Every job directory below the sweep (any depth): one holding ``.hydra/config.yaml``."""
-        pattern = f"{contract.HYDRA_DIR}/{contract.CONFIG_FILE}"
-        return [RunDir(config.parent.parent) for config in self.path.rglob(pattern)]
+        return [RunDir(config.parent.parent) for config in self.job_configs()]
+
+    def job_configs(self) -> Iterator[Path]:
+        """The ``.hydra/config.yaml`` of each job directory below the sweep, as found."""
+        return self.path.rglob(f"{contract.HYDRA_DIR}/{contract.CONFIG_FILE}")
 
     def command(self) -> Optional[list]:
         """The overrides of the command that started the sweep; None before one did."""
@@ -325,6 +329,40 @@ class SweepDir:
         csv_file, json_file = self.summary_files
         contract.atomic_write(csv_file, write_csv)
         contract.atomic_write(json_file, lambda f: json.dump(list(rows), f, indent=2))
+
+
+class BenchmarkDir:
+    """A benchmark's folder (``python -m optsweep.benchmark``'s ``dir``): per workload, per
+    optimizer the Optuna study that tuned it (``<workload>/<optimizer>/``), the confirmation of
+    its chosen setting (``<workload>/<optimizer>_confirm/``) and every optimizer at its defaults
+    (``<workload>/defaults/``), each a sweep's folder; the manifest (``benchmark.json``) and the
+    report (``report/``). The benchmark writes this layout and the analysis reads it."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.path / contract.BENCHMARK_MANIFEST_FILE
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / contract.BENCHMARK_REPORT_DIR
+
+    def study_dir(self, workload: str, optimizer: str) -> Path:
+        return self.path / workload / optimizer
+
+    def confirm_dir(self, workload: str, optimizer: str) -> Path:
+        return self.path / workload / f"{optimizer}{contract.BENCHMARK_CONFIRM_SUFFIX}"
+
+    def defaults_dir(self, workload: str) -> Path:
+        return self.path / workload / contract.BENCHMARK_DEFAULTS_DIR
+
+    def is_benchmark(self) -> bool:
+        return self.manifest_file.is_file()
+
+    def read_manifest(self) -> dict:
+        return json.loads(self.manifest_file.read_text(encoding="utf-8"))
 
 
 # --- the guard of a single run's directory --------------------------------------------------------

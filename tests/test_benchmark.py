@@ -15,8 +15,7 @@ import optuna
 import pytest
 
 from optsweep import contract
-from optsweep.analysis.benchmark import confirm_dir, defaults_dir, study_dir
-from optsweep.rundir import RunDir
+from optsweep.rundir import BenchmarkDir, RunDir
 from tests import processes
 
 ENV = {"MPLBACKEND": "Agg"}
@@ -57,12 +56,13 @@ def complete_trials(study: Path) -> int:
 
 
 def assert_finished(out: Path, workloads, optimizers, budget: int, n_seeds: int) -> None:
+    folder = BenchmarkDir(out)
     for w in workloads:
         for o in optimizers:
-            assert statuses(study_dir(out, w, o)) == {str(i): "completed" for i in range(budget)}
-            assert complete_trials(study_dir(out, w, o)) == budget
-            assert set(statuses(confirm_dir(out, w, o)).values()) == {"completed"}
-            assert seeds(confirm_dir(out, w, o)) == list(range(1, n_seeds + 1))  # new seeds
+            assert statuses(folder.study_dir(w, o)) == {str(i): "completed" for i in range(budget)}
+            assert complete_trials(folder.study_dir(w, o)) == budget
+            assert set(statuses(folder.confirm_dir(w, o)).values()) == {"completed"}
+            assert seeds(folder.confirm_dir(w, o)) == list(range(1, n_seeds + 1))  # new seeds
 
 
 def rows(path: Path) -> list[dict]:
@@ -114,18 +114,19 @@ def test_killed_and_rerun_it_finishes_every_study_and_confirmation_training_none
     argv = ("workloads=[digits]", "optimizers=[adam,adagrad,rmsprop]", "budget=3", "seeds=2")
     process = processes.start(*arguments(out, *argv), env=ENV, start_new_session=True)
     try:  # killed while the second study trains: the first is confirmed, the rest not begun
-        wait_for(study_dir(out, "digits", "adagrad") / "0" / contract.SUMMARY_FILE, process)
+        wait_for(BenchmarkDir(out).study_dir("digits", "adagrad") / "0" / contract.SUMMARY_FILE,
+                 process)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    assert not confirm_dir(out, "digits", "rmsprop").exists()
+    assert not BenchmarkDir(out).confirm_dir("digits", "rmsprop").exists()
     finished_before = {p: t for p, t in summaries(out).items()
                        if RunDir(p.parent).status() in contract.FINAL}
 
     rerun = run(out, *argv)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert_finished(out, ["digits"], ["adam", "adagrad", "rmsprop"], 3, 2)
-    assert set(statuses(defaults_dir(out, "digits")).values()) == {"completed"}
+    assert set(statuses(BenchmarkDir(out).defaults_dir("digits")).values()) == {"completed"}
     after = summaries(out)
     assert {p: after[p] for p in finished_before} == finished_before  # none trained twice
 
@@ -155,6 +156,30 @@ def summaries_of(sweep_dir: Path) -> dict[str, dict]:
 
 
 @pytest.mark.slow
+def test_a_study_whose_trials_crashed_to_the_end_is_done_and_a_rerun_launches_it_no_more(tmp_path):
+    # simulate.crash_rate=1: every attempt crashes, so each trial runs again once in its directory
+    # (hydra.sweeper.crash_retries=1) and then counts as failed: the sweeper's count is the budget,
+    # and the plan must find the same, not relaunch the study on every rerun
+    out = tmp_path / "bench"
+    argv = ("workloads=[simulated]", "space=lr_only", "optimizers=[adam]", "budget=2", "seeds=2",
+            "simulate.crash_rate=1", "defaults_baseline=false", f"dir={out}")
+    first = processes.module("optsweep.benchmark", *argv, env=ENV)
+    assert first.returncode == 1 and "sweep=tune" in first.stdout  # nothing finished to confirm
+    study = BenchmarkDir(out).study_dir("simulated", "adam")
+    assert statuses(study) == {"0": "failed", "2": "failed"}  # one directory per setting
+    for job in ("0", "2"):  # the first attempt's record kept aside by the re-run
+        assert "simulated crash" in json.loads(
+            (study / job / contract.CRASHED_SUMMARY_FILE).read_text())["error"]
+    storage = f"sqlite:///{study / 'optuna.db'}"
+    (name,) = optuna.get_all_study_names(storage)
+    done = optuna.load_study(study_name=name, storage=storage).trials
+    assert [t.state for t in done] == [optuna.trial.TrialState.FAIL] * 4
+    assert [t.system_attrs.get("failed_trial") for t in done] == [None, 0, None, 2]
+    again = processes.module("optsweep.benchmark", *argv, env=ENV)
+    assert "sweep=tune" not in again.stdout, again.stdout
+
+
+@pytest.mark.slow
 def test_confirmation_seeds_that_diverge_stay_in_n_at_chance_and_the_report_counts_them(tmp_path):
     # simulated Adam diverges just above lr 1.6e-3, the edge moving 0.3 decades with the seed: the
     # chosen lr (1.57e-3; the study without its defaults trial, whose lr 1e-3 would be chosen)
@@ -164,7 +189,7 @@ def test_confirmation_seeds_that_diverge_stay_in_n_at_chance_and_the_report_coun
                               "trainer.objective=val_loss", "simulate.diverge_sd=0.3",
                               "simulate.optimizers.adam.diverge_lr=0.0016",
                               "hydra.sweeper.enqueue_defaults=false")
-    ends = list(summaries_of(confirm_dir(out, "simulated", "adam")).values())
+    ends = list(summaries_of(BenchmarkDir(out).confirm_dir("simulated", "adam")).values())
     diverged = sum(e["status"] == "diverged" for e in ends)
     assert 0 < diverged < len(ends) == 4
     kept = [e["final"]["test_acc1"] for e in ends if e["status"] != "diverged"]
@@ -190,15 +215,16 @@ def test_the_confirmed_setting_is_the_best_trial_optuna_scored_not_a_diverged_on
     out = simulated_benchmark(tmp_path / "bench", "optimizers=[sgd]", "budget=8", "seeds=2",
                               "defaults_baseline=false", "simulate.optimizers.sgd.diverge_lr=0.02",
                               "simulate.diverge_sd=0")
-    study = study_dir(out, "simulated", "sgd")
+    study = BenchmarkDir(out).study_dir("simulated", "sgd")
     ends = summaries_of(study)
     scored = {job: e for job, e in ends.items() if e["status"] in contract.SCORED}
     diverged = [e["final"]["val_acc1"] for e in ends.values() if e["status"] == "diverged"]
     best = max(scored, key=lambda job: scored[job]["objective"])
     assert diverged and min(diverged) > scored[best]["final"]["val_acc1"]
     lr = re.search(r"optimizer\.lr=(\S+)", (study / best / ".hydra" / "overrides.yaml").read_text())
-    jobs = statuses(confirm_dir(out, "simulated", "sgd"))
+    confirm = BenchmarkDir(out).confirm_dir("simulated", "sgd")
+    jobs = statuses(confirm)
     assert len(jobs) == 2  # seeds=2: the verdicts need 2 or more
     for job in jobs:
-        confirmed = (confirm_dir(out, "simulated", "sgd") / job / ".hydra" / "overrides.yaml")
+        confirmed = (confirm / job / ".hydra" / "overrides.yaml")
         assert f"optimizer.lr={lr.group(1)}\n" in confirmed.read_text()

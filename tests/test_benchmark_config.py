@@ -229,6 +229,40 @@ def test_a_folder_holding_another_benchmark_is_refused(tmp_path, capsys):
     assert code == 2 and "holds another benchmark" in error_lines(capsys)[0]
 
 
+def test_a_folder_holding_a_sweeps_runs_is_refused_before_anything_trains(tmp_path, capsys):
+    sweep = tmp_path / "multirun" / "lr_search"
+    (sweep / "0" / ".hydra").mkdir(parents=True)  # a job directory, as Hydra leaves one
+    (sweep / "0" / ".hydra" / "config.yaml").write_text("trainer: {}\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code = benchmark.main([f"dir={sweep}", "optimizers=[adam]"])
+    (line,) = error_lines(capsys)
+    assert code == 2 and line.startswith(f"optsweep.benchmark: error: dir={sweep} holds other "
+                                         f"runs ({sweep / '0'}) and no benchmark.json")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_study_the_sweeper_counts_as_done_with_a_failed_trial_is_done_for_the_plan(tmp_path):
+    cfg, _ = settings.load([f"dir={tmp_path / 'b'}", "workloads=[digits]", "optimizers=[adam]",
+                            "budget=3"])
+    (cell,) = plan.cells(cfg)
+    study = plan.study_dir(cfg, cell)
+
+    def job(name: str, summary_file: str, status: str) -> None:
+        (study / name / ".hydra").mkdir(parents=True)
+        (study / name / ".hydra" / "config.yaml").write_text("trainer: {}\n")
+        (study / name / summary_file).write_text(json.dumps({"status": status}))
+
+    job("0", "summary.json", "completed")
+    job("1", "summary.json", "pruned")
+    # the sweeper counts a crash whose re-runs were spent (hydra.sweeper.crash_retries) once, as
+    # failed: a rerun of the benchmark finds nothing to train, and neither must its plan
+    job("2", "summary.json", "failed")
+    assert plan.study_done(cfg, cell) and not plan.study_unsettled(cfg, cell)
+    # while its re-run is queued the sweeper keeps the crashed attempt's record aside: unfinished
+    (study / "2" / "summary.json").rename(study / "2" / "summary.crashed.json")
+    assert not plan.study_done(cfg, cell) and plan.study_unsettled(cfg, cell) == ["2"]
+
+
 def test_the_readmes_benchmark_commands_compose_every_cell():
     import re
     import shlex

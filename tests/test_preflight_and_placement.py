@@ -8,6 +8,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from optsweep import contract
+from optsweep.rundir import RunDir
 from optsweep.sweep import job, preflight, trial
 from tests import processes
 from tests.conftest import make_cfg
@@ -103,6 +105,25 @@ def test_a_parallel_job_takes_the_cores_its_sweep_lends_unless_its_threads_are_c
     assert torch.get_num_threads() == (explicit or 2)  # 4 cores / 2 jobs
     trial.lend_cores(3)  # the sweep's final drain: what the worker's signal handler runs
     assert torch.get_num_threads() == (explicit or 3)
+
+
+@pytest.mark.parametrize("lent", [None, 3])
+def test_a_job_lent_cores_says_in_its_summary_which_thread_counts_it_ran_with(
+        monkeypatch, torch_threads, tmp_path, lent):
+    monkeypatch.setattr(job, "available_cores", lambda: 4)
+    hydra_cfg = OmegaConf.create({"job": {"num": 0}, "launcher": {
+        "_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+        "n_jobs": 2}})
+    trial.forget_cores()
+    job.limit_threads(make_cfg(), hydra_cfg)  # its share: 4 cores / 2 jobs
+    if lent:
+        trial.lend_cores(lent)  # the final drain
+    record = RunDir(tmp_path)
+    record.write_summary({"status": "completed", "objective": 0.5})
+    job.record_lent_threads(record)
+    summary = record.summary()
+    assert summary.get(contract.LENT_THREADS_FIELD) == ([2, lent] if lent else None)
+    assert summary["objective"] == 0.5
 
 
 def test_a_sweeps_launching_process_checks_everything_without_torch(cifar_root):

@@ -260,3 +260,16 @@ def test_study_runs_every_grid_preset_in_order_then_the_analysis(monkeypatch, ca
 
     available.clear()  # no analysis module yet: the study is the sweeps alone
     assert [c[-1] for c in study.commands(("optimizers",), [])] == ["sweep=optimizers"]
+
+
+@pytest.mark.parametrize("schedule, launcher_jobs, jobs", [
+    ("slots", None, 2), ("slots", 4, 2), ("batches", None, 2), ("batches", 1, 1)])
+def test_a_trials_threads_come_from_the_slots_it_has(schedule, launcher_jobs, jobs):
+    # the joblib launcher's n_jobs defaults to -1 (every core): under slots the pool has the
+    # sweeper's n_jobs workers, so on 16 cores each of 2 trials gets 16 / 2 threads
+    overrides = ["sweep=tune", "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2",
+                 f"hydra.sweeper.schedule={schedule}"] + (
+        [f"hydra.launcher.n_jobs={launcher_jobs}"] if launcher_jobs else [])
+    hydra_cfg = compose_hydra(overrides).hydra
+    assert job.parallel_jobs(hydra_cfg, cores=16) == jobs
+    assert threads_per_job(16, job.parallel_jobs(hydra_cfg, cores=16)) == 16 // jobs

@@ -12,6 +12,7 @@ It reads hydra-optuna-sweeper 1.3's configuration with the same meaning (``sampl
   trial cut off with its worker is run again in its own directory;
 - dead workers on any host: a trial whose job stopped beating (``heartbeat_interval``,
   ``grace_period``, ``dead_after_s``) is failed and its setting re-run once in its directory;
+- crashes: a trial whose task raised is re-run in its directory up to ``crash_retries`` times;
 - slots, not batches: up to ``n_jobs`` trials run at once and each trial's end starts the next one
   at once (basic, joblib and submitit launchers; any other launcher runs batches);
 - several workers on one study ask exactly ``n_trials`` trials together;
@@ -72,7 +73,8 @@ class OptunaSweeper(Sweeper):
                  dead_after_s: float = _CONF.dead_after_s,
                  schedule: str = _CONF.schedule, preload: Sequence[str] = (),
                  lend_cores: bool = _CONF.lend_cores,
-                 enqueue_defaults: bool = _CONF.enqueue_defaults) -> None:
+                 enqueue_defaults: bool = _CONF.enqueue_defaults,
+                 crash_retries: int = _CONF.crash_retries) -> None:
         from optsweep.sweep._optuna_impl import OptunaSweeperImpl
 
         self.sweeper = OptunaSweeperImpl(
@@ -81,7 +83,8 @@ class OptunaSweeper(Sweeper):
             search_space=search_space, custom_search_space=custom_search_space, params=params,
             pruner=pruner, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
             dead_after_s=dead_after_s, schedule=schedule, preload=preload,
-            lend_cores=lend_cores, enqueue_defaults=enqueue_defaults)
+            lend_cores=lend_cores, enqueue_defaults=enqueue_defaults,
+            crash_retries=crash_retries)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:

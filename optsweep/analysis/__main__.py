@@ -51,12 +51,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     matplotlib.use("Agg")  # files only; never open a window
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    from optsweep.analysis.benchmark import is_benchmark
     from optsweep.analysis.benchmark_report import write_benchmark_report
     from optsweep.analysis.optuna_study import find_studies
     from optsweep.analysis.report import write_report
     from optsweep.analysis.tables import (best_settings, display_table, selection_metric,
                                           setting_table)
+    from optsweep.rundir import BenchmarkDir
 
     try:
         problem = selection_problem(args.select)  # first: a misspelt name must not fall back
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
         if problem:
             raise AnalysisInputError(f"--out {out}: cannot be created or written ({problem}); "
                                      "name a writable directory with --out DIR")
-        if len(args.paths) == 1 and is_benchmark(args.paths[0]):  # its answer goes first
+        if len(args.paths) == 1 and BenchmarkDir(args.paths[0]).is_benchmark():  # answer first
             report = write_benchmark_report(args.paths[0], out, metric=args.metric,
                                             select=select)
         else:

@@ -4,13 +4,13 @@
 study that tuned it (``<workload>/<optimizer>/``, one run per trial), the confirmation runs of the
 study's chosen setting over new seeds (``<workload>/<optimizer>_confirm/``) and, optionally, every
 optimizer at its defaults over the same seeds (``<workload>/defaults/``), plus ``benchmark.json``
-(the protocol and each workload's target). This module names that layout (the benchmark writes
-it, the analysis reads it) and turns the runs into tables: the confirmed results, the trials
-behind the tuning-budget curves, and the times to target behind the performance profile.
+(the protocol and each workload's target): ``optsweep.rundir.BenchmarkDir`` names that layout (the
+benchmark writes it, the analysis reads it). This module turns the runs into tables: the confirmed
+results, the trials behind the tuning-budget curves, and the times to target behind the
+performance profile.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,33 +22,12 @@ import yaml
 from optsweep.analysis.load import RunSet, load_runs
 from optsweep.analysis.profile import SPENT, median_time, run_time_to_target, spent_until
 from optsweep.analysis.sweeps import SEED
-from optsweep.contract import (AUTO_OBJECTIVE, AVERAGED, FINAL, OPTIMIZATION_RESULTS_FILE, Status,
+from optsweep.contract import (AUTO_OBJECTIVE, AVERAGED, BENCHMARK_CONFIRM_SUFFIX,
+                               BENCHMARK_DEFAULTS_DIR, FINAL, OPTIMIZATION_RESULTS_FILE, Status,
                                maximize)
+from optsweep.rundir import BenchmarkDir
 
-MANIFEST = "benchmark.json"
-DEFAULTS = "defaults"  # the folder of the optimizers at their defaults
-CONFIRM_SUFFIX = "_confirm"
 ROLES = ("trial", "confirmed", "defaults")
-
-
-def study_dir(root, workload: str, optimizer: str) -> Path:
-    return Path(root) / workload / optimizer
-
-
-def confirm_dir(root, workload: str, optimizer: str) -> Path:
-    return Path(root) / workload / f"{optimizer}{CONFIRM_SUFFIX}"
-
-
-def defaults_dir(root, workload: str) -> Path:
-    return Path(root) / workload / DEFAULTS
-
-
-def is_benchmark(path) -> bool:
-    return (Path(path) / MANIFEST).is_file()
-
-
-def read_manifest(root) -> dict:
-    return json.loads((Path(root) / MANIFEST).read_text(encoding="utf-8"))
 
 
 @dataclass
@@ -73,14 +52,15 @@ class Benchmark:
 def load_benchmark(root) -> Benchmark:
     """Every run of the benchmark at ``root``, each with its workload and role."""
     root = Path(root)
-    manifest = read_manifest(root)
+    manifest = BenchmarkDir(root).read_manifest()
     runset = load_runs([root])
     runs = runset.runs.copy()
     parts = runs["sweep"].str.split("/", n=1)
     runs["workload"] = parts.str[0]
     leaf = parts.str[-1]
-    runs["role"] = np.where(leaf == DEFAULTS, "defaults",
-                            np.where(leaf.str.endswith(CONFIRM_SUFFIX), "confirmed", "trial"))
+    runs["role"] = np.where(leaf == BENCHMARK_DEFAULTS_DIR, "defaults",
+                            np.where(leaf.str.endswith(BENCHMARK_CONFIRM_SUFFIX), "confirmed",
+                                     "trial"))
     return Benchmark(root, manifest, runs, runset)
 
 
@@ -268,7 +248,8 @@ def defaults_trials(bench: Benchmark) -> pd.DataFrame:
     rows = []
     for workload in bench.workloads:
         for optimizer in bench.optimizers:
-            path = study_dir(bench.root, workload, optimizer) / OPTIMIZATION_RESULTS_FILE
+            path = BenchmarkDir(bench.root).study_dir(workload, optimizer) / \
+                OPTIMIZATION_RESULTS_FILE
             if not path.is_file():
                 continue
             with path.open(encoding="utf-8") as f:

@@ -25,10 +25,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from optsweep import contract
-from optsweep.analysis.benchmark import MANIFEST, study_dir
 from optsweep.benchmark import plan, settings
 from optsweep.errors import OptsweepError, unwritable
 from optsweep.overrides import override_key
+from optsweep.rundir import BenchmarkDir, SweepDir
 
 TARGET_OVERRIDE = "workload.target"  # also workload.target_metric
 
@@ -39,19 +39,26 @@ def manifest(cfg: DictConfig, overrides: list[str], targets: dict, seeds: dict) 
 
 
 def claim_dir(cfg: DictConfig, content: dict) -> None:
-    """Write benchmark.json, or refuse a folder that holds another benchmark's."""
+    """Write benchmark.json, or refuse a folder that holds another benchmark's, or other runs (a
+    sweep's: the benchmark would write beside them and its analysis would read them too)."""
     root = Path(cfg.dir)
     problem = unwritable(root)
     if problem:
         raise OptsweepError(f"dir={root}: cannot be created or written ({problem}); name a "
                             "writable folder with dir=PATH")
-    path = root / MANIFEST
+    path = BenchmarkDir(root).manifest_file
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
         if _training(previous) != _training(content):
             raise OptsweepError(
                 f"dir={root} holds another benchmark (settings in {path}); rerun that command to "
                 "resume it, or name a new one with name=NEW")
+    else:
+        other = next(SweepDir(root).job_configs(), None)
+        if other is not None:
+            raise OptsweepError(
+                f"dir={root} holds other runs ({other.parent.parent}) and no {path.name}: it is "
+                "not a benchmark's folder; name a new one with dir=PATH")
     contract.atomic_write(path, lambda f: json.dump(content, f, indent=2))
 
 
@@ -91,7 +98,7 @@ def confirm_command(cfg: DictConfig, cell: plan.Cell, overrides: list[str], out:
     from optsweep.analysis.load import load_runs
     from optsweep.confirm import chosen_run, command, new_seeds, selection, setting_overrides
 
-    runset = load_runs([study_dir(cfg.dir, cell.workload, cell.optimizer)])
+    runset = load_runs([plan.study_dir(cfg, cell)])
     run, used = chosen_run(runset, cfg.metric, selection(runset, cfg.select))
     chosen = {override_key(o): o for o in setting_overrides(Path(run["run"]))}
     chosen.update({override_key(o): o for o in plan.basic_sweep_overrides(overrides)})
@@ -99,9 +106,8 @@ def confirm_command(cfg: DictConfig, cell: plan.Cell, overrides: list[str], out:
 
 
 def run_defaults(cfg: DictConfig, workload: str, seeds: list[int], overrides: list[str]) -> bool:
-    from optsweep.analysis.benchmark import defaults_dir
-
-    if plan.sweep_done(defaults_dir(cfg.dir, workload), len(cfg.optimizers) * len(seeds)):
+    if plan.sweep_done(BenchmarkDir(cfg.dir).defaults_dir(workload),
+                       len(cfg.optimizers) * len(seeds)):
         return True
     return step(plan.defaults_command(cfg, workload, seeds, overrides))
 
@@ -112,7 +118,8 @@ def report(cfg: DictConfig) -> Path:
     matplotlib.use("Agg")
     from optsweep.analysis.benchmark_report import write_benchmark_report
 
-    return write_benchmark_report(Path(cfg.dir), Path(cfg.dir) / "report", metric=cfg.metric,
+    folder = BenchmarkDir(cfg.dir)
+    return write_benchmark_report(folder.path, folder.report_dir, metric=cfg.metric,
                                   select=cfg.select)
 
 

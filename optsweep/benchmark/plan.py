@@ -15,13 +15,16 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from optsweep import contract
-from optsweep.analysis.benchmark import confirm_dir, defaults_dir, study_dir
 from optsweep.benchmark.settings import TUNED
 from optsweep.overrides import override_key
-from optsweep.rundir import SweepDir
+from optsweep.rundir import BenchmarkDir, SweepDir
 
 # A study's trial that needs no rerun: a result (pruned counts: the pruner ended it on purpose).
 SETTLED = (*contract.FINAL, contract.Status.PRUNED)
+# A study's trial the sweeper counts among its budget: settled, or failed once its crash re-runs
+# were spent (hydra.sweeper.crash_retries; while one is queued the sweeper sets the crashed
+# attempt's summary aside, and the directory reads unfinished).
+COUNTED = (*SETTLED, contract.Status.FAILED)
 # Overrides that reach the confirmation and defaults sweeps too (Hydra's basic sweeper, which has
 # no Optuna keys): the launcher and everything that is not Hydra's.
 LAUNCHER_KEYS = ("hydra/launcher", "hydra.launcher.")
@@ -49,7 +52,7 @@ def tune_command(cfg: DictConfig, cell: Cell, overrides: list[str]) -> list[str]
             f"optimizer={cell.optimizer}", f"space={cell.space}",
             f"hydra/sweeper/pruner={cfg.pruner}", f"hydra.sweeper.n_trials={cfg.budget}",
             f"hydra.sweeper.study_name={study_name(cfg, cell)}",
-            f"hydra.sweep.dir={study_dir(cfg.dir, cell.workload, cell.optimizer)}", *overrides]
+            f"hydra.sweep.dir={study_dir(cfg, cell)}", *overrides]
 
 
 def basic_sweep_overrides(overrides: list[str]) -> list[str]:
@@ -62,7 +65,8 @@ def defaults_command(cfg: DictConfig, workload: str, seeds: list[int],
                      overrides: list[str]) -> list[str]:
     return [sys.executable, "-m", "optsweep", "-m", f"workload={workload}",
             f"optimizer={','.join(cfg.optimizers)}", f"trainer.seed={','.join(map(str, seeds))}",
-            f"hydra.sweep.dir={defaults_dir(cfg.dir, workload)}", *basic_sweep_overrides(overrides)]
+            f"hydra.sweep.dir={BenchmarkDir(cfg.dir).defaults_dir(workload)}",
+            *basic_sweep_overrides(overrides)]
 
 
 def job_statuses(sweep_dir: Path) -> dict[str, contract.Status]:
@@ -71,15 +75,16 @@ def job_statuses(sweep_dir: Path) -> dict[str, contract.Status]:
 
 
 def study_done(cfg: DictConfig, cell: Cell) -> bool:
-    """The study holds ``budget`` settled trials: nothing is left to train."""
-    statuses = job_statuses(study_dir(cfg.dir, cell.workload, cell.optimizer))
-    return sum(s in SETTLED for s in statuses.values()) >= cfg.budget
+    """The study holds ``budget`` trials the sweeper counts (``COUNTED``): nothing is left to
+    train, as the sweeper itself would find (a failed trial is not run again by a rerun)."""
+    statuses = job_statuses(study_dir(cfg, cell))
+    return sum(s in COUNTED for s in statuses.values()) >= cfg.budget
 
 
 def study_unsettled(cfg: DictConfig, cell: Cell) -> list[str]:
     """Trials still training (here or on another machine) or cut off: the study's best is not
     known yet, so its confirmation waits."""
-    statuses = job_statuses(study_dir(cfg.dir, cell.workload, cell.optimizer))
+    statuses = job_statuses(study_dir(cfg, cell))
     return sorted(job for job, s in statuses.items() if s == contract.Status.UNFINISHED)
 
 
@@ -89,7 +94,11 @@ def sweep_done(sweep_dir: Path, jobs: int) -> bool:
     return sum(s in contract.FINAL for s in statuses.values()) >= jobs
 
 
+def study_dir(cfg: DictConfig, cell: Cell) -> Path:
+    return BenchmarkDir(cfg.dir).study_dir(cell.workload, cell.optimizer)
+
+
 def confirmation_dir(cfg: DictConfig, cell: Cell) -> Path:
-    return confirm_dir(cfg.dir, cell.workload, cell.optimizer)
+    return BenchmarkDir(cfg.dir).confirm_dir(cell.workload, cell.optimizer)
 
 

@@ -6,10 +6,13 @@ dead worker of this host; then, after failing the trials whose job fell silent o
 queueing each one's setting again once (``optsweep.lease.silence`` on a journal, Optuna's heartbeat
 on a database), the queued re-runs and new trials while the study has fewer than ``n_trials``
 distinct settings. The trials run in slots (``optsweep.sweep.slots``): each end is told at once
-and the freed slot gets the next trial. A returned number (a sequence of them when
-multi-objective) is COMPLETE; an exception is FAIL with its text in the trial's ``error`` user
-attribute; ``optuna.TrialPruned``, or a trial that ``optsweep.sweep.trial.report`` told to stop, is
-PRUNED; NaN, inf or a value that is no number is FAIL.
+and the freed slot gets the next trial. A trial whose task raised (a crash: not a divergence, a
+prune or a dead worker) is FAIL and its setting queued again in its job directory, up to
+``crash_retries`` times; then it counts as failed. A setting and its re-runs count once. A
+returned number (a sequence of them when multi-objective) is COMPLETE; an exception is FAIL with
+its text in the trial's ``error`` user attribute; ``optuna.TrialPruned``, or a trial that
+``optsweep.sweep.trial.report`` told to stop, is PRUNED; NaN, inf or a value that is no number is
+FAIL.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ class OptunaSweeperImpl(Sweeper):
                  params: Optional[DictConfig], pruner: Any, heartbeat_interval: Optional[int],
                  grace_period: int, dead_after_s: float, schedule: str = "slots",
                  preload: Sequence[str] = (), lend_cores: bool = True,
-                 enqueue_defaults: bool = False) -> None:
+                 enqueue_defaults: bool = False, crash_retries: int = 1) -> None:
         self.sampler_node, self.pruner_node = sampler, pruner
         self.direction, self.storage, self.study_name = direction, storage, study_name
         self.n_trials, self.n_jobs = int(n_trials), int(n_jobs)
@@ -154,6 +157,7 @@ class OptunaSweeperImpl(Sweeper):
         self.preload = [str(name) for name in preload]
         self.lend_cores = bool(lend_cores)
         self.enqueue_defaults = bool(enqueue_defaults)
+        self.crash_retries = crash_retries
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -245,6 +249,9 @@ class OptunaSweeperImpl(Sweeper):
         if self.schedule not in SCHEDULES:
             raise SweepError(f"hydra.sweeper.schedule={self.schedule} is invalid: expected one "
                              f"of {', '.join(SCHEDULES)}")
+        if not isinstance(self.crash_retries, int) or self.crash_retries < 0:
+            raise SweepError(f"hydra.sweeper.crash_retries={self.crash_retries} is invalid: "
+                             "expected how many times a crashed trial runs again, an integer >= 0")
         if self.n_jobs < 1:
             raise SweepError(f"hydra.sweeper.n_jobs={self.n_jobs} is invalid: expected the "
                              "number of trials run at once, an integer >= 1")
@@ -366,8 +373,8 @@ class _Run:
         self.fail_dead()
         self.enqueue_first()
         trials = self.study.get_trials(deepcopy=False)
-        retried = {t.system_attrs[RETRY_OF] for t in trials if RETRY_OF in t.system_attrs}
-        count = sum(t.number not in retried for t in trials)
+        rerun = superseded(trials)
+        count = sum(t.number not in rerun for t in trials)
         # counted already; Optuna gives the oldest first, and a key it leaves open (the defaults'
         # left out) is drawn with that trial's own number's seed
         waiting = sorted(t.number for t in trials if t.state == TrialState.WAITING)
@@ -454,22 +461,25 @@ class _Run:
                 silent.append((frozen, why))
         return silent
 
-    def retry(self, frozen: optuna.trial.FrozenTrial) -> None:
-        """Queue ``frozen``'s setting as a new trial that runs in its job directory (a re-run that
-        died is not queued again), as Optuna's ``RetryFailedTrialCallback`` does."""
-        if RETRY_OF in frozen.system_attrs:
-            log.warning("trial %d, itself the re-run of trial %d, is not run again",
-                        frozen.number, frozen.system_attrs[RETRY_OF])
+    def retry(self, frozen: optuna.trial.FrozenTrial, limit: int = 1) -> None:
+        """Queue ``frozen``'s setting as a new trial that runs in its job directory, as Optuna's
+        ``RetryFailedTrialCallback`` does, unless the setting was re-run ``limit`` times already
+        (a dead worker's: once; a crash's: ``crash_retries``). Call under the study lock."""
+        history = list(frozen.system_attrs.get(RETRY_HISTORY, []))
+        if len(history) >= limit:
+            log.warning("trial %d, the re-run of trial %d, is not run again: its setting ran %d "
+                        "times", frozen.number, history[0], len(history) + 1)
             return
         dropped = (WORKER_ATTR, job_trial.PRUNED_ATTR)
         system_attrs = {k: v for k, v in frozen.system_attrs.items() if k not in dropped}
-        system_attrs.update({RETRY_OF: frozen.number, RETRY_HISTORY: [frozen.number]})
+        system_attrs.update({RETRY_OF: frozen.system_attrs.get(RETRY_OF, frozen.number),
+                             RETRY_HISTORY: [*history, frozen.number]})
         self.study.add_trial(optuna.trial.create_trial(
             state=TrialState.WAITING, params=frozen.params, distributions=frozen.distributions,
             user_attrs={k: v for k, v in frozen.user_attrs.items() if k != ERROR_ATTR},
             system_attrs=system_attrs, intermediate_values=frozen.intermediate_values))
-        log.info("trial %d: its setting is queued to run again in %s", frozen.number,
-                 self.job_dir(frozen))
+        log.info("trial %d: its setting is queued to run again in %s (re-run %d of at most %d)",
+                 frozen.number, self.job_dir(frozen), len(history) + 1, limit)
 
     def ask(self, number: int) -> Claim:
         """A queued trial or a new one; ``number`` is the one Optuna gives a new trial (trials are
@@ -510,17 +520,38 @@ class _Run:
         return runners.Job(claim.number, overrides, " ".join(drawn))
 
     def finish(self, end: runners.Ended, busy: int, n_slots: int) -> Optional[str]:
-        """Tell Optuna how ``end``'s trial ended and say so in one line; its error, if it failed."""
+        """Tell Optuna how ``end``'s trial ended and say so in one line; its error, if it failed
+        (a crash queued to run again is no failure yet: its re-run's end is)."""
         number = end.job.number
         result = self.result(number, end)
-        self.tell(number, result)
+        crashed = result.state == TrialState.FAIL and end.raised and self.reruns_left(number)
+        if crashed:
+            self.set_aside(number)
+        crashed = self.tell(number, result) and crashed
         frozen = self.storage.get_trial(self.trial_id(number))
+        if crashed:
+            with st.study_lock(self.url, self.name):
+                self.retry(frozen, self.sweeper.crash_retries)
         took = frozen.duration.total_seconds() if frozen.duration else float("nan")
         value = "" if frozen.values is None else \
             ", value " + ", ".join(f"{v:.6g}" for v in frozen.values)
         log.info("trial %d %s%s, %.1f s; %d of %d slots busy", number, frozen.state.name, value,
                  took, busy, n_slots)
-        return result.error if result.state == TrialState.FAIL else None
+        return result.error if result.state == TrialState.FAIL and not crashed else None
+
+    def reruns_left(self, number: int) -> bool:
+        """Whether crashed trial ``number``'s setting may run again (``crash_retries``)."""
+        frozen = self.storage.get_trial(self.trial_id(number))
+        return len(frozen.system_attrs.get(RETRY_HISTORY, [])) < self.sweeper.crash_retries
+
+    def set_aside(self, number: int) -> None:
+        """Move a crashed attempt's ``summary.json`` (optsweep's run record) aside while its re-run
+        is queued: the job directory then reads unfinished, as the benchmark's plan must see it,
+        until the re-run records its own end (``contract.CRASHED_SUMMARY_FILE`` keeps it)."""
+        job_dir = self.job_dir(self.storage.get_trial(self.trial_id(number)))
+        summary = job_dir / contract.SUMMARY_FILE
+        if summary.is_file():
+            summary.replace(job_dir / contract.CRASHED_SUMMARY_FILE)
 
     def result(self, number: int, end: runners.Ended) -> TrialResult:
         told_to_stop = job_trial.PRUNED_ATTR in self.storage.get_trial(
@@ -539,15 +570,25 @@ class _Run:
             return TrialResult(TrialState.FAIL, error=error)
         return TrialResult(TrialState.COMPLETE, values)
 
-    def tell(self, number: int, result: TrialResult) -> None:
+    def tell(self, number: int, result: TrialResult) -> bool:
+        """Tell ``result``; False when the trial was finished elsewhere (a sweeper that took it for
+        dead), which dropped it."""
         trial_id = self.trial_id(number)
         if self.storage.get_trial(trial_id).state.is_finished():
             log.warning("trial %d was finished elsewhere; its result here is dropped", number)
-            return
+            return False
         if result.error:
             self.storage.set_trial_user_attr(trial_id, ERROR_ATTR, result.error[:2000])
         with _optuna_private.grid_exhaustion_tolerated():
             self.study.tell(number, result.values, state=result.state, skip_if_finished=True)
+        return True
+
+
+def superseded(trials: Sequence[optuna.trial.FrozenTrial]) -> set:
+    """The numbers of the trials that were run again (each re-run names its chain): a setting and
+    its re-runs count once, as the re-run."""
+    return {n for t in trials for n in t.system_attrs.get(RETRY_HISTORY, [])} | {
+        t.system_attrs[RETRY_OF] for t in trials if RETRY_OF in t.system_attrs}
 
 
 def _objective_values(value: Any, n_objectives: int) -> Tuple[Optional[List[float]], Optional[str]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 from omegaconf import DictConfig
 
@@ -28,6 +28,9 @@ from optsweep.dispatch import run_task
 from optsweep.task import EpochHook, StopRun, is_simulated
 
 log = logging.getLogger(__name__)
+
+# the torch thread counts the current job ran with, in order: its share, then each lent one
+_ran_with: List[int] = []
 
 
 def sweep_job(cfg: DictConfig, hydra_cfg: DictConfig) -> float:
@@ -43,6 +46,7 @@ def sweep_job(cfg: DictConfig, hydra_cfg: DictConfig) -> float:
                            choices=choices)
     except Exception as exc:  # one job's failure is a result of the sweep, not its end
         outcome = record_failure(cfg, run_dir, exc, choices)
+    record_lent_threads(RunDir(run_dir))
     return _trial_answer(outcome) if in_trial else outcome.objective
 
 
@@ -95,14 +99,21 @@ def record_failure(cfg: DictConfig, run_dir: Path, exc: Exception, choices: dict
 
 
 def parallel_jobs(hydra_cfg: DictConfig, cores: int) -> int:
-    """How many jobs the launcher runs at once on this machine (joblib's n_jobs rules)."""
+    """How many jobs run at once on this machine under the joblib launcher: the slots of optsweep's
+    sweeper (``schedule=slots``: its process pool has ``hydra.sweeper.n_jobs`` workers, whatever
+    ``hydra.launcher.n_jobs`` says), else the launcher's ``n_jobs`` (joblib's rules), at most the
+    sweeper's batch of ``hydra.sweeper.n_jobs`` trials where the sweeper has one."""
     launcher = hydra_cfg.get("launcher") or {}
     if "joblib" not in str(launcher.get("_target_", "")):
         return 1  # Hydra's basic launcher runs one job at a time; SLURM gives each job its cores
+    sweeper = hydra_cfg.get("sweeper") or {}
+    batch = sweeper.get("n_jobs")
+    if batch is not None and sweeper.get("schedule") == "slots":
+        return max(1, int(batch))
     n_jobs = int(launcher.get("n_jobs", -1))
     if n_jobs < 0:  # joblib: -1 = all cores, -2 = all but one, ...
         n_jobs = cores + 1 + n_jobs
-    return max(1, n_jobs)
+    return max(1, min(n_jobs, int(batch)) if batch is not None else n_jobs)
 
 
 def gpu_for_job(job_num: int, parallel: int, gpu_count: int) -> Optional[int]:
@@ -138,9 +149,11 @@ def limit_threads(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
 
     cores = available_cores()
     jobs = parallel_jobs(hydra_cfg, cores)
+    _ran_with.clear()
     if jobs > 1:
         threads = threads_per_job(cores, jobs)
         torch.set_num_threads(threads)
+        _ran_with.append(threads)
         log.info("%d parallel jobs on %d cores: %d torch threads in this job", jobs, cores, threads)
         trial.on_more_cores(use_lent_cores)  # the sweep's final drain: idle slots lend theirs
 
@@ -152,4 +165,14 @@ def use_lent_cores(cores: int) -> None:
 
     if cores != torch.get_num_threads():
         torch.set_num_threads(cores)
+        _ran_with.append(cores)
         log.info("the sweep gives this job %d cores: as many torch threads from now on", cores)
+
+
+def record_lent_threads(record: RunDir) -> None:
+    """Say in the run's ``summary.json`` which thread counts it ran with, when the sweep lent it
+    cores (``contract.LENT_THREADS_FIELD``: what its fingerprint does not tell)."""
+    summary = record.summary()
+    if len(_ran_with) > 1 and summary is not None:
+        record.write_summary({**summary, contract.LENT_THREADS_FIELD: list(_ran_with)})
+    _ran_with.clear()

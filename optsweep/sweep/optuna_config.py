@@ -248,6 +248,10 @@ class OptsweepOptunaSweeperConf:
     # trials still running, whose jobs take them with optsweep.sweep.trial.on_more_cores (optsweep's
     # set torch's threads: a thread count other than the slot's share rounds sums differently)
     lend_cores: bool = True
+    # a trial whose task raised (a crash, not a divergence, a prune or a dead worker) runs again in
+    # its job directory up to this many times, then counts as failed: every setting gets as many
+    # chances, and a study ends with n_trials trials that ended on their own merit where it can
+    crash_retries: int = 1
     # the sweep stops when more than this fraction of the last n_jobs finished trials failed
     # (0.0: any failure)
     max_failure_rate: float = 0.0

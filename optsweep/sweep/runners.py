@@ -8,9 +8,11 @@ chosen from ``hydra.launcher``'s ``_target_``, each job run as Hydra's own launc
 (``hydra.core.utils.run_job`` on the job's sweep config) where the launcher would run it:
 
 - the basic launcher: ``InProcess``, one job at a time in this process, as the basic launcher does;
-- the joblib launcher: ``ProcessPool``, one worker process per slot (spawned, and reused job after
-  job as loky reuses its workers); a worker that dies ends its own job only, and a fresh worker
-  takes its slot; a worker whose sweeper died stops (it would run a trial the rerun runs again);
+- the joblib launcher: ``ProcessPool``, one worker process per slot (spawned without re-running
+  ``__main__``, and reused job after job, as loky starts and reuses its workers); a worker that
+  dies ends its own job only, and a fresh worker takes its slot; a worker that dies at start-up is
+  said in one line with its own error and replaced, ``START_TRIES`` times in a row for a slot stop
+  the sweep; a worker whose sweeper died stops (it would run a trial the rerun runs again);
   when nothing is left to start, idle slots lend their cores to the jobs still running (``spread``:
   a signal to each worker, whose job's ``optsweep.sweep.trial.on_more_cores`` callback takes them);
 - submitit's launchers (``hydra/launcher=submitit_slurm``, ``submitit_local``): ``Submitit``, one
@@ -44,7 +46,8 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from optsweep.resources import available_cores, threads_per_job
-from optsweep.sweep import trial
+from optsweep.sweep import _multiprocessing_private, trial
+from optsweep.sweep.errors import SweepError
 from optsweep.sweep.trial import SLOT_ENV
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,12 @@ log = logging.getLogger(__name__)
 POLL_S = 1.0  # how often submitit's jobs are asked whether they are done (it caches sacct calls)
 PARENT_CHECK_S = 0.5  # how often a pool worker checks that its sweeper still lives
 LEND_SIGNAL = getattr(signal, "SIGUSR1", None)  # "cores offered": ProcessPool.spread to a worker
+# A slot whose worker dies this many times in a row before it is ready stops the sweep: a fault of
+# start-up (an import that fails, a preload that crashes) fails every worker alike; a worker killed
+# once (the OOM killer, a signal) is replaced.
+START_TRIES = 3
+READY = "ready"  # a worker's first message; else ("died", "Type: message") before it exits
+WORKER_NAME = "optsweep slot "
 
 
 class Job(NamedTuple):
@@ -65,6 +74,12 @@ class Ended(NamedTuple):
     value: Any = None  # the task's return value (a trial.Pruned when it was pruned)
     error: Optional[str] = None  # "Type: message" of a job that failed or died
     trace: Optional[str] = None  # the failure's traceback, for the log
+
+    @property
+    def raised(self) -> bool:
+        """The task raised (a crash): its process lived to send the traceback. A job whose process
+        died, or whose return value was no answer, has no traceback."""
+        return self.error is not None and self.trace is not None
 
 
 def run_one(hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
@@ -151,6 +166,7 @@ class ProcessPool:
         # cloudpickle, as loky does: a task defined in a script's __main__ pickles by value
         self.payload = _dumps((hydra_context, config, task_function, Singleton.get_state()))
         self.preload = tuple(preload)
+        _multiprocessing_private.spawn_without_main(WORKER_NAME)
         self.context = multiprocessing.get_context("spawn")
         self.running: Dict[int, Job] = {}  # slot -> job
         # started at once, each from a thread of its own (a start waits until its interpreter has
@@ -162,7 +178,11 @@ class ProcessPool:
             thread.start()
 
     def _start_into(self, slot: int) -> None:
-        self.workers[slot] = self._start(slot)
+        self.workers[slot] = None  # until it has started: a dead one is not waited on again
+        try:
+            self.workers[slot] = self._start(slot)
+        except Exception:  # said by _ready, which starts another
+            log.exception("slot %d: its worker process could not be started", slot)
 
     def _started(self) -> None:
         for thread in self.starting:
@@ -172,11 +192,18 @@ class ProcessPool:
     def _start(self, slot: int) -> _Worker:
         ours, theirs = self.context.Pipe()
         offer = self.context.RawValue("i", 0)
-        process = self.context.Process(target=_serve, args=(theirs, self.payload, slot,
-                                                            os.getpid(), self.preload, offer),
-                                       name=f"optsweep slot {slot}")
+        process = self.context.Process(target=_serve, args=(theirs, slot, os.getpid(),
+                                                            self.preload, offer),
+                                       name=f"{WORKER_NAME}{slot}")
         process.start()  # not a daemon: a job may start processes of its own (data loaders)
         theirs.close()
+        # the payload over the pipe, not among the process's arguments: multiprocessing writes
+        # those into a pipe whose read end it holds itself until the write ends, so a child that
+        # dies before reading more than the pipe's 64 KiB leaves the start waiting for ever
+        try:
+            ours.send_bytes(self.payload)
+        except OSError:  # it died already: _ready says how
+            pass
         return _Worker(process, ours, offer)
 
     def ready(self) -> None:
@@ -187,19 +214,27 @@ class ProcessPool:
             self._ready(slot)
 
     def _ready(self, slot: int) -> None:
-        worker = self.workers[slot]
-        if worker is None:
-            raise RuntimeError(f"the worker process of slot {slot} could not be started; see "
-                               "its error above")
-        try:
-            worker.conn.recv()
-        except (EOFError, OSError):
-            raise RuntimeError(f"the worker process of slot {slot} did not start (exit code "
-                               f"{worker.process.exitcode}); see its error above")
+        """Wait until slot ``slot``'s worker is ready, replacing one that dies at start-up (one
+        line each); ``START_TRIES`` deaths in a row stop the sweep with the last one's error."""
+        for tries in range(1, START_TRIES + 1):
+            died = _start_failure(self.workers[slot])
+            if died is None:
+                return
+            if tries == START_TRIES:
+                raise SweepError(f"slot {slot}: its worker process died at start-up {tries} times "
+                                 f"in a row, the last {died}; the sweep stops (a module the task "
+                                 "or hydra.sweeper.preload imports fails in a fresh process: "
+                                 "see the worker's traceback above)")
+            log.warning("slot %d: its worker process died at start-up (%s); a new one takes the "
+                        "slot (%d of %d tries)", slot, died, tries + 1, START_TRIES)
+            self._start_into(slot)
 
     def submit(self, job: Job) -> None:
         slot = min(s for s in range(self.slots) if s not in self.running)
-        self.workers[slot].conn.send((job.number, job.overrides))
+        try:
+            self.workers[slot].conn.send((job.number, job.overrides))
+        except OSError:  # it died since its last job: wait() finds it by its sentinel
+            pass
         self.running[slot] = job
         # what the job takes itself (optsweep.sweep.job.limit_threads)
         self.allotted[slot] = threads_per_job(self.cores, self.slots)
@@ -252,7 +287,7 @@ class ProcessPool:
             code = worker.process.exitcode
             log.warning("slot %d: the process running trial %d died (exit code %s); a new one "
                         "takes the slot", slot, job.number, code)
-            self.workers[slot] = self._start(slot)
+            self._start_into(slot)
             self._ready(slot)
             return Ended(job, error=f"its job's process died (exit code {code})")
 
@@ -272,26 +307,40 @@ class ProcessPool:
                 worker.process.terminate()
 
 
-def _serve(conn: Any, payload: bytes, slot: int, sweeper_pid: int,
-           preload: Sequence[str], offer: Any) -> None:
+def _start_failure(worker: Optional[_Worker]) -> Optional[str]:
+    """None once ``worker`` says it is ready; else how it died: its exit code and its own last
+    error line. Waits on its pipe and on its process's end alike, so a death is never waited out."""
+    if worker is None:
+        return "it could not be started: see the error above"
+    wait_for([worker.conn, worker.process.sentinel])
+    message = None
+    try:
+        if worker.conn.poll():
+            message = worker.conn.recv()
+    except (EOFError, OSError):
+        pass
+    if message == READY:
+        return None
+    worker.process.join(timeout=10)
+    said = f": {message[1]}" if isinstance(message, tuple) else ""
+    return f"exit code {worker.process.exitcode}{said}"
+
+
+def _serve(conn: Any, slot: int, sweeper_pid: int, preload: Sequence[str], offer: Any) -> None:
     """A pool worker: run the jobs it is sent until told to stop or its sweeper is gone."""
-    import importlib
-    import pickle
-
     threading.Thread(target=_stop_without, args=(sweeper_pid,), daemon=True).start()
-    hydra_context, config, task_function, singleton_state = pickle.loads(payload)
-    Singleton.set_state(singleton_state)
-    # each job opens its study, and the task's own imports (hydra.sweeper.preload): before the
-    # first trial, not inside its time
-    for name in ("optuna", *preload):
-        importlib.import_module(name)
-
+    os.environ[SLOT_ENV] = str(slot)  # jobs are placed on GPUs by slot (optsweep.sweep.job)
+    try:
+        hydra_context, config, task_function = _start_worker(conn, preload)
+    except BaseException as exc:  # said to the sweeper in one line; the traceback goes to stderr
+        text = str(exc).strip()
+        conn.send(("died", f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"))
+        raise
     if LEND_SIGNAL is not None:  # before "ready": the signal's default action ends a process
         signal.signal(LEND_SIGNAL, lambda signum, frame: trial.lend_cores(offer.value))
         signal.siginterrupt(LEND_SIGNAL, False)  # system calls restart rather than fail (EINTR)
-    conn.send("ready")
+    conn.send(READY)
     atexit.register(_exit_without_teardown)  # first registered, so it runs after the jobs' own
-    os.environ[SLOT_ENV] = str(slot)  # jobs are placed on GPUs by slot (optsweep.sweep.job)
     while True:
         try:
             message = conn.recv()
@@ -310,6 +359,20 @@ def _serve(conn: Any, payload: bytes, slot: int, sweeper_pid: int,
             conn.send((end.value, end.error, end.trace))
         except Exception as exc:  # an unpicklable return value
             conn.send((None, f"the task's return value cannot be sent back: {exc}", None))
+
+
+def _start_worker(conn: Any, preload: Sequence[str]) -> Tuple[Any, Any, Any]:
+    """A worker's start-up: the sweeper's payload, then the imports every job needs."""
+    import importlib
+    import pickle
+
+    hydra_context, config, task_function, singleton_state = pickle.loads(conn.recv_bytes())
+    Singleton.set_state(singleton_state)
+    # each job opens its study, and the task's own imports (hydra.sweeper.preload): before the
+    # first trial, not inside its time
+    for name in ("optuna", *preload):
+        importlib.import_module(name)
+    return hydra_context, config, task_function
 
 
 def _exit_without_teardown() -> None:

@@ -2,16 +2,17 @@
 (optimization_results.yaml: defaults)."""
 import yaml
 
-from optsweep.analysis.benchmark import Benchmark, study_dir
+from optsweep.analysis.benchmark import Benchmark
 from optsweep.analysis.benchmark_report import defaults_lines
 from optsweep.contract import OPTIMIZATION_RESULTS_FILE
+from optsweep.rundir import BenchmarkDir
 
 
 def benchmark(root, studies: dict) -> Benchmark:
     """A benchmark on digits whose studies' optimization_results.yaml hold ``studies``
     ({optimizer: its defaults entry, or None for a file without one})."""
     for optimizer, first in studies.items():
-        folder = study_dir(root, "digits", optimizer)
+        folder = BenchmarkDir(root).study_dir("digits", optimizer)
         folder.mkdir(parents=True)
         results = {"name": "optuna", **({"defaults": first} if first is not None else {})}
         (folder / OPTIMIZATION_RESULTS_FILE).write_text(yaml.safe_dump(results))

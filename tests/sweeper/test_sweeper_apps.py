@@ -4,6 +4,7 @@ optimization_results.yaml the sweep left behind."""
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import subprocess
@@ -67,15 +68,59 @@ def test_a_task_that_raises_is_a_failed_trial_and_stops_the_sweep_by_default(run
     result = run_app("mode=raise")
     assert result.returncode != 0
     assert "boom at x=" in result.output and "max_failure_rate=0.0" in result.output
-    (failed,) = trials(tmp_path / "sweep")  # the first batch's failure ended the sweep
-    assert failed.state == FAIL and failed.user_attrs["error"].startswith("ValueError: boom")
+    # the crash ran again once (crash_retries=1) in its directory, crashed again, ended the sweep
+    crashed, rerun = trials(tmp_path / "sweep")
+    assert crashed.state == rerun.state == FAIL
+    assert rerun.user_attrs["error"].startswith("ValueError: boom")
+    assert rerun.params == crashed.params and rerun.system_attrs["failed_trial"] == 0
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0"]
 
 
 def test_max_failure_rate_one_lets_a_failing_sweep_go_on(run_app, tmp_path):
-    result = run_app("mode=raise", "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.n_trials=3")
+    result = run_app("mode=raise", "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.n_trials=3",
+                     "hydra.sweeper.crash_retries=0")
     assert result.returncode == 0, result.output
     assert [t.state for t in trials(tmp_path / "sweep")] == [FAIL] * 3
     assert results(tmp_path / "sweep")["states"] == {"FAIL": 3}
+
+
+def test_a_crashed_trial_runs_again_in_its_directory_and_the_study_ends_at_its_budget(
+        run_app, tmp_path):
+    # every first attempt crashes; default max_failure_rate=0.0: a crash queued again is no failure
+    result = run_app("mode=crash_once", "hydra.sweeper.n_trials=2")
+    assert result.returncode == 0, result.output
+    sweep = tmp_path / "sweep"
+    done = trials(sweep)
+    assert [t.state for t in done] == [FAIL, COMPLETE, FAIL, COMPLETE]
+    assert [t.system_attrs.get("failed_trial") for t in done] == [None, 0, None, 2]
+    assert [done[1].params, done[3].params] == [done[0].params, done[2].params]
+    assert done[0].user_attrs["error"].startswith("RuntimeError: crash at x=")
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "2"]
+    for job in ("0", "2"):  # the crashed attempt's record kept aside, the re-run's in its place
+        assert json.loads((sweep / job / "summary.crashed.json").read_text()) == {
+            "status": "failed"}
+        assert json.loads((sweep / job / "summary.json").read_text()) == {"status": "completed"}
+    assert results(sweep)["retried"] == [{"trial": 1, "failed_trial": 0},
+                                         {"trial": 3, "failed_trial": 2}]
+
+
+def test_a_crash_runs_again_crash_retries_times_then_counts_as_failed(run_app, tmp_path):
+    result = run_app("mode=raise", "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.n_trials=1",
+                     "hydra.sweeper.crash_retries=2")
+    assert result.returncode == 0, result.output
+    done = trials(tmp_path / "sweep")
+    assert [t.state for t in done] == [FAIL] * 3  # one setting, run 1 + 2 times
+    assert [t.system_attrs.get("retry_history") for t in done] == [None, [0], [0, 1]]
+    assert {t.system_attrs.get("failed_trial", 0) for t in done} == {0}
+    assert [line.rsplit("queued to run again in ", 1)[1] for line in result.output.splitlines()
+            if "queued to run again" in line] == [
+        f"sweep/0 (re-run {n} of at most 2)" for n in (1, 2)]
+
+
+def test_crash_retries_below_zero_is_refused_before_any_job(run_app, tmp_path):
+    result = run_app("hydra.sweeper.crash_retries=-1")
+    assert result.returncode == 2 and "hydra.sweeper.crash_retries=-1 is invalid" in result.stderr
+    assert not (tmp_path / "sweep" / "0").exists()
 
 
 def test_a_nan_result_is_a_failed_trial_not_a_crash(run_app, tmp_path):

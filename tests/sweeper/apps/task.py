@@ -37,6 +37,13 @@ def main(cfg: DictConfig):
         os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer ends a job
     if cfg.mode == "raise":
         raise ValueError(f"boom at x={x:.3f}")
+    if cfg.mode == "crash_once":  # the first attempt in each job directory crashes; its record
+        crashed = not (job_dir / "attempted").exists()  # says so as optsweep's summary.json does
+        (job_dir / "attempted").write_text("")
+        (job_dir / "summary.json").write_text('{"status": "%s"}' % (
+            "failed" if crashed else "completed"))
+        if crashed:
+            raise RuntimeError(f"crash at x={x:.3f}")
     if cfg.mode == "nonfinite":
         return float("nan")
     if cfg.mode == "pair":  # direction: [minimize, maximize]; reports, which cannot prune there
