@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-quick test-sweeper-oldest bench study clean
+.PHONY: install demo lint test test-quick test-sweeper-oldest bench study clean
 
 install: $(STAMP)
 
@@ -27,16 +27,22 @@ demo: install
 study: install
 	$(BIN)/python -m optsweep.study $(ARGS)
 
-# the whole suite, then the sweeper's tests again on the oldest Optuna it supports
-test: install
-	$(BIN)/python -m pytest
+# ruff (lint and import order) over the repository, mypy over the torch-free base (pyproject.toml)
+lint: install
+	$(BIN)/ruff check
+	$(BIN)/mypy
+
+# lint, the whole suite with coverage (its total printed, a floor in pyproject.toml), then the
+# sweeper's tests again on the oldest Optuna it supports
+test: lint
+	$(BIN)/python -m pytest --cov
 	$(MAKE) test-sweeper-oldest
 
 # a few minutes on 2 cores: every module imported and exercised, without the tests marked slow,
 # engines or browser (pyproject.toml); tests/conftest.py fails the run when a module was never
 # imported
 test-quick: install
-	$(BIN)/python -m pytest -q -m "not slow and not engines and not browser"
+	$(BIN)/python -m pytest -q --cov -m "not slow and not engines and not browser"
 
 # The sweeper on the oldest Optuna it supports, without torch (the sweeper and
 # optsweep.sweep.trial must not need it): a separate venv, tests/sweeper only.

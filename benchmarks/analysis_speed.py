@@ -64,8 +64,10 @@ SWEEPS = [
     ("adam_beta1", "adam", "beta1", [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99]),
     ("adam_wd", "adam", "weight_decay", [0, 1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]),
     ("adam_eps", "adam", "eps", [1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]),
-    ("adagrad_lr_decay", "adagrad", "lr_decay", [0, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1]),
-    ("rmsprop_alpha", "rmsprop", "alpha", [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999]),
+    ("adagrad_lr_decay", "adagrad", "lr_decay",
+     [0, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1]),
+    ("rmsprop_alpha", "rmsprop", "alpha",
+     [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999]),
     ("rmsprop_momentum", "rmsprop", "momentum", [0, 0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]),
     ("adam_lr", "adam", "lr", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3]),
     ("adagrad_lr", "adagrad", "lr", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0]),
@@ -174,7 +176,8 @@ def hydra_yaml(sweep: str, num: int, overrides: list[str], optimizer: str) -> st
     task = "".join(f"    - {o}\n" for o in overrides)
     return HYDRA_HEAD.replace("SWEEP", sweep) + (
         "  overrides:\n    hydra:\n    - hydra.mode=MULTIRUN\n    task:\n" + task
-        + f"  job:\n    name: __main__\n    chdir: false\n    override_dirname: {','.join(overrides)}\n"
+        + "  job:\n    name: __main__\n    chdir: false\n"
+        f"    override_dirname: {','.join(overrides)}\n"
         f"    id: '{num}'\n    num: {num}\n    config_name: config\n    env_set: {{}}\n"
         "    env_copy: []\n  runtime:\n    version: 1.3.2\n    version_base: '1.3'\n"
         f"    cwd: /work\n    output_dir: /work/multirun/{sweep}/{num}\n    choices:\n"
@@ -332,7 +335,8 @@ def main() -> None:
     try:
         started = time.perf_counter()
         multirun = fabricate(root, args.runs)
-        print(f"fabricated {args.runs} runs x {EPOCHS} epochs in {time.perf_counter() - started:.1f} s")
+        print(f"fabricated {args.runs} runs x {EPOCHS} epochs in "
+              f"{time.perf_counter() - started:.1f} s")
         t0, c0 = time.perf_counter(), cpu_seconds()
         runset = load_runs([multirun])
         t1, c1 = time.perf_counter(), cpu_seconds()
@@ -340,7 +344,8 @@ def main() -> None:
         t2, c2 = time.perf_counter(), cpu_seconds()
         report = write_report(runset, root / "analysis", figures=figures)
         t3, c3 = time.perf_counter(), cpu_seconds()
-        print(f"load:    {t1 - t0:6.2f} s  ({len(runset.runs)} runs, {len(runset.metrics)} tidy rows)")
+        print(f"load:    {t1 - t0:6.2f} s  "
+              f"({len(runset.runs)} runs, {len(runset.metrics)} tidy rows)")
         print(f"figures: {t2 - t1:6.2f} s  ({sum(len(v) for v in figures.values())} PNG files)")
         print(f"report:  {t3 - t2:6.2f} s  ({report})")
         # CPU seconds tell what the wall times would be on an idle machine when others share it

@@ -108,7 +108,8 @@ def named_best(val, study, selection: str) -> np.ndarray:
     return (val.mean(axis=2) if selection == "confirmation" else study).argmax(axis=1)
 
 
-def fast_verdicts(val, test, study, selection: str = "study") -> tuple[np.ndarray, list[list[dict]]]:
+def fast_verdicts(val, test, study,
+                  selection: str = "study") -> tuple[np.ndarray, list[list[dict]]]:
     """(the named best per benchmark, its comparisons as stats.holm_verdicts returns them)."""
     b, k, n = val.shape
     best = named_best(val, study, selection)
@@ -141,7 +142,8 @@ def report_path(val, test, study) -> tuple[list[str], list[dict]]:
                "final_test_acc1": math.nan, "final_test_acc5": math.nan, "best_epoch": 1.0,
                "wall_seconds": 0.0, "trainer.seed": 0, "job": "0"}
               for i in range(b) for j in range(k)]
-    rows = [{"run": f"w{i:04d}/{label[j]}_confirm/{s}", "workload": f"w{i:04d}", "role": "confirmed",
+    rows = [{"run": f"w{i:04d}/{label[j]}_confirm/{s}", "workload": f"w{i:04d}",
+             "role": "confirmed",
              "sweep": f"w{i:04d}/{label[j]}_confirm", "dataset": "simulated",
              "optimizer": label[j], "setting": label[j], "status": "completed",
              "final_val_acc1": val[i, j, s], "final_test_acc1": test[i, j, s],
@@ -241,7 +243,8 @@ def study_sim() -> dict:
 
 
 def run_sd(sim: dict, p: float) -> float:
-    return math.sqrt(sim["seed_shared_sd"] ** 2 + sim["seed_sd"] ** 2 + p * (1 - p) / sim["test_size"])
+    return math.sqrt(sim["seed_shared_sd"] ** 2 + sim["seed_sd"] ** 2
+                     + p * (1 - p) / sim["test_size"])
 
 
 def space_of(optimizer: str):
@@ -277,6 +280,7 @@ def tuned(sim: dict, optimizer: str, how: str, b: int, study_seed: int,
     sweep=tune's enqueue_defaults queues them): for a sampler of PREFIX trial n is the same in a
     shorter study, so one study of max(BUDGETS) gives every budget's prefix."""
     import optuna
+
     from optsweep.sweep.search_space import defaults as held_defaults
     space, defaults, fixed = space_of(optimizer)
     study = optuna.create_study(direction="maximize", sampler=sampler(how, b, 0, budget))
@@ -397,7 +401,8 @@ def main(argv=None) -> None:
     print_studies(pd.DataFrame(study_rows), counts["study"])
     if e2e is not None:
         print("\n".join(end_to_end_lines(e2e, e2e_dir / "benchmark", started)))
-    print(f"Wall time: {time.perf_counter() - started:.0f} s on {min(args.processes, 2)} processes.")
+    print(f"Wall time: {time.perf_counter() - started:.0f} s "
+          f"on {min(args.processes, 2)} processes.")
 
 
 def print_null(table: pd.DataFrame) -> None:
@@ -421,7 +426,8 @@ def print_studies(rows: pd.DataFrame, per_cell: int) -> None:
     peaks = ", ".join(f"{o} {sim['optimizers'][o]['peak']}" for o in STUDY)
     print(f"\nTuning: {per_cell} simulated benchmarks per cell; {', '.join(STUDY)} (peaks {peaks}: "
           f"{BEST} {BEST_BY} run sds above; test_gap -0.01 each; default noise), each tuned in its "
-          f"conf/space/ space, the chosen trial confirmed over {STUDY_SEEDS} new seeds; the sampler "
+          f"conf/space/ space, the chosen trial confirmed over {STUDY_SEEDS} new seeds; "
+          "the sampler "
           "seeded per benchmark (the protocol seeds every study alike); trial 0 of every study "
           "the optimizer's defaults (sweep=tune's enqueue_defaults). tpe: 10 start-up trials; "
           "tpe_scaled: startup_for(budget) = min(10, max(2, budget // 4)); qmc as the sweeper "

@@ -1,12 +1,14 @@
 """Training and evaluation throughput of ResNet18 on CIFAR-100-shaped data (32x32, 100 classes).
 
-Three pipelines, timed in one process on the same fabricated images (only the seed pipeline decodes them per item):
+Three pipelines, timed in one process on the same fabricated images (only the seed pipeline
+decodes them per item):
 
   seed     the original study's: a torchvision-style Dataset over uint8 HWC arrays, per image
            PIL -> ToTensor -> Normalize, DataLoader(batch_size=128, shuffle=True, num_workers=0),
            NCHW model, default Adam, eval under model.eval() + no_grad at batch 128; always fp32
   plain    a hand-written loop on normalised NCHW float tensors already in memory, default memory
-           format, default Adam, eval under no_grad at data.eval_batch_size; same precision as optsweep
+           format, default Adam, eval under no_grad at data.eval_batch_size; same precision as
+           optsweep
   optsweep optsweep.train.build_run + train_one_epoch + evaluate: the code `python -m optsweep` runs
 
 Timing windows of the three are interleaved (one training step each on CPU, then one evaluation
@@ -136,7 +138,8 @@ class Variant:
 
 
 def seed_variant(x: np.ndarray, y: np.ndarray, sizes: Sizes, device: torch.device) -> Variant:
-    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    tf = transforms.Compose([transforms.ToTensor(),
+                             transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     dataset = SeedDataset(x, y, tf)
     train_loader = DataLoader(dataset, batch_size=SEED_BATCH if sizes.batch_size == 128 else
                               sizes.batch_size, shuffle=True, num_workers=0)
@@ -229,7 +232,8 @@ def optsweep_variant(x: np.ndarray, y: np.ndarray, sizes: Sizes, device: torch.d
                      precision: str, compile_: bool) -> Variant:
     cfg = optsweep_cfg(sizes, device, precision, compile_)
     run = build_run(cfg, device, NUM_CLASSES)
-    data = Split(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y)).to(device)
+    images = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    data = Split(images, torch.from_numpy(y)).to(device)
     per_window = sizes.train_steps * sizes.batch_size
     windows = [Split(data.images[s:s + per_window], data.labels[s:s + per_window])
                for s in range(0, len(data) - per_window + 1, per_window)]
@@ -326,7 +330,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="optsweep's and plain's; seed stays fp32 as in the study")
     parser.add_argument("--compile", action="store_true", help="trainer.compile=true for optsweep")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's)")
     return parser.parse_args(argv)
 
 

@@ -37,12 +37,13 @@ def _raise_interrupt(signum, frame):
 def main(cfg: DictConfig) -> float:
     # here, not at the top: training imports torch (seconds), which a sweep's own process never
     # needs, and the simulated task none (optsweep.dispatch picks one)
-    from optsweep.sweep.job import sweep_job
     from optsweep.dispatch import run_task
+    from optsweep.sweep.job import sweep_job
 
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        return sweep_job(cfg, hydra_cfg)  # records a failure and returns a finite value: never raises
+        # records a failure and returns a finite value: never raises
+        return sweep_job(cfg, hydra_cfg)
     try:
         return run_task(cfg, hydra_cfg.runtime.output_dir,
                         choices=dict(hydra_cfg.runtime.choices)).objective

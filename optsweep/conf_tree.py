@@ -14,4 +14,5 @@ def conf_dir() -> str:
     for candidate in (here.parent / "conf", here / "conf"):
         if (candidate / f"{CONFIG_NAME}.yaml").is_file():
             return str(candidate)
-    raise FileNotFoundError(f"optsweep's config tree was not found beside {here}; reinstall optsweep")
+    raise FileNotFoundError(f"optsweep's config tree was not found beside {here}; "
+                            "reinstall optsweep")

@@ -25,9 +25,9 @@ from optsweep import contract
 from optsweep.errors import ConfigError
 
 # --- schemas ------------------------------------------------------------------------------------
-# Types only: every value is written once, in the group's YAML file (conf/<group>/<name>.yaml), which
-# names its schema first in its defaults list. A key that a YAML file leaves out is MISSING, and
-# tests/test_config.py composes every option and fails on any.
+# Types only: every value is written once, in the group's YAML file (conf/<group>/<name>.yaml),
+# which names its schema first in its defaults list. A key that a YAML file leaves out is MISSING,
+# and tests/test_config.py composes every option and fails on any.
 
 
 @dataclass
@@ -94,7 +94,8 @@ class WandbConf:
 
 
 # conf/logger/<name>.yaml; optsweep.tracking holds the tracker behind each name.
-LOGGER_SCHEMAS = {"tensorboard": TensorBoardConf, "mlflow": MlflowConf, "wandb": WandbConf}
+LOGGER_SCHEMAS: Dict[str, type] = {"tensorboard": TensorBoardConf, "mlflow": MlflowConf,
+                                   "wandb": WandbConf}
 
 
 STEP_PER = ("batch", "epoch")  # when a schedule steps (optsweep.schedule)
@@ -161,7 +162,8 @@ class PlateauConf(SchedulerConf):
 
 @dataclass
 class SimulatedOptimizerConf:
-    """One optimizer of the simulated workload (conf/workload/simulated.yaml says what each means)."""
+    """One optimizer of the simulated workload (conf/workload/simulated.yaml says what each
+    means)."""
 
     peak: float = MISSING  # expected final validation accuracy at the best setting
     lr: float = MISSING  # the effective lr of the peak (optsweep.simulate.model.effective_lr)
@@ -188,7 +190,7 @@ class SimulateConf:
     epoch_seconds: float = MISSING  # seconds slept per epoch (x step_cost)
 
 
-SCHEDULER_SCHEMAS = {
+SCHEDULER_SCHEMAS: Dict[str, type] = {
     "scheduler": SchedulerConf,
     "step": StepConf,
     "multistep": MultiStepConf,
@@ -286,12 +288,14 @@ def validate(cfg: DictConfig) -> None:
     _require(trainer.precision in PRECISIONS, "trainer.precision", trainer.precision,
              f"one of {', '.join(PRECISIONS)}")
     _require(trainer.objective == "auto" or trainer.objective in contract.OBJECTIVES,
-             "trainer.objective", trainer.objective, f"auto or one of {', '.join(contract.OBJECTIVES)}")
+             "trainer.objective", trainer.objective,
+             f"auto or one of {', '.join(contract.OBJECTIVES)}")
     _require(not (trainer.objective.startswith("val_") and data.val_fraction == 0),
              "trainer.objective", trainer.objective, "a test_* metric when data.val_fraction=0",
              "there is no validation split to measure it on")
     _require(trainer.early_stop_patience is None or trainer.early_stop_patience >= 1,
-             "trainer.early_stop_patience", trainer.early_stop_patience, "null (off) or epochs >= 1")
+             "trainer.early_stop_patience", trainer.early_stop_patience,
+             "null (off) or epochs >= 1")
     for key in ("early_stop_patience", "keep_best"):
         _require(not trainer[key] or data.val_fraction > 0, f"trainer.{key}", trainer[key],
                  "null/false when data.val_fraction=0", "it reads the validation split, never test")
@@ -318,7 +322,8 @@ def _validate_scheduler(sched: DictConfig, val_fraction: float) -> None:
     if str(sched._target_).endswith("ReduceLROnPlateau"):
         _require(sched.step_per == "epoch", "scheduler.step_per", sched.step_per, "epoch",
                  "plateau reads the validation objective, measured once per epoch")
-        _require(val_fraction > 0, "scheduler", "plateau", "a validation split (data.val_fraction > 0)",
+        _require(val_fraction > 0, "scheduler", "plateau",
+                 "a validation split (data.val_fraction > 0)",
                  "a schedule never reads the test split")
 
 

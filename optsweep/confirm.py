@@ -106,7 +106,8 @@ def setting_overrides(run_dir: Path) -> list[str]:
             if not o.lstrip(PREFIXES).startswith(SETTING_FREE)}
     if any(o.startswith("sweep=") for o in overrides):
         for group, choice in RunDir(run_dir).hydra_choices().items():
-            if choice is not None and not group.startswith("hydra") and group not in ("sweep", "space"):
+            if (choice is not None and not group.startswith("hydra")
+                    and group not in ("sweep", "space")):
                 kept.setdefault(group, f"{group}={choice}")
     for name, value in trial_params(run_dir).items():
         kept[name] = f"{name}={_value(value)}"
@@ -180,7 +181,8 @@ def parse_args(argv):
     parser.add_argument("--metric", default=contract.DEFAULT_REPORTED, metavar="NAME",
                         help="metric reported over the new seeds "
                              f"(default {contract.DEFAULT_REPORTED})")
-    parser.add_argument("--out", metavar="DIR", help="the confirmation sweep (default PATH_confirm)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="the confirmation sweep (default PATH_confirm)")
     parser.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
     parser.add_argument("overrides", nargs="*", help="more overrides for every run, e.g. "
                         "trainer.device=cuda")
@@ -220,7 +222,8 @@ def main(argv=None) -> int:
     print(f"{args.metric} over {n} new seed(s): {mean:.4f}{interval}, n={n}")
     from optsweep.analysis.report import write_report
 
-    print(f"report: {write_report(load_runs([out]), out / 'report', metric=args.metric, select=select)}")
+    report = write_report(load_runs([out]), out / "report", metric=args.metric, select=select)
+    print(f"report: {report}")
     return code
 
 

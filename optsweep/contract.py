@@ -11,7 +11,8 @@ A run directory holds:
 
 - ``metrics.csv``: one row per finished epoch, ``METRIC_COLUMNS``, rewritten after every epoch;
 - ``summary.json``: written at the run's end, whatever the end was (``summary()`` builds it);
-- ``checkpoint.pt``: the last finished epoch while the run can still resume (``optsweep.checkpoint``);
+- ``checkpoint.pt``: the last finished epoch while the run can still resume
+  (``optsweep.checkpoint``);
 - ``best.pt``: with ``trainer.keep_best``, the model's weights at the best epoch (``best_row``);
 - ``lease.json``: while a process trains the run, who it is (``optsweep.lease``);
 - ``.hydra/``: Hydra's files: ``config.yaml`` (the run's config), ``overrides.yaml`` (its command
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 from enum import Enum
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -133,7 +134,7 @@ def status_of(summary: Optional[Mapping]) -> Status:
     return Status(summary.get("status"))
 
 
-# --- the optimizer's betas ---------------------------------------------------------------------------
+# --- the optimizer's betas ---------------------------------------------------------------------
 
 BETA_KEYS = ("beta1", "beta2")  # optsweep's own, so that each can be swept alone
 
@@ -151,9 +152,10 @@ def with_betas_that_ran(config: Mapping) -> dict:
     """A run's saved config with ``optimizer.beta1``/``beta2`` as they ran: Hydra saved them as
     written, beside the ``betas`` pair that won over them."""
     optimizer = config.get("optimizer") or {}
-    if "beta1" not in optimizer or optimizer.get("betas") is None:
+    betas = betas_that_ran(optimizer)  # None without beta1
+    if betas is None or optimizer.get("betas") is None:
         return dict(config)
-    return {**config, "optimizer": {**optimizer, **dict(zip(BETA_KEYS, betas_that_ran(optimizer)))}}
+    return {**config, "optimizer": {**optimizer, **dict(zip(BETA_KEYS, betas))}}
 
 
 # --- the objective -------------------------------------------------------------------------------
@@ -367,8 +369,9 @@ def result_free(key: str) -> bool:
 
 # Keys added after runs were recorded, at the value that does what those runs did: left out at that
 # value, so that a run directory recorded before them is still recognised (skipped, resumed).
-NEUTRAL_KEYS = {"trainer": {"early_stop_patience": None, "keep_best": False},
-                "model": {"cifar_stem": False}}
+NEUTRAL_KEYS: dict[str, dict[str, Any]] = {
+    "trainer": {"early_stop_patience": None, "keep_best": False},
+    "model": {"cifar_stem": False}}
 # How data.train_limit / data.test_limit draw their subset (optsweep.data.subset; rename this when
 # that rule changes). Part of a capped run's fingerprint: runs capped by an older rule trained on
 # other examples, and are neither skipped nor resumed.
@@ -377,7 +380,7 @@ SUBSET_RULE = "stratified-v1"
 
 def config_fingerprint(cfg: DictConfig) -> str:
     """A short hash of what determines a run's results: equal fingerprints, equal metrics."""
-    container = OmegaConf.to_container(cfg, resolve=True)
+    container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
     for group, keys in RESULT_FREE_KEYS.items():
         for key in keys:
             container.get(group, {}).pop(key, None)
@@ -408,7 +411,7 @@ def atomic_write(path: Path, write: Callable[[Any], None], binary: bool = False)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
+        with os.fdopen(fd, "wb" if binary else "w", newline=None if binary else "") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -431,8 +434,9 @@ def json_safe(value: Any) -> Any:
 
 
 def versions() -> dict:
-    """Versions of what produced a run (read from the installed packages, without importing them)."""
-    found = {"python": platform.python_version()}
+    """Versions of what produced a run (read from the installed packages, without importing
+    them)."""
+    found: dict[str, Optional[str]] = {"python": platform.python_version()}
     for package in ("torch", "torchvision", "optsweep"):
         try:
             found[package] = metadata.version(package)

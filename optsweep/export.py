@@ -33,7 +33,8 @@ def tracker_settings(name: str, overrides: list[str]):
     """The tracker's settings as conf/logger/<name>.yaml writes them, with ``overrides``."""
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=conf_dir()):
-        return compose(config_name=CONFIG_NAME, overrides=[f"logger={name}", *overrides]).logger[name]
+        cfg = compose(config_name=CONFIG_NAME, overrides=[f"logger={name}", *overrides])
+        return cfg.logger[name]
 
 
 def run_info(record: RunDir, summary: dict) -> tracking.RunInfo:

@@ -105,10 +105,12 @@ def foldable(model: nn.Module) -> bool:
     """torchvision's ResNet family, built the standard way, with running batch-norm statistics."""
     if type(model) is not ResNet:
         return False
-    blocks = [b for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for b in layer]
+    layers = (model.layer1, model.layer2, model.layer3, model.layer4)
+    blocks = [b for layer in layers for b in layer]
     return (all(type(b) in (BasicBlock, Bottleneck) for b in blocks)
             and all(b.downsample is None or len(b.downsample) == 2 for b in blocks)
-            and all(m.track_running_stats for m in model.modules() if isinstance(m, nn.BatchNorm2d)))
+            and all(m.track_running_stats for m in model.modules()
+                    if isinstance(m, nn.BatchNorm2d)))
 
 
 def inference_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:

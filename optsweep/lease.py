@@ -7,8 +7,8 @@ on its own host (``process_gone``), so another host's worker is never judged by 
 
 Records. A live process renews a small JSON record in a directory: ``lease.json`` while it trains
 a run (``RunLease``), ``heartbeat.json`` while an Optuna trial's job runs (``write_record``, with
-its own ``stale_s``). A record is live when renewed less than its ``stale_s`` ago and, on this host, its
-process exists. ``Renewal`` is the daemon thread that renews either.
+its own ``stale_s``). A record is live when renewed less than its ``stale_s`` ago and, on this host,
+its process exists. ``Renewal`` is the daemon thread that renews either.
 
 The lease makes one trainer per run directory, across processes and machines. The holder writes
 ``lease.json`` with an exclusive create and renews it every ``REFRESH_S`` seconds while it trains. A

@@ -32,7 +32,8 @@ IMAGENET_CLASSES = 1000  # what every torchvision classifier is built for
 SIZE_ARGUMENT = {"vit": "image_size", "maxvit": "input_size"}
 # torchvision's builders set these when given weights (`_ovewrite_named_param` in
 # torchvision/models, 0.29); building the same architecture with weights=None needs them too.
-PRETRAINED_ARGS = {"googlenet": {"transform_input": True, "aux_logits": True, "init_weights": False},
+PRETRAINED_ARGS = {"googlenet": {"transform_input": True, "aux_logits": True,
+                                 "init_weights": False},
                    "inception_v3": {"transform_input": True, "aux_logits": True,
                                     "init_weights": False}}
 # Without weights: no auxiliary classifiers (their outputs are not the logits training expects).
@@ -44,7 +45,8 @@ SCRATCH_ARGS = {"googlenet": {"aux_logits": False, "init_weights": True},
 # min_size (224, 33) is larger. ViTs need a multiple of their patch size; MaxViT a multiple of 224.
 MIN_IMAGE_SIZE = {"alexnet": 63, "inception_v3": 75, "googlenet": 15, "squeezenet1_0": 21,
                   "squeezenet1_1": 17, "densenet121": 29, "densenet161": 29, "densenet169": 29,
-                  "densenet201": 29, **{f"convnext_{s}": 32 for s in ("tiny", "small", "base", "large")},
+                  "densenet201": 29,
+                  **{f"convnext_{s}": 32 for s in ("tiny", "small", "base", "large")},
                   **{f"vgg{d}{bn}": 32 for d in (11, 13, 16, 19) for bn in ("", "_bn")}}
 
 
@@ -73,7 +75,8 @@ def check_model_name(name: str) -> None:
 
 
 def image_size_problem(cfg: DictConfig, image_size: int) -> Optional[str]:
-    """Why ``cfg`` (the model group) cannot run at ``image_size`` x ``image_size``; None if it can."""
+    """Why ``cfg`` (the model group) cannot run at ``image_size`` x ``image_size``; None if it
+    can."""
     sized = family(cfg.name) in SIZE_ARGUMENT
     if cfg.weights is not None:
         needed = weights_enum(cfg.name, cfg.weights).meta["min_size"][0]
@@ -198,7 +201,8 @@ def build_model(cfg: DictConfig, num_classes: int, image_size: int = 224) -> nn.
 
 
 def has_batch_norm(model: nn.Module) -> bool:
-    """Batch norm in training mode cannot take a batch of one image (no variance to normalise by)."""
+    """Batch norm in training mode cannot take a batch of one image (no variance to normalise
+    by)."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 

@@ -65,7 +65,8 @@ def available_memory() -> Optional[int]:
     figures = []
     for limit_file, usage_file in CGROUP_LIMITS:
         limit, usage = _read_bytes(limit_file), _read_bytes(usage_file)
-        if limit is not None and usage is not None and limit < 2 ** 60:  # v1 writes "no limit" as ~2^63
+        # v1 writes "no limit" as ~2^63
+        if limit is not None and usage is not None and limit < 2 ** 60:
             figures.append(max(0, limit - usage))
             break
     try:

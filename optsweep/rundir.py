@@ -75,7 +75,8 @@ def flatten(tree: Mapping, prefix: str = "") -> dict:
 
 def _rel(path: Path) -> str:
     """A run's file as the run names it: ``.hydra/config.yaml``, ``summary.json``."""
-    return f"{path.parent.name}/{path.name}" if path.parent.name == contract.HYDRA_DIR else path.name
+    return (f"{path.parent.name}/{path.name}" if path.parent.name == contract.HYDRA_DIR
+            else path.name)
 
 
 def read_text(path: Path) -> str:
@@ -93,7 +94,8 @@ def read_yaml(path: Path, want: type) -> Any:
     try:
         data = yaml.load(read_text(path), Loader=_YamlLoader)
     except yaml.YAMLError as err:
-        raise UnreadableFile(f"{_rel(path)} is not valid YAML ({str(err).splitlines()[0]})") from err
+        raise UnreadableFile(f"{_rel(path)} is not valid YAML "
+                             f"({str(err).splitlines()[0]})") from err
     if not isinstance(data, want):
         raise UnreadableFile(f"{_rel(path)}: expected a YAML {want.__name__}, found "
                              f"{type(data).__name__}")
@@ -291,7 +293,7 @@ class SweepDir:
         return self.path / contract.SWEEP_STARTED_FILE
 
     @property
-    def summary_files(self) -> tuple[Path, Path]:
+    def summary_files(self) -> tuple[Path, ...]:
         return tuple(self.path / name for name in contract.SWEEP_SUMMARY_FILES)
 
     @property
@@ -392,13 +394,13 @@ class RunDirGuard(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = Path(str(config.hydra.run.dir))
         refuse_unwritable("hydra.run.dir", run_dir)
-        task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+        task = OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"])
         try:
             fingerprint = contract.config_fingerprint(task)
         except Exception:  # an unresolvable value (data.root=???): train() will name it
             return
         previous = RunDir(run_dir).summary()
-        if contract.status_of(previous) in contract.FINAL \
+        if previous is not None and contract.status_of(previous) in contract.FINAL \
                 and previous.get("config_fingerprint") != fingerprint:
             refuse(f"hydra.run.dir={run_dir} holds a {previous['status']} run of another "
                    f"config; its {contract.METRICS_FILE}, {contract.SUMMARY_FILE} and "

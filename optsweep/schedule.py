@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim import lr_scheduler
 
 from optsweep import contract
+
 # Arguments that count epochs in the YAML files; torch counts them in calls to step().
 EPOCH_ARGS = ("step_size", "milestones", "T_max", "total_iters", "warmup_epochs")
 OWN_KEYS = ("step_per",)

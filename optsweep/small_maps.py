@@ -39,7 +39,8 @@ class PointOutputConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (h, w), (kh, kw), (ph, pw) = x.shape[-2:], self.kernel_size, self.padding
-        if output_size(h, kh, self.stride[0], ph) != 1 or output_size(w, kw, self.stride[1], pw) != 1:
+        if (output_size(h, kh, self.stride[0], ph) != 1
+                or output_size(w, kw, self.stride[1], pw) != 1):
             return super().forward(x)
         # the single output sees input rows y with 0 <= y + ph < kh (tap y + ph), likewise columns
         y0, y1, x0, x1 = max(0, -ph), min(h, kh - ph), max(0, -pw), min(w, kw - pw)
@@ -69,7 +70,8 @@ def _point_output_copy(conv: nn.Conv2d) -> PointOutputConv2d:
     return new
 
 
-def dense_matrix(weight: torch.Tensor, stride: tuple, padding: tuple, h: int, w: int) -> torch.Tensor:
+def dense_matrix(weight: torch.Tensor, stride: tuple, padding: tuple, h: int,
+                 w: int) -> torch.Tensor:
     """The convolution of an ``h`` x ``w`` input as one matrix: ``x_flat @ M`` with ``x_flat`` in
     (row, column, channel) order, the output in the same order. Sizes (h*w*in) x (oh*ow*out): only
     worth it for tiny maps (:mod:`optsweep.inference` uses it for 2x2 and smaller outputs)."""

@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m optsweep.study", description=__doc__.split(
         "\n")[0])
     parser.add_argument("--presets", default=",".join(STUDY),
-                        help="comma-separated presets from conf/sweep/ (default: the study's grids)")
+                        help="comma-separated presets from conf/sweep/ "
+                             "(default: the study's grids)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("overrides", nargs="*", help="overrides for every preset, e.g. data=digits")
     args = parser.parse_args(argv)

@@ -22,8 +22,12 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from optsweep import contract, tracking
-from optsweep.checkpoint import (delete_checkpoint, load_checkpoint, save_best_weights,
-                                 save_checkpoint)
+from optsweep.checkpoint import (
+    delete_checkpoint,
+    load_checkpoint,
+    save_best_weights,
+    save_checkpoint,
+)
 from optsweep.config import validate
 from optsweep.contract import Outcome, Status
 from optsweep.data import Split, Splits, check_name, check_splits, decoded_size, load_splits
@@ -31,18 +35,28 @@ from optsweep.data.batches import Normalize, eval_batches, train_batches, traine
 from optsweep.errors import ConfigError, OptsweepError
 from optsweep.inference import inference_forward
 from optsweep.metrics import Tally
-from optsweep.model import (build_model, check_model, check_weights_available, count_parameters,
-                            has_batch_norm)
+from optsweep.model import (
+    build_model,
+    check_model,
+    check_weights_available,
+    count_parameters,
+    has_batch_norm,
+)
 from optsweep.optim.adapters import Adapter
 from optsweep.optim.build import build_adapter
 from optsweep.optim.check import check_optimizer
-from optsweep.rundir import RunDir
 from optsweep.resources import capped_threads, check_memory, device_memory
-from optsweep.runtime import (autocast, grad_scaler, resolve_device, seed_everything,
-                              weight_memory_format)
+from optsweep.rundir import RunDir
+from optsweep.runtime import (
+    autocast,
+    grad_scaler,
+    resolve_device,
+    seed_everything,
+    weight_memory_format,
+)
 from optsweep.schedule import Schedule
-from optsweep.task import EpochHook, StopRun, leased, log_epoch
 from optsweep.small_maps import lower_point_convs
+from optsweep.task import EpochHook, StopRun, leased, log_epoch
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +90,8 @@ class Run:
     def checkpoint_state(self) -> dict:
         return {"fingerprint": self.fingerprint, "rows": self.rows,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.schedule.state_dict(), "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
+                "scheduler": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
+                "generator": self.generator.get_state(),
                 "torch_rng": torch.get_rng_state()}
 
     def restore(self, state: dict) -> None:

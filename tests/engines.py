@@ -73,8 +73,8 @@ def postgres_server() -> Iterator[str]:
     password_file.write_text(PG_PASSWORD + "\n")
     shutil.chown(password_file, "postgres", "postgres")
     try:
-        _as_postgres(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
-                     "--auth-host=scram-sha-256", f"--pwfile={password_file}")
+        _as_postgres(str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
+                     "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={password_file}")
         _as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
                      f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
         sql = (f"CREATE USER {PG_USER} PASSWORD '{PG_PASSWORD}'; "

@@ -13,8 +13,8 @@ import torchvision
 
 
 class Py2Str(str):
-    """A string pickled as Python 2 pickled its ``str`` (BINSTRING), as the official CIFAR files are:
-    it loads as ``str`` with encoding='latin1' and as ``bytes`` with encoding='bytes'."""
+    """A string pickled as Python 2 pickled its ``str`` (BINSTRING), as the official CIFAR files
+    are: it loads as ``str`` with encoding='latin1' and as ``bytes`` with encoding='bytes'."""
 
 
 class Py2Pickler(pickle._Pickler):
@@ -74,7 +74,8 @@ def write_cifar10(root: Path, per_batch: int = 20, n_test: int = 40, seed: int =
 
 
 def write_resnet18_weights(hub_dir: Path) -> tuple[Path, dict]:
-    """A resnet18 state dict at the file name torchvision's IMAGENET1K_V1 weights are cached under."""
+    """A resnet18 state dict at the file name torchvision's IMAGENET1K_V1 weights are cached
+    under."""
     torch.manual_seed(1234)
     state = torchvision.models.resnet18(weights=None).state_dict()
     url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url

@@ -24,7 +24,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *names: str) -> s
     """Exit status 2, no traceback, and an error line that holds every one of ``names``."""
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    (line,) = [l for l in result.stderr.splitlines() if "error: " in l]
+    (line,) = [text for text in result.stderr.splitlines() if "error: " in text]
     for name in names:
         assert name in line, line
     return line
@@ -43,7 +43,7 @@ def completed_run(tmp_path_factory) -> Path:
     return cwd
 
 
-# --- wrong results with exit status 0 --------------------------------------------------------------
+# --- wrong results with exit status 0 -------------------------------------------------------------
 
 @pytest.mark.slow
 @pytest.mark.parametrize("select, why", [("nonesuch", "not a metric"),
@@ -78,7 +78,8 @@ def test_a_train_class_without_test_folder_is_refused(tmp_path):
     for image in missing.iterdir():
         image.unlink()
     missing.rmdir()
-    with pytest.raises(DataError, match=f"test has no folder for the classes \\['{missing.name}'\\]"):
+    expected = f"test has no folder for the classes \\['{missing.name}'\\]"
+    with pytest.raises(DataError, match=expected):
         read_dataset.__wrapped__("imagefolder", str(tmp_path), False, 8)
 
 
@@ -99,7 +100,7 @@ def test_the_same_config_into_its_finished_run_is_skipped(completed_run):
     assert "already completed with this config" in result.stdout
 
 
-# --- tracebacks for legal values -------------------------------------------------------------------
+# --- tracebacks for legal values ------------------------------------------------------------------
 
 def test_a_last_batch_of_one_image_is_left_out_and_counted_out(tmp_path, caplog):
     # QUICK keeps 54 training images: batches of 53 leave a last batch of one

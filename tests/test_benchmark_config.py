@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_class
-from optuna.distributions import FloatDistribution
 from omegaconf import OmegaConf
+from optuna.distributions import FloatDistribution
 
 from optsweep.benchmark import __main__ as benchmark
 from optsweep.benchmark import plan, settings

@@ -92,7 +92,8 @@ def test_an_optuna_study_is_confirmed_with_its_best_trials_parameters(tmp_path):
     assert dry.returncode == 0, dry.stderr[-2000:]
     command = dry.stdout.splitlines()[-1]
     assert f"optimizer.lr={lr.group(1)} " in command
-    assert "sweep=" not in command.replace("hydra.sweep.dir", "")  # the basic sweeper runs the seeds
+    # the basic sweeper runs the seeds
+    assert "sweep=" not in command.replace("hydra.sweep.dir", "")
 
 
 # --- which run is chosen, and what is refused ----------------------------------------------------

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from optsweep import contract
+from optsweep.contract import METRIC_COLUMNS, Status
 from optsweep.rundir import RunDir
 from tests import processes
-from optsweep.contract import METRIC_COLUMNS, Status
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,8 @@ def test_best_epoch_is_the_same_in_the_summary_the_loaded_runs_and_the_report(
 
 
 def test_direction_worst_value_and_objective_of_each_end():
-    assert contract.direction("val_acc1") == "maximize" and contract.direction("val_loss") == "minimize"
+    assert contract.direction("val_acc1") == "maximize"
+    assert contract.direction("val_loss") == "minimize"
     assert contract.worst_value("test_acc5") == 0.0 and contract.worst_value("val_loss") == 1e9
     rows = [{"epoch": 1, "val_loss": 2.0}, {"epoch": 2, "val_loss": 1.5}]
     assert contract.objective_value(Status.COMPLETED, rows, "val_loss") == 1.5
@@ -119,7 +120,7 @@ def test_the_config_imports_composes_and_validates_without_torch():
     assert result.stdout.strip() == "torch.optim.RMSprop []"
 
 
-# --- one home per fact -----------------------------------------------------------------------------
+# --- one home per fact ----------------------------------------------------------------------------
 
 STATUS_VALUES = {status.value for status in Status}
 COLUMN_NAMES = set(METRIC_COLUMNS)
@@ -216,7 +217,7 @@ def test_no_import_cycle_among_the_project_modules(tmp_path):
     assert " 0 import cycle" in f" {result.stdout}", result.stdout
 
 
-# --- early stopping --------------------------------------------------------------------------------
+# --- early stopping -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name, values, patience, stops_after", [

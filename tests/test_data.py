@@ -1,4 +1,5 @@
-"""Datasets read from their real on-disk formats (fabricated here), splits, and batched augmentation."""
+"""Datasets read from their real on-disk formats (fabricated here), splits, and batched
+augmentation."""
 
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ def test_cifar_reader_returns_the_written_pixels(cifar_root, name, n_train, n_te
     assert train_x.shape == (n_train, 3, 32, 32) and train_x.dtype == torch.uint8
     assert test_x.shape == (n_test, 3, 32, 32) and len(names) == classes
     folder = cifar_root / ("cifar-100-python" if name == "cifar100" else "cifar-10-batches-py")
-    first = pickle.loads((folder / ("train" if name == "cifar100" else "data_batch_1")).read_bytes(),
-                         encoding="bytes")
+    batch = folder / ("train" if name == "cifar100" else "data_batch_1")
+    first = pickle.loads(batch.read_bytes(), encoding="bytes")
     label_key = b"fine_labels" if name == "cifar100" else b"labels"
     assert torch.equal(train_x[0].flatten(), torch.from_numpy(first[b"data"][0]))
     assert train_y[: len(first[label_key])].tolist() == list(first[label_key])
@@ -158,7 +159,7 @@ def test_normalize_matches_the_torchvision_transform():
     assert resized.shape == (4, 3, 64, 64)
 
 
-# --- honest subsets --------------------------------------------------------------------------------
+# --- honest subsets -------------------------------------------------------------------------------
 
 from optsweep import contract  # noqa: E402
 from optsweep.data.subset import class_quotas, stratified_sample  # noqa: E402
@@ -187,7 +188,8 @@ def test_train_and_test_limits_draw_stratified_subsets_from_a_class_sorted_folde
     splits = load_splits(cfg, 0)
     train_val = torch.cat([splits.train.labels, splits.val.labels])
     assert torch.bincount(train_val, minlength=4).tolist() == [3, 3, 3, 3]
-    assert torch.bincount(splits.test.labels, minlength=4).tolist() == [2, 2, 2, 2]  # not [6, 2, 0, 0]
+    # not [6, 2, 0, 0]
+    assert torch.bincount(splits.test.labels, minlength=4).tolist() == [2, 2, 2, 2]
     assert torch.equal(load_splits(cfg, 1).test.images, splits.test.images)  # same for every seed
 
 
@@ -221,7 +223,8 @@ def test_decoded_images_are_cached_for_the_next_process_and_redone_when_a_file_c
     fakes.write_imagefolder(tmp_path, per_class=3, size=20)
     probe = ("import logging, sys; logging.basicConfig(level=logging.INFO); "
              "from optsweep.data.imagefolder import read_imagefolder; "
-             f"x = read_imagefolder({str(tmp_path)!r}, 16); print(int(x[0].sum()), int(x[2].sum()))")
+             f"x = read_imagefolder({str(tmp_path)!r}, 16); "
+             "print(int(x[0].sum()), int(x[2].sum()))")
 
     def read() -> tuple[str, bool]:
         done = processes.code(probe, check=True, timeout=120)

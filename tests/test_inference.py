@@ -1,4 +1,5 @@
-"""The evaluation forward (batch norm folded, tiny maps as GEMMs) predicts what model.eval() does."""
+"""The evaluation forward (batch norm folded, tiny maps as GEMMs) predicts what model.eval()
+does."""
 
 from __future__ import annotations
 

@@ -86,7 +86,8 @@ def test_the_same_sweep_launched_twice_trains_each_run_once(tmp_path):
     time.sleep(2)
     second = processes.python(*command, cwd=tmp_path, env=env)
     first_out, first_err = first.communicate(timeout=600)
-    assert first.returncode == 0 and second.returncode == 0, first_err[-1500:] + second.stderr[-1500:]
+    assert first.returncode == 0 and second.returncode == 0, (first_err[-1500:]
+                                                              + second.stderr[-1500:])
     trained = (first_out + first_err + second.stdout + second.stderr).count("epoch 1/2 ")
     assert trained == 3  # each of the three runs trained by exactly one of the two commands
     for job in range(3):

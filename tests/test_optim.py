@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from optsweep.conf_tree import conf_dir
-from optsweep.optim.build import (build_adapter, build_optimizer, optimizer_kwargs,
-                                  split_own_keys)
+from optsweep.optim.build import build_adapter, build_optimizer, optimizer_kwargs, split_own_keys
 from tests.conftest import make_cfg
 
 OPTIMIZERS = sorted(p.stem for p in (Path(conf_dir()) / "optimizer").glob("*.yaml"))

@@ -1,5 +1,5 @@
-"""`pip install .` (not editable) ships the config tree inside the package, where conf_dir() finds it,
-and building it prints no packaging warning."""
+"""`pip install .` (not editable) ships the config tree inside the package, where conf_dir() finds
+it, and building it prints no packaging warning."""
 
 from __future__ import annotations
 

@@ -179,8 +179,8 @@ def test_later_jobs_of_a_sweep_reuse_the_dataset_and_the_weights(tmp_path, cifar
 
 def resident_mib() -> float:
     """This process's resident memory (Linux /proc; psutil is not a dependency), after returning
-    freed heap pages to the system: glibc keeps them otherwise, and that allocator slack (not a leak:
-    memory still referenced cannot be trimmed) once moved a reading past the bound below."""
+    freed heap pages to the system: glibc keeps them otherwise, and that allocator slack (not a
+    leak: memory still referenced cannot be trimmed) once moved a reading past the bound below."""
     import ctypes
     import ctypes.util
     import gc

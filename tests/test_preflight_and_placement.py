@@ -32,7 +32,10 @@ def test_missing_weights_are_found_once_unless_the_sweep_varies_them(tmp_path, m
                                                                     no_network):
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "empty-hub"))
     config = make_cfg(["data=digits"])
-    with_task = lambda *task: with_hydra_task(config, *task)
+
+    def with_task(*task):
+        return with_hydra_task(config, *task)
+
     problem = preflight.shared_problem(with_task("optimizer.weight_decay=0,1e-4"))
     assert problem and problem.startswith("model.weights=IMAGENET1K_V1 is not cached")
     assert preflight.shared_problem(with_task("model.weights=null,IMAGENET1K_V1")) is None

@@ -15,7 +15,8 @@ from optsweep.rundir import RunDir, SweepDir, UnreadableFile, flatten
 from tests.conftest import QUICK, make_cfg
 
 # Written by `python -m optsweep` (QUICK overrides) on main at 7ed5ab7, before RunDir existed:
-# summary.json, metrics.csv and .hydra/ exactly as that code left them (checkpoint deleted at the end).
+# summary.json, metrics.csv and .hydra/ exactly as that code left them (checkpoint deleted at the
+# end).
 BEFORE = Path(__file__).parent / "fixtures" / "run_before_rundir"
 # That run's config_fingerprint, as 7ed5ab7 computed and recorded it: a changed key list or hashing
 # rule that moved it would retrain or refuse every finished run on disk.

@@ -292,8 +292,8 @@ def no_torch(tmp_path_factory) -> dict:
 
 
 def test_a_run_and_a_tuning_sweep_need_no_torch(tmp_path, no_torch):
-    run = processes.optsweep("workload=simulated", "optimizer=lion", f"hydra.run.dir={tmp_path}/one",
-                             env=no_torch, check=True)
+    run = processes.optsweep("workload=simulated", "optimizer=lion",
+                             f"hydra.run.dir={tmp_path}/one", env=no_torch, check=True)
     assert summary(tmp_path / "one")["status"] == "completed", run.stderr[-2000:]
     processes.optsweep("-m", "sweep=tune", "workload=simulated", "optimizer=sgd", "space=sgd",
                        "hydra.sweeper.n_trials=6", f"hydra.sweep.dir={tmp_path}/tune",

@@ -165,7 +165,8 @@ def test_two_workers_on_one_sqlite_study_run_exactly_n_trials(tmp_path):
 @pytest.mark.slow
 def test_storage_that_cannot_be_opened_is_one_error_before_any_job(tmp_path):
     result = optsweep("-m", "sweep=lr_search", *ONE_EPOCH,
-                      "hydra.sweeper.storage=postgresql://me:secret@127.0.0.1:1/study", cwd=tmp_path)
+                      "hydra.sweeper.storage=postgresql://me:secret@127.0.0.1:1/study",
+                      cwd=tmp_path)
     assert result.returncode != 0
     assert "optsweep: error: hydra.sweeper.storage=" in result.stderr
     assert "Traceback" not in result.stderr and "secret" not in result.stderr

@@ -23,12 +23,12 @@ from hydra.utils import instantiate
 
 from optsweep import contract, lease
 from optsweep.conf_tree import conf_dir
-from optsweep.resources import threads_per_job
-from optsweep.train import check_config
 from optsweep.optim.build import build_optimizer
+from optsweep.resources import threads_per_job
 from optsweep.rundir import SweepDir
 from optsweep.sweep import callbacks, job, search_space, storage
 from optsweep.sweep.errors import SweepError
+from optsweep.train import check_config
 
 WD = [0.0, 1e-4, 1e-3, 1e-2, 0.1, 1.0]
 BETAS = [[0.9, 0.999], [0.7, 0.999], [0.5, 0.999], [0.9, 0.8], [0.9, 0.6], [0.9, 0.4]]
@@ -169,14 +169,16 @@ def test_unopenable_storage_is_one_clear_error(tmp_path):
             storage.open_study(url, "s", ["maximize"], optuna.samplers.RandomSampler(),
                                optuna.pruners.NopPruner())
         message = str(info.value)
-        assert message.startswith("optsweep: error: hydra.sweeper.storage=") and "secret" not in message
+        assert message.startswith("optsweep: error: hydra.sweeper.storage=")
+        assert "secret" not in message
 
 
 def test_sqlite_storage_creates_its_directory(tmp_path):
     url = storage.default_storage(tmp_path / "new" / "sweep")
     study, _ = storage.open_study(url, "s", ["maximize"], optuna.samplers.RandomSampler(),
                                   optuna.pruners.NopPruner())
-    assert (tmp_path / "new" / "sweep" / "optuna.db").is_file() and study.direction.name == "MAXIMIZE"
+    assert (tmp_path / "new" / "sweep" / "optuna.db").is_file()
+    assert study.direction.name == "MAXIMIZE"
 
 
 def test_study_lock_is_exclusive_across_holders(tmp_path):
@@ -210,7 +212,8 @@ def test_dead_worker_is_recognised_only_on_this_host():
 
 
 def test_a_different_command_into_a_named_sweep_dir_is_refused(tmp_path, capsys):
-    (tmp_path / contract.SWEEP_COMMAND_FILE).write_text(json.dumps({"overrides": ["sweep=optimizers"]}))
+    command = json.dumps({"overrides": ["sweep=optimizers"]})
+    (tmp_path / contract.SWEEP_COMMAND_FILE).write_text(command)
     callbacks.check_same_command(tmp_path, ["sweep=optimizers"])  # the same command: resumes
     with pytest.raises(SystemExit) as info:
         callbacks.check_same_command(tmp_path, ["sweep=optimizers", "trainer.seed=0,1,2"])
@@ -254,7 +257,8 @@ def test_study_runs_every_grid_preset_in_order_then_the_analysis(monkeypatch, ca
     monkeypatch.setattr(study.importlib.util, "find_spec", lambda name: available.get(name))
     assert study.main(["--dry-run", "trainer.seed=0,1,2"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[:-1] == [f"+ -m optsweep -m sweep={name} trainer.seed=0,1,2" for name in study.STUDY]
+    assert lines[:-1] == [f"+ -m optsweep -m sweep={name} trainer.seed=0,1,2"
+                          for name in study.STUDY]
     assert lines[-1] == "+ -m optsweep.analysis multirun/"
     assert set(study.STUDY) == set(EXPECTED) - {"quickstart", "modern"}  # modern: beyond the study
 

@@ -8,16 +8,16 @@ CI=true: CI installs every extra (pip install -e '.[test,tensorboard,mlflow,wand
 from __future__ import annotations
 
 import csv
-import json
 import importlib.util
+import json
 import os
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from optsweep import contract
 from optsweep.contract import METRIC_COLUMNS, Status
@@ -170,7 +170,8 @@ def assert_mlflow_run_matches(store: str, run, run_dir: Path) -> None:
 
     client, rows = MlflowClient(store), read_rows(run_dir)
     for column in measured(rows):
-        history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, column))
+        recorded = client.get_metric_history(run.info.run_id, column)
+        history = sorted((m.step, m.value) for m in recorded)
         assert history == [(int(r["epoch"]), pytest.approx(r[column])) for r in rows], column
     summary = RunDir(run_dir).summary()
     assert run.data.metrics["objective"] == pytest.approx(summary["objective"])
@@ -247,7 +248,8 @@ def test_an_unreachable_mlflow_server_costs_seconds_and_the_run_completes(tmp_pa
     assert RunDir(tmp_path / "tracked").summary()["status"] == Status.COMPLETED
     warnings = [r.message for r in caplog.records if "logger=mlflow failed" in r.message]
     assert len(warnings) == 1  # warned once, then off
-    assert tracked_s - plain_s < 10, f"{tracked_s:.1f} s with the server down, {plain_s:.1f} s without"
+    assert tracked_s - plain_s < 10, (f"{tracked_s:.1f} s with the server down, "
+                                      f"{plain_s:.1f} s without")
 
 
 # --- export ---------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ import math
 import pytest
 import torchvision
 
-from optsweep.errors import ConfigError, DataError
 from optsweep.contract import CLASSES_FIELD, METRIC_COLUMNS
+from optsweep.errors import ConfigError, DataError
 from optsweep.train import train
 from tests.conftest import QUICK, make_cfg
 
@@ -64,7 +64,8 @@ def test_eval_batch_size_does_not_change_test_metrics(tmp_path):
 
 
 def test_huge_lr_diverges_with_a_finite_objective(tmp_path):
-    objective = train(make_cfg([*QUICK, "trainer.epochs=2", "optimizer.lr=1e6"]), tmp_path).objective
+    cfg = make_cfg([*QUICK, "trainer.epochs=2", "optimizer.lr=1e6"])
+    objective = train(cfg, tmp_path).objective
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "diverged" and math.isfinite(objective) and objective == 0.0
     rows = read_rows(tmp_path) if (tmp_path / "metrics.csv").exists() else []
@@ -114,7 +115,8 @@ def test_rerun_skips_a_completed_run_and_resumes_an_unfinished_one(tmp_path):
     assert resumed == expected
 
     before = (run_dir / "metrics.csv").stat().st_mtime_ns
-    train(make_cfg([*QUICK, "trainer.epochs=3"]), run_dir, on_epoch=lambda *a: epochs_trained.append(0))
+    train(make_cfg([*QUICK, "trainer.epochs=3"]), run_dir,
+          on_epoch=lambda *a: epochs_trained.append(0))
     assert epochs_trained == [3] and (run_dir / "metrics.csv").stat().st_mtime_ns == before
 
 

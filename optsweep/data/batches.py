@@ -36,7 +36,8 @@ def crop_at(images: torch.Tensor, padding: int, shifts: torch.Tensor) -> torch.T
 
 
 class Normalize:
-    """uint8 images -> float, resized to ``image_size``, normalised, in the model's memory layout."""
+    """uint8 images -> float, resized to ``image_size``, normalised, in the model's memory
+    layout."""
 
     def __init__(self, mean, std, image_size: int, device: torch.device, channels_last: bool):
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0

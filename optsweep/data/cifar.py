@@ -48,7 +48,8 @@ def expected_files(name: str, root: str | Path) -> list[Path]:
 
 
 def ensure_cifar(name: str, root: str | Path, download: bool) -> None:
-    """Make sure the dataset's files are on disk (downloading them if allowed) or raise DataError."""
+    """Make sure the dataset's files are on disk (downloading them if allowed) or raise
+    DataError."""
     files = expected_files(name, root)
     missing = [f for f in files if not f.is_file()]
     if missing and download:
@@ -85,7 +86,8 @@ def _download(name: str, root: str | Path, files: list[Path]) -> None:
 
 def _missing_message(name: str, root, missing: list[Path], download: bool) -> str:
     how = "" if download else " or set data.download=true"
-    return (f"{name} not found under data.root={root}: missing {', '.join(str(f) for f in missing)}. "
+    return (f"{name} not found under data.root={root}: "
+            f"missing {', '.join(str(f) for f in missing)}. "
             f"Put the official python-version files there{how}, or use data=digits (offline)")
 
 

@@ -17,8 +17,13 @@ from omegaconf import DictConfig
 
 from optsweep.contract import BETA_KEYS
 from optsweep.errors import ConfigError
-from optsweep.optim.adapters import (adapter_class, estimates_step_size, has_train_eval,
-                                     named_arguments, needs_closure)
+from optsweep.optim.adapters import (
+    adapter_class,
+    estimates_step_size,
+    has_train_eval,
+    named_arguments,
+    needs_closure,
+)
 from optsweep.optim.build import HYDRA_KEYS, NO_DECAY_KEY, build_adapter
 from optsweep.optim.muon import Muon, bf16_warning
 from optsweep.optim.packages import missing_package

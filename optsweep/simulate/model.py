@@ -1,4 +1,5 @@
-"""The simulated workload's model: a setting's expected accuracy, its curve, its noise and its truth.
+"""The simulated workload's model: a setting's expected accuracy, its curve, its noise and its
+truth.
 
 Pure functions of the ``simulate`` config (conf/workload/simulated.yaml states every formula and
 key), torch-free and file-free, so that the simulated task (``optsweep.simulate.task``) writes run

@@ -37,7 +37,8 @@ class SimulatedCrash(RuntimeError):
 def simulate(cfg: DictConfig, run_dir: str | Path, *, on_epoch: Optional[EpochHook] = None,
              choices: Optional[Mapping[str, Any]] = None) -> Outcome:
     """Run ``cfg`` (``workload=simulated``) into ``run_dir``; see the module's docstring."""
-    return leased(cfg, run_dir, lambda: _simulate(cfg, Path(run_dir), on_epoch, dict(choices or {})))
+    return leased(cfg, run_dir,
+                  lambda: _simulate(cfg, Path(run_dir), on_epoch, dict(choices or {})))
 
 
 def optimizer_name(cfg: DictConfig, choices: Mapping[str, Any]) -> str:
@@ -55,7 +56,8 @@ def check(cfg: DictConfig, optimizer: str) -> None:
     sim = cfg[SIMULATE_KEY]
     known = sorted(sim.optimizers)
     if optimizer not in sim.optimizers:
-        raise ConfigError("optimizer", optimizer, f"one of {', '.join(known)} (simulate.optimizers)",
+        raise ConfigError("optimizer", optimizer,
+                          f"one of {', '.join(known)} (simulate.optimizers)",
                           f"give it a model: an entry simulate.optimizers.{optimizer} (peak, lr, "
                           "width, diverge_lr, test_gap, speed, step_cost) in a copy of "
                           "conf/workload/simulated.yaml in a hydra.searchpath folder")

@@ -24,7 +24,7 @@ import warnings
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, cast
 
 import optuna
 from hydra.core.plugins import Plugins
@@ -53,8 +53,8 @@ WORKER_ATTR = "optsweep_worker"  # system attribute: the host:pid that runs the 
 # and its setting queued again.
 UNNAMED_AFTER_S = 10.0
 ERROR_ATTR = "error"  # user attribute of a FAIL trial: why
-# system attributes of a re-run, named as Optuna's RetryFailedTrialCallback names them: the number of
-# the trial that died (whose job directory the re-run resumes) and the chain of such numbers
+# system attributes of a re-run, named as Optuna's RetryFailedTrialCallback names them: the number
+# of the trial that died (whose job directory the re-run resumes) and the chain of such numbers
 RETRY_OF, RETRY_HISTORY = "failed_trial", "retry_history"
 DIRECTIONS = ("minimize", "maximize")
 SCHEDULES = ("slots", "batches")  # optsweep.sweep.slots
@@ -93,8 +93,8 @@ class SamplerFactory:
         if not node or "_target_" not in node:
             raise SweepError("hydra.sweeper.sampler is not set: expected hydra/sweeper/sampler=tpe "
                              "(or random, grid, cmaes, nsgaii, nsgaiii, qmc, gp)")
-        self.node = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) \
-            else dict(node)
+        self.node = cast(Dict[str, Any], OmegaConf.to_container(node, resolve=True)) \
+            if isinstance(node, DictConfig) else dict(node)
         self.target = str(self.node["_target_"])
         self.seed = self.node.get("seed")
         self.grid: Optional[Dict[str, List[Any]]] = None
@@ -123,7 +123,7 @@ class SamplerFactory:
         if not reseed and self._shared is not None:
             return self._shared  # unseeded, grid, QMC: one sampler for the whole sweep
         kwargs = {k: v for k, v in self.node.items() if v is not None}
-        if reseed and number is not None:
+        if reseed and number is not None and self.seed is not None:
             kwargs["seed"] = (int(self.seed) + number) % 2**32
         if self.is_grid:
             kwargs["search_space"] = self.grid
@@ -138,6 +138,10 @@ class SamplerFactory:
 
 
 class OptunaSweeperImpl(Sweeper):
+    # Optional in Sweeper; set by setup(), which Hydra calls before sweep()
+    config: DictConfig
+    hydra_context: HydraContext
+
     def __init__(self, *, sampler: Any, direction: Any, storage: Optional[str],
                  study_name: Optional[str], n_trials: int, n_jobs: int, max_failure_rate: float,
                  search_space: Optional[DictConfig], custom_search_space: Optional[str],
@@ -241,7 +245,8 @@ class OptunaSweeperImpl(Sweeper):
         if self.heartbeat_interval is not None and (
                 int(self.heartbeat_interval) < 1 or self.grace_period < self.heartbeat_interval):
             raise SweepError(f"hydra.sweeper.heartbeat_interval={self.heartbeat_interval}, "
-                             f"grace_period={self.grace_period} are invalid: expected whole seconds, "
+                             f"grace_period={self.grace_period} are invalid: "
+                             "expected whole seconds, "
                              "1 <= heartbeat_interval <= grace_period (null turns the beat off)")
         if self.dead_after_s <= 0:
             raise SweepError(f"hydra.sweeper.dead_after_s={self.dead_after_s} is invalid: "
@@ -392,7 +397,7 @@ class _Run:
         """Queue the defaults as trial 0 of a study that has no trial yet. Called under the study
         lock, before any ask: of several workers or a rerun, only the first to find the study empty
         queues it (a study begun without it is left as it is: its trial 0 was drawn)."""
-        if self.first_checked:
+        if self.first_checked or self.first is None:
             return
         self.first_checked = True
         if self.study.get_trials(deepcopy=False):
@@ -416,8 +421,11 @@ class _Run:
             if self.journal:
                 lease.write_record(self.job_dir(frozen), self.sweeper.dead_after_s)
             elif reclaimed:
-                self.storage.record_heartbeat(self.trial_id(frozen.number))
-        return Claim(frozen.number, overrides, int(frozen.system_attrs.get(RETRY_OF, frozen.number)))
+                # an RDB storage (not a journal); Optuna types it as BaseStorage
+                self.storage.record_heartbeat(  # type: ignore[attr-defined]
+                    self.trial_id(frozen.number))
+        return Claim(frozen.number, overrides,
+                     int(frozen.system_attrs.get(RETRY_OF, frozen.number)))
 
     def fail_dead(self) -> None:
         """Fail the RUNNING trials whose job fell silent, on any host, and those no worker named
@@ -455,10 +463,10 @@ class _Run:
                     _optuna_private.stale_trial_ids(self.storage, self.study_id)]
         silent = []
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            why = lease.silence(self.job_dir(frozen), frozen.datetime_start,
-                                self.sweeper.dead_after_s)
-            if why is not None:
-                silent.append((frozen, why))
+            silence = lease.silence(self.job_dir(frozen), frozen.datetime_start,
+                                    self.sweeper.dead_after_s)
+            if silence is not None:
+                silent.append((frozen, silence))
         return silent
 
     def retry(self, frozen: optuna.trial.FrozenTrial, limit: int = 1) -> None:

@@ -25,7 +25,8 @@ def rebuild_trial(study: optuna.Study, trial_id: int) -> optuna.Trial:
     """The ``Trial`` object of a trial asked by another process (the sweeper), so that this process
     (the job) can ``report`` and ``should_prune``. Optuna documents no public way to do this;
     ``Trial(study, trial_id)`` is the constructor ``Study.ask`` itself uses. It calls the study's
-    sampler (``before_trial``): load ``study`` with a ``RandomSampler``, which does no work there."""
+    sampler (``before_trial``): load ``study`` with a ``RandomSampler``, which does no work
+    there."""
     return optuna.trial.Trial(study, trial_id)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -37,7 +37,8 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         refuse_unwritable("hydra.sweep.dir", sweep_dir)
-        command = sorted(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
+        command = sorted(cast(list, OmegaConf.to_container(config.hydra.overrides.task,
+                                                           resolve=False)))
         check_same_command(sweep_dir, command)
         problem = preflight.shared_problem(config)
         if problem:  # every job would fail on it: say it once, launch nothing
@@ -72,7 +73,7 @@ def _job_key(job: str) -> tuple:
 def _held_elsewhere(job_dir: Path) -> str:
     """For a job without a summary: who trains it right now, if anyone."""
     holder = read_lease(job_dir)
-    if not is_live(holder, time.time()):
+    if holder is None or not is_live(holder, time.time()):
         return ""
     return f"running elsewhere: {holder.get('owner')}"
 
@@ -107,7 +108,8 @@ def format_summary(sweep_dir: Path, rows: list[dict]) -> str:
     lines += [f"sweep {sweep_dir}: {len(rows)} jobs: "
              + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))]
     for row in rows:
-        value = "" if row["objective"] is None else f"{row['objective_name']}={row['objective']:.4f}"
+        value = ("" if row["objective"] is None
+                 else f"{row['objective_name']}={row['objective']:.4f}")
         lines.append(f"  {row['dir']}  {row['status']:<11} {value:<18} {row['overrides']}")
     failed = [row for row in rows if row["status"] in contract.PROBLEMS]
     if failed:

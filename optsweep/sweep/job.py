@@ -20,11 +20,11 @@ from omegaconf import DictConfig
 
 from optsweep import contract
 from optsweep.contract import Outcome, Status
+from optsweep.dispatch import run_task
 from optsweep.errors import OptsweepError
 from optsweep.resources import available_cores, threads_per_job
 from optsweep.rundir import RunDir
 from optsweep.sweep import trial
-from optsweep.dispatch import run_task
 from optsweep.task import EpochHook, StopRun, is_simulated
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ def _report_epochs(cfg: DictConfig) -> EpochHook:
             # after the last epoch a prune saves nothing and would discard a finished run
             trial.report(row[name], epoch, may_prune=epoch < cfg.trainer.epochs)
         except optuna.TrialPruned as exc:
-            raise StopRun(Status.PRUNED, f"{exc} ({name}={row[name]:.4f} after epoch {epoch})")
+            raise StopRun(Status.PRUNED,
+                          f"{exc} ({name}={row[name]:.4f} after epoch {epoch})") from exc
 
     return report
 

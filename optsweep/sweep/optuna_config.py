@@ -3,12 +3,12 @@ meaning, plus a ``pruner`` group. Registered in Hydra's ConfigStore by the plugi
 (``hydra_plugins.optsweep_sweeper.optsweep_optuna_sweeper``) and by nothing else.
 
 Sampler and pruner nodes are instantiated by the sweeper itself, not by Hydra (the sweeper node says
-``_recursive_: false``): a sampler is built afresh for every trial with ``seed + trial number`` (grid
-and QMC keep ``seed``: it fixes their order), and
-the pruner is rebuilt in each job. A sampler key left ``None`` is not passed, so Optuna's own default
-applies: several defaults differ between Optuna 4.9 and 5.0 (TPE's ``constant_liar`` is False in 4.9,
-True in 5.0), and TPE's ``consider_prior`` family is deprecated in both but kept here so that an
-existing hydra-optuna-sweeper block still composes.
+``_recursive_: false``): a sampler is built afresh for every trial with ``seed + trial number``
+(grid and QMC keep ``seed``: it fixes their order), and
+the pruner is rebuilt in each job. A sampler key left ``None`` is not passed, so Optuna's own
+default applies: several defaults differ between Optuna 4.9 and 5.0 (TPE's ``constant_liar`` is
+False in 4.9, True in 5.0), and TPE's ``consider_prior`` family is deprecated in both but kept
+here so that an existing hydra-optuna-sweeper block still composes.
 
 No ``from __future__ import annotations``: OmegaConf reads these annotations as types.
 """
@@ -137,7 +137,8 @@ SAMPLERS = {"tpe": TPESamplerConf, "random": RandomSamplerConf, "grid": GridSamp
 
 
 # --- pruners (hydra/sweeper/pruner=NAME): Optuna's defaults, written out ------------------------
-# A step is whatever the task passes to optsweep.sweep.trial.report (optsweep's training: the epoch).
+# A step is whatever the task passes to optsweep.sweep.trial.report (optsweep's training: the
+# epoch).
 
 @dataclass
 class MedianPrunerConf:
@@ -227,7 +228,8 @@ class OptsweepOptunaSweeperConf:
     pruner: Any = MISSING
     # minimize or maximize; a list of them makes a multi-objective study
     direction: Any = "minimize"
-    # None: sqlite:///<hydra.sweep.dir>/optuna.db; journal:PATH for Optuna's JournalStorage on a file
+    # None: sqlite:///<hydra.sweep.dir>/optuna.db; journal:PATH for Optuna's JournalStorage on a
+    # file
     storage: Optional[str] = None
     # None: "optsweep" (a named study, so that a rerun of the command finishes it)
     study_name: Optional[str] = None

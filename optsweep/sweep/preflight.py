@@ -98,7 +98,7 @@ def _simulated_problem(config: DictConfig) -> Optional[str]:
 
     names = swept_values(config, "optimizer") or [
         OmegaConf.select(config, "hydra.runtime.choices.optimizer", default=None)]
-    task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    task = OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"])
     for name in names:
         try:
             check(task, str(name))

@@ -100,7 +100,7 @@ def ended(job: Job, ret: JobReturn) -> Ended:
     if ret.status == JobStatus.COMPLETED:
         return Ended(job, ret.return_value)
     try:
-        ret.return_value  # re-raises the task's exception (and Hydra says which job failed)
+        ret.return_value  # noqa: B018 (re-raises the task's exception; Hydra says which job)
         exc: BaseException = RuntimeError(f"job status {ret.status.name}")
     except Exception as raised:
         exc = raised
@@ -243,7 +243,7 @@ class ProcessPool:
         """Give the cores of idle slots to the jobs still running when ``nothing_to_start`` (the
         final drain), and take them back if a trial starts after all: each worker whose job's
         cores change is told by a signal. Returns how many idle slots' cores are lent now."""
-        if not self.lend_cores or not self.running:
+        if not self.lend_cores or LEND_SIGNAL is None or not self.running:
             return 0
         lending = nothing_to_start and len(self.running) < self.slots
         share = threads_per_job(self.cores, len(self.running) if lending else self.slots)

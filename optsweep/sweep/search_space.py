@@ -21,10 +21,19 @@ import warnings
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import (ChoiceSweep, IntervalSweep, Override, RangeSweep,
-                                              Transformer)
-from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
-                                  IntDistribution)
+from hydra.core.override_parser.types import (
+    ChoiceSweep,
+    IntervalSweep,
+    Override,
+    RangeSweep,
+    Transformer,
+)
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
 from optsweep.sweep.errors import SweepError
 
@@ -89,13 +98,17 @@ def distribution(override: Override) -> BaseDistribution:
     value = override.value()
     name = override.get_key_element()
     if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
-        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+        # any parsed element; Optuna refuses what it cannot hold (a list), and _guarded says so
+        choices: List[Any] = list(override.sweep_iterator(transformer=Transformer.encode))
+        return CategoricalDistribution(choices)
     if isinstance(value, RangeSweep):
+        assert value.start is not None and value.stop is not None  # the parser sets both
         if any(isinstance(x, float) for x in (value.start, value.stop, value.step)):
             return FloatDistribution(float(value.start), float(value.stop), step=float(value.step))
         return IntDistribution(int(value.start), int(value.stop), step=int(value.step))
     if isinstance(value, IntervalSweep):
         log_scale = "log" in value.tags
+        assert value.start is not None and value.end is not None  # the parser sets both
         if isinstance(value.start, int) and isinstance(value.end, int):
             return IntDistribution(value.start, value.end, log=log_scale)
         return FloatDistribution(float(value.start), float(value.end), log=log_scale)
@@ -107,8 +120,10 @@ def distribution(override: Override) -> BaseDistribution:
 def legacy_distribution(name: str, node: Mapping[str, Any]) -> BaseDistribution:
     """One entry of the deprecated ``search_space`` ({type, low, high, step, log, choices})."""
     kind = str(node.get("type", "")).split(".")[-1]  # a string or 1.1's DistributionType enum
-    low, high, step, log_scale = node.get("low"), node.get("high"), node.get("step"), \
-        bool(node.get("log", False))
+    # a bound left out is None: int()/float() refuse it, and _guarded names the entry
+    low: Any = node.get("low")
+    high: Any = node.get("high")
+    step, log_scale = node.get("step"), bool(node.get("log", False))
     if kind == "categorical":
         return CategoricalDistribution(list(node["choices"]))
     if kind == "int":
@@ -147,6 +162,7 @@ def defaults(space: Space, config: Any) -> Tuple[Dict[str, Any], Dict[str, str]]
     config = OmegaConf.create(config) if isinstance(config, dict) else config
     held: Dict[str, Any] = {}
     left_out: Dict[str, str] = {}
+    why: Optional[str]
     for name, dist in space.items():
         try:
             value = OmegaConf.select(config, name.lstrip("+"), default=None)
@@ -172,6 +188,7 @@ def _held(dist: BaseDistribution, value: Any) -> Tuple[Any, Optional[str]]:
         return value, f"is not one of choice{tuple(dist.choices)}"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return value, "is not a finite number"
+    assert isinstance(dist, (IntDistribution, FloatDistribution))  # a space holds these three
     low, high = dist.low, dist.high
     scale = "log " if getattr(dist, "log", False) else ""
     if not low <= value <= high:

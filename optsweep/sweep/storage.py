@@ -10,8 +10,9 @@ sweeper hands each job the absolute form, so a job reopens the same study from a
 
 Optuna numbers trials atomically but has no "at most n_trials in this study": two workers that each
 count 19 of 20 trials would both ask one more. ``study_lock`` makes count-then-ask atomic: a file
-lock next to a SQLite database (SQLite is for one machine), an ``O_EXCL`` lock file next to a journal
-(shared filesystems), an advisory lock on PostgreSQL (``pg_advisory_lock``), MySQL's ``GET_LOCK``.
+lock next to a SQLite database (SQLite is for one machine), an ``O_EXCL`` lock file next to a
+journal (shared filesystems), an advisory lock on PostgreSQL (``pg_advisory_lock``), MySQL's
+``GET_LOCK``.
 """
 
 from __future__ import annotations
@@ -155,7 +156,9 @@ def open_study(url: str, study_name: str, directions: Sequence[str],
         with study_lock(url, study_name):
             storage = open_storage(url, heartbeat)
             study = optuna.create_study(storage=storage, study_name=study_name, sampler=sampler,
-                                        pruner=pruner, directions=list(directions),
+                                        pruner=pruner,
+                                        # strings, which Optuna checks (typed as its literals)
+                                        directions=list(directions),  # type: ignore[arg-type]
                                         load_if_exists=True)
     except SweepError:
         raise
@@ -177,7 +180,8 @@ POSTGRES_PREFIXES, MYSQL_PREFIXES = ("postgresql", "postgres"), ("mysql",)  # ad
 
 
 def has_study_lock(url: str) -> bool:
-    """Whether ``study_lock`` serialises the workers of ``url`` (every storage but an unknown one)."""
+    """Whether ``study_lock`` serialises the workers of ``url`` (every storage but an unknown
+    one)."""
     return (sqlite_path(url) is not None or journal_path(url) is not None
             or url.startswith(POSTGRES_PREFIXES + MYSQL_PREFIXES))
 
@@ -251,4 +255,5 @@ def job_beat(url: str, study_name: str, number: int, job_dir: Path,
     storage = job_storage(url)
     trial_id = storage.get_trial_id_from_study_id_trial_number(
         storage.get_study_id_from_name(study_name), number)
-    return lambda: storage.record_heartbeat(trial_id)
+    # an RDB storage (not a journal); Optuna types it as BaseStorage
+    return lambda: storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]

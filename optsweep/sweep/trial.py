@@ -13,9 +13,9 @@ The sweeper asks Optuna for trials in the launching process and passes three ``h
 overrides to each trial's job: the storage, the study name and the trial number. Hydra sets them as
 environment variables around the task, in whichever process or machine runs it (basic, joblib or
 submitit launcher). ``report`` opens the same study there, records the value at that step, asks the
-study's pruner (``hydra.sweeper.pruner``) and raises ``optuna.TrialPruned`` to stop; the sweeper then
-records the trial as PRUNED with its last reported value. A task that catches ``TrialPruned`` and
-returns anyway is still recorded PRUNED: it was told to stop.
+study's pruner (``hydra.sweeper.pruner``) and raises ``optuna.TrialPruned`` to stop; the sweeper
+then records the trial as PRUNED with its last reported value. A task that catches ``TrialPruned``
+and returns anyway is still recorded PRUNED: it was told to stop.
 
 While the task runs, a daemon thread records that the job is alive (``BeatingTask``,
 ``optsweep.lease``): a sweeper on any host then tells a dead job's trial from a live one.
@@ -37,6 +37,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Tuple
 
 if TYPE_CHECKING:
@@ -164,8 +165,8 @@ class BeatingTask:
 
     def _beating(self, cfg: Any) -> Any:
         env = os.environ
-        key = (env.get(STORAGE_ENV), env.get(STUDY_ENV), env.get(TRIAL_ENV))
-        if None in key or not env.get(HEARTBEAT_ENV):
+        key = _trial_key()
+        if key is None or not env.get(HEARTBEAT_ENV):
             return self.task_function(cfg)
         from hydra.core.hydra_config import HydraConfig
 
@@ -173,7 +174,7 @@ class BeatingTask:
         from optsweep.sweep.storage import job_beat
 
         url, study_name, number = key
-        beat = job_beat(url, study_name, int(number), HydraConfig.get().runtime.output_dir,
+        beat = job_beat(url, study_name, int(number), Path(HydraConfig.get().runtime.output_dir),
                         float(env.get(GRACE_ENV) or 0))
         with Renewal(beat, float(env[HEARTBEAT_ENV]), name=f"heartbeat of trial {number}"):
             return self.task_function(cfg)
@@ -184,9 +185,17 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _trial_key() -> Optional[Tuple[str, str, str]]:
+    """(storage, study, trial number) of the trial whose job this process runs; None outside."""
+    url, study_name, number = (os.environ.get(name) for name in (STORAGE_ENV, STUDY_ENV, TRIAL_ENV))
+    if url is None or study_name is None or number is None:
+        return None
+    return url, study_name, number
+
+
 def _job() -> Optional[_JobTrial]:
-    key = (os.environ.get(STORAGE_ENV), os.environ.get(STUDY_ENV), os.environ.get(TRIAL_ENV))
-    if None in key:
+    key = _trial_key()
+    if key is None:
         return None
     if not _current or _current[0][0] != key:  # once per job: report() runs after every step
         _current[:] = [(key, _open(*key))]

@@ -164,7 +164,7 @@ class Trackers:
 
     def _call(self, method: str, *args: Any) -> None:
         for name, tracker in list(self.active.items()):
-            if not guarded(name, method, lambda: getattr(tracker, method)(*args)):
+            if not guarded(name, method, lambda tracker=tracker: getattr(tracker, method)(*args)):
                 del self.active[name]
 
     def start(self, info: RunInfo) -> "Trackers":
@@ -188,7 +188,8 @@ def start(cfg: DictConfig, run_dir: Path, choices: Mapping, rows: Sequence[Mappi
     for name in names:
         settings = cfg.logger[name]
         guarded(name, "set-up",
-                lambda: trackers.__setitem__(name, tracker_class(name)(settings)))
+                lambda name=name, settings=settings: trackers.__setitem__(
+                    name, tracker_class(name)(settings)))
     config = OmegaConf.to_container(cfg, resolve=True)
     info = run_info(config, run_dir, choices, contract.config_fingerprint(cfg), rows)
     return Trackers(trackers).start(info)

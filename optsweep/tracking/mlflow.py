@@ -32,7 +32,8 @@ RUN_STATUS = {Status.COMPLETED: "FINISHED", Status.DIVERGED: "FINISHED", Status.
               Status.INTERRUPTED: "KILLED", Status.FAILED: "FAILED"}
 BATCH = 100  # MLflow takes at most 100 params (and 1000 metrics) per log_batch
 SQLITE = "sqlite:///"
-EVERY_EPOCH_METRIC = METRIC_COLUMNS[1]  # train_loss: measured in every epoch, so it tells which are in
+# train_loss: measured in every epoch, so it tells which are in
+EVERY_EPOCH_METRIC = METRIC_COLUMNS[1]
 
 
 def bound_requests(retries: int, timeout_s: int) -> None:
@@ -133,8 +134,9 @@ class Tracker:
                 history = self.client.get_metric_history(run.info.run_id, EVERY_EPOCH_METRIC)
                 logged_steps = {metric.step for metric in history}
             self.run_id = run.info.run_id
-            write_state(info.run_dir, "mlflow", {"run_id": self.run_id, "tracking_uri": self.uri,
-                                                 "config_fingerprint": info.tags["config_fingerprint"]})
+            write_state(info.run_dir, "mlflow",
+                        {"run_id": self.run_id, "tracking_uri": self.uri,
+                         "config_fingerprint": info.tags["config_fingerprint"]})
             # a param cannot change; a resumed run keeps the first value of a volatile key
             params = [Param(k, str(v)[:6000]) for k, v in info.params.items()
                       if k not in logged_params]

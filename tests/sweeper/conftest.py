@@ -1,6 +1,7 @@
 """Helpers for the sweeper's tests: run a small Hydra app of tests/sweeper/apps as a user does
-(``python app.py -m ...`` in a fresh directory) and read what it left. Torch-free: these tests run in
-an environment without torch (``make test-sweeper-oldest``), with ``--confcutdir=tests/sweeper``."""
+(``python app.py -m ...`` in a fresh directory) and read what it left. Torch-free: these tests run
+in an environment without torch (``make test-sweeper-oldest``), with
+``--confcutdir=tests/sweeper``."""
 
 from __future__ import annotations
 
