@@ -40,9 +40,12 @@ matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from optsweep.analysis import benchmark_figures, overview  # noqa: E402
+from optsweep.analysis import (  # noqa: E402
+    benchmark_figures,
+    load_runs,  # noqa: E402
+    overview,
+)
 from optsweep.analysis import figures as sweep_figures  # noqa: E402
-from optsweep.analysis import load_runs  # noqa: E402
 from optsweep.analysis.budget import budget_curves  # noqa: E402
 from optsweep.analysis.figures import write_figures  # noqa: E402
 from optsweep.analysis.profile import performance_profile  # noqa: E402
@@ -318,8 +321,9 @@ def compare_drawing(runset, root: Path, rev: str, rounds: int) -> str:
             spent[name][0] += time.perf_counter() - t0
             spent[name][1] += cpu_seconds() - c0
     (old_wall, old_cpu), (new_wall, new_cpu) = spent["old"], spent["new"]
-    return (f"drawing: {count} figures x {rounds} round(s), baseline {rev}: old wall_s={old_wall:.2f} "
-            f"cpu_s={old_cpu:.2f}, new wall_s={new_wall:.2f} cpu_s={new_cpu:.2f}; "
+    return (f"drawing: {count} figures x {rounds} round(s), baseline {rev}: "
+            f"old wall_s={old_wall:.2f} cpu_s={old_cpu:.2f}, "
+            f"new wall_s={new_wall:.2f} cpu_s={new_cpu:.2f}; "
             f"ratio_cpu={new_cpu / old_cpu:.3f} ratio_wall={new_wall / old_wall:.3f}")
 
 

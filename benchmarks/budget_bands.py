@@ -40,7 +40,8 @@ SEED_OF_THE_STUDY = 1  # every trial of a study shares its seed (its effect is t
 
 
 def tang_weights(n: int, k: int) -> np.ndarray:
-    """The weights of the sorted values in Tang's estimate, in floats through log-gamma (N large)."""
+    """The weights of the sorted values in Tang's estimate, in floats through log-gamma
+    (N large)."""
     i = np.arange(k, n + 1)
     log_w = (special.gammaln(i) - special.gammaln(k) - special.gammaln(i - k + 1)
              - (special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)))
@@ -52,7 +53,8 @@ def normal(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 class SimulatedAdam:
-    """Adam's final validation accuracy on the simulated workload at random settings of its space."""
+    """Adam's final validation accuracy on the simulated workload at random settings of its
+    space."""
 
     def __init__(self) -> None:
         self.sim = OmegaConf.to_container(
