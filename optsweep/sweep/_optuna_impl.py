@@ -198,6 +198,11 @@ class OptunaSweeperImpl(Sweeper):
                 slots.run_batches(run, self.launcher, self.n_jobs, window)
             else:
                 slot_time = slots.run_slots(run, runner, window)
+        except SweepError as exc:  # the sweep's own end (too many failures, workers that cannot
+            # start): one line, exit 1, said here because Hydra prints a traceback instead under
+            # a debugger or a tracer such as coverage's
+            print(exc, file=sys.stderr)
+            sys.exit(1)
         finally:
             try:  # first: the workers' exits need not hold it up
                 self._write_results(run, slot_time)
