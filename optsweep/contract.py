@@ -86,6 +86,8 @@ METRIC_COLUMNS = ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "
 # Prodigy/D-Adaptation's own estimate d of the step size at the epoch's last step (effective step
 # d x lr); empty for other optimizers and absent from metrics.csv files written before it.
 STEP_SIZE_COLUMN = METRIC_COLUMNS[-1]
+# What the clock measured: they differ between two runs of one config, every other column does not.
+TIME_COLUMNS = ("epoch_seconds", "train_images_per_s", "eval_seconds")
 EPOCH_COLUMN = METRIC_COLUMNS[0]
 MEASURED_COLUMNS = METRIC_COLUMNS[1:]  # what an epoch measured: every column but its number
 SPLITS = ("train", "val", "test")

@@ -9,17 +9,17 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from optsweep.contract import TIME_COLUMNS
 from optsweep.data import load_splits
 from optsweep.optim.build import build_adapter
 from optsweep.train import train
 from tests.conftest import QUICK, make_cfg
 
-TIMING = ("epoch_seconds", "train_images_per_s")
-
 
 def read_rows(run_dir) -> list[dict]:
     with open(run_dir / "metrics.csv", newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+        return [{k: v for k, v in row.items() if k not in TIME_COLUMNS}
+                for row in csv.DictReader(f)]
 
 
 def one_step(name: str, *overrides: str):

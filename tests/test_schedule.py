@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from optsweep.contract import TIME_COLUMNS
 from optsweep.schedule import Schedule
 from optsweep.train import train
 from tests.conftest import QUICK, make_cfg
@@ -73,7 +74,7 @@ def test_plateau_halves_the_lr_after_patience_epochs_in_the_objectives_direction
 
 
 def _without_time(rows):
-    return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "train_images_per_s")}
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS}
             for r in rows]
 
 

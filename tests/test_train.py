@@ -9,7 +9,7 @@ import math
 import pytest
 import torchvision
 
-from optsweep.contract import CLASSES_FIELD, METRIC_COLUMNS
+from optsweep.contract import CLASSES_FIELD, METRIC_COLUMNS, TIME_COLUMNS
 from optsweep.errors import ConfigError, DataError
 from optsweep.train import train
 from tests.conftest import QUICK, make_cfg
@@ -78,11 +78,10 @@ def test_huge_lr_diverges_with_a_finite_objective(tmp_path):
 
 @pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path):
-    timing = ("epoch_seconds", "train_images_per_s")
     runs = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         train(make_cfg([*QUICK, "trainer.epochs=2", f"trainer.seed={seed}"]), tmp_path / name)
-        runs.append([{k: v for k, v in r.items() if k not in timing}
+        runs.append([{k: v for k, v in r.items() if k not in TIME_COLUMNS}
                      for r in read_rows(tmp_path / name)])
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
@@ -92,7 +91,7 @@ def test_same_seed_same_metrics(tmp_path):
 def test_rerun_skips_a_completed_run_and_resumes_an_unfinished_one(tmp_path):
     reference = tmp_path / "reference"
     train(make_cfg([*QUICK, "trainer.epochs=3"]), reference)
-    expected = [{k: v for k, v in r.items() if k not in ("epoch_seconds", "train_images_per_s")}
+    expected = [{k: v for k, v in r.items() if k not in TIME_COLUMNS}
                 for r in read_rows(reference)]
 
     run_dir = tmp_path / "resumed"
@@ -110,7 +109,7 @@ def test_rerun_skips_a_completed_run_and_resumes_an_unfinished_one(tmp_path):
     train(make_cfg([*QUICK, "trainer.epochs=3"]), run_dir,
           on_epoch=lambda epoch, row: epochs_trained.append(epoch))
     assert epochs_trained == [3]  # epochs 1-2 came from the checkpoint
-    resumed = [{k: v for k, v in r.items() if k not in ("epoch_seconds", "train_images_per_s")}
+    resumed = [{k: v for k, v in r.items() if k not in TIME_COLUMNS}
                for r in read_rows(run_dir)]
     assert resumed == expected
 
