@@ -1,4 +1,4 @@
-"""The benchmark's three figures: tuning-budget curves, performance profiles, lr sensitivity.
+"""The benchmark's figures: tuning-budget curves, performance profiles, lr sensitivity, winner stability.
 
 Each optimizer keeps the colour it has everywhere in the report (``style.optimizer_colour``); each
 figure is seaborn's lines or points over the same tidy table its CSV holds (a ``FacetGrid``
@@ -111,3 +111,21 @@ def lr_figure(trials: pd.DataFrame, metric: str, path: Path) -> Path | None:
     """``draw_lr`` of the trials with a positive lr (those without one have no place on it)."""
     trials = trials[trials["lr"].notna() & (trials["lr"] > 0)]
     return None if trials.empty else _save(draw_lr(trials, metric), path)
+
+
+def draw_stability(stability: pd.DataFrame):
+    """A bar per optimizer of its share of wins over resampled seeds (``stability``), a panel per
+    workload (seaborn's ``catplot``), each optimizer in its report colour."""
+    order = list(dict.fromkeys(stability["optimizer"]))
+    grid = sns.catplot(stability, kind="bar", x="share", y="optimizer", col="workload",
+                       order=order, hue="optimizer", hue_order=order, legend=False,
+                       palette={o: optimizer_colour(o) for o in order}, height=0.35 * len(order)
+                       + 1.2, aspect=1.4, sharex=True)
+    grid.set(xlim=(0, 1))
+    grid.set_axis_labels("share of resamples won", "")
+    grid.set_titles("{col_name}")
+    return grid.figure
+
+
+def stability_figure(stability: pd.DataFrame, path: Path) -> Path | None:
+    return None if stability.empty else _save(draw_stability(stability), path)

@@ -18,11 +18,12 @@ import pandas as pd
 from optsweep.analysis.benchmark import (Benchmark, comparison, defaults_trials, load_benchmark,
                                          objective_of, study_accounts, study_choices,
                                          run_times, times_to_target, trials_table)
-from optsweep.analysis.benchmark_figures import budget_figure, lr_figure, profile_figure
+from optsweep.analysis.benchmark_figures import (budget_figure, lr_figure, profile_figure,
+                                                 stability_figure)
 from optsweep.analysis.budget import CAVEAT, budget_curves
 from optsweep.analysis.load import TRUTH_PREFIX
 from optsweep.analysis.profile import MIN_SEEDS, performance_profile, score_intervals
-from optsweep.analysis.stability import stability_figure, stability_lines, winner_stability
+from optsweep.analysis.stability import stability_lines, winner_stability
 from optsweep.analysis.stats import (ALPHA, Verdict, compare_to_best, detectable_difference,
                                      pooled_sd, seeds_needed)
 from optsweep.analysis.sweeps import format_value, short_names

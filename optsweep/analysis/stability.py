@@ -85,30 +85,3 @@ def stability_lines(stability: pd.DataFrame, metric: str) -> list[str]:
                      f"{' (few seeds: coarse shares)' if seeds <= 3 else ''}.")
     return lines
 
-
-def draw_stability(stability: pd.DataFrame):
-    """A bar per optimizer of its share of wins, a panel per workload (seaborn's ``catplot``),
-    each optimizer in its report colour."""
-    import seaborn as sns
-
-    from optsweep.analysis.style import optimizer_colour
-
-    order = list(dict.fromkeys(stability["optimizer"]))
-    grid = sns.catplot(stability, kind="bar", x="share", y="optimizer", col="workload",
-                       order=order, hue="optimizer", hue_order=order, legend=False,
-                       palette={o: optimizer_colour(o) for o in order}, height=0.35 * len(order)
-                       + 1.2, aspect=1.4, sharex=True)
-    grid.set(xlim=(0, 1))
-    grid.set_axis_labels("share of resamples won", "")
-    grid.set_titles("{col_name}")
-    return grid.figure
-
-
-def stability_figure(stability: pd.DataFrame, path):
-    """``draw_stability`` saved to ``path``; None when there is nothing to draw."""
-    from optsweep.analysis.style import save
-
-    if stability.empty:
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return save(draw_stability(stability), path)
