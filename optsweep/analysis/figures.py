@@ -247,7 +247,7 @@ def _draw_numeric(data: pd.DataFrame, x: str, looks: dict[str, Look], column: st
         ax.scatter(line[x], line[column], c=points, s=30, edgecolors="0.15", linewidths=0.5,
                    zorder=4)
     _mark_stopped_final(ax, runs, x, column, looks, lambda values: values)
-    _log_x(ax, x, runs[x])
+    log_x(ax, x, runs[x])
 
 
 def _draw_categorical(data: pd.DataFrame, x: str, looks: dict[str, Look], params: list[str],
@@ -337,7 +337,8 @@ def _x_param(runs: pd.DataFrame, params: list[str]) -> str:
     return next((p for p in params if p != "optimizer"), "optimizer")
 
 
-def _log_x(ax, param: str, values: pd.Series) -> None:
+def log_x(ax, param: str, values: pd.Series) -> None:
+    """A log x axis for lr-like keys (``sweeps.wants_log_axis``), symlog where a value is 0."""
     if not wants_log_axis(param, values):
         return
     values = pd.to_numeric(values, errors="coerce").dropna()

@@ -158,6 +158,37 @@ def write_run(run_dir: Path, *, optimizer="adam", lr=1e-3, wd=0.0, seed=0, data=
     return run_dir
 
 
+def write_study(folder: Path, name: str = "adam_lr", direction: str = "maximize") -> Path:
+    """folder/optuna.db holding one study of 12 trials over lr (log, 1e-5..1e-1) and weight_decay:
+    objective = 0.9 - 0.05 * (log10(lr) + 3.2)^2 - weight_decay (no two trials alike), reported
+    at steps 1-3 as objective * step / 3; trials 1, 5 and 9 pruned after step (number % 3) + 1,
+    trial 3 failed after reporting step 1. Written through Optuna's public ``create_trial`` and
+    ``add_trial``."""
+    import math
+
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    folder.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(study_name=name, storage=f"sqlite:///{folder / 'optuna.db'}",
+                                direction=direction)
+    space = {"optimizer.lr": FloatDistribution(1e-5, 1e-1, log=True),
+             "optimizer.weight_decay": FloatDistribution(0.0, 0.1)}
+    for number in range(12):
+        lr, wd = 10 ** (-5 + (number * 5 % 12) / 3), 0.01 * (number % 4)
+        value = 0.9 - 0.05 * (math.log10(lr) + 3.2) ** 2 - wd
+        state = (TrialState.PRUNED if number % 4 == 1 else TrialState.FAIL if number == 3
+                 else TrialState.COMPLETE)
+        steps = {TrialState.PRUNED: number % 3 + 1, TrialState.FAIL: 1}.get(state, 3)
+        study.add_trial(create_trial(
+            state=state, value=value if state == TrialState.COMPLETE else None,
+            params={"optimizer.lr": lr, "optimizer.weight_decay": wd}, distributions=space,
+            intermediate_values={step: value * step / 3 for step in range(1, steps + 1)}))
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def close_figures():
     yield

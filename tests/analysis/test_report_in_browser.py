@@ -10,9 +10,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write_run
+from conftest import write_run, write_study
 
 from optsweep.analysis import load_runs
+from optsweep.analysis.optuna_study import find_studies
 from optsweep.analysis.report import write_report
 
 CHROMIUM = os.environ.get("OPTSWEEP_CHROMIUM", "/usr/bin/chromium")
@@ -38,7 +39,9 @@ def report(lr_sweep, optimizer_sweep, tmp_path):
     for num, lr in enumerate((1e-3, 1e-2)):  # a sweep with a run that stopped early
         write_run(lr_sweep.parent / "adam_wd" / str(num), lr=lr, wd=1e-4 * num, num=num)
     write_run(lr_sweep / "9", lr=1e-1, status="pruned", epochs=2, num=9)
-    return write_report(load_runs([lr_sweep.parent]), tmp_path / "report", select="val_acc1")
+    studies, _ = find_studies([write_study(lr_sweep)])  # the sweep's Optuna study: 4 figures
+    return write_report(load_runs([lr_sweep.parent]), tmp_path / "report", select="val_acc1",
+                        studies=studies)
 
 
 @pytest.mark.browser
@@ -63,7 +66,8 @@ def test_every_figure_of_the_report_decodes_in_a_headless_browser(report, tmp_pa
         finally:
             context.close()
     assert [alt for alt, _ in images][0] == "overview"
-    assert len(images) == 1 + 2 * 3  # the overview, then curves and final values of 3 sweeps
+    # the overview, then curves and final values of 3 sweeps, and the study's four figures
+    assert len(images) == 1 + 2 * 3 + 4
     assert all(width > 0 for _, width in images), images
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
