@@ -10,11 +10,14 @@ Target (issue 4): under 10 s in total on a 2-core CPU.
 
 Then the drawing alone, against the figure code of `--baseline` (a git revision of this checkout,
 its figure modules loaded from ``git show`` under private names, only for this comparison): every
-sweep's figures, the overview and the benchmark's three figures (budget curves, profiles, lr
-sensitivity) over fabricated benchmark tables of about as many trials as runs, old and new in
-turn (ABBA over `--rounds`). Target (issue 30): the new drawing within 10% of the baseline's. The
-line `drawing: ... ratio_cpu=R ratio_wall=W` (new over old; CPU seconds of this process and its
-figure workers, which read true where other jobs share the CPU) comes before the last line:
+sweep's figures, the overview, the benchmark's three figures (budget curves, profiles, lr
+sensitivity) over fabricated benchmark tables of about as many trials as runs, and the figures of
+fabricated Optuna studies (`STUDIES`: three pruned lr searches and a tune, 20 trials each, as
+conf/sweep/lr_search.yaml and tune.yaml run them), old and new in turn (ABBA over `--rounds`).
+Target (issue 30): the new drawing within 10% of the baseline's. The line
+`drawing: ... ratio_cpu=R ratio_wall=W` (new over old, every figure; CPU seconds of this process
+and its figure workers, which read true where other jobs share the CPU), then the same for the
+studies' figures alone (`studies: ...`), come before the last line:
 `analysis: runs=N load_s=X plot_s=Y total_s=Z` (total = load + figures + tables + report).
 """
 from __future__ import annotations
@@ -43,13 +46,15 @@ sys.path.insert(0, str(ROOT))
 from optsweep.analysis import (  # noqa: E402
     benchmark_figures,
     load_runs,  # noqa: E402
+    optuna_study,
     overview,
 )
 from optsweep.analysis import figures as sweep_figures  # noqa: E402
 from optsweep.analysis.budget import budget_curves  # noqa: E402
-from optsweep.analysis.figures import write_figures  # noqa: E402
+from optsweep.analysis.figures import slug, write_figures  # noqa: E402
 from optsweep.analysis.profile import performance_profile  # noqa: E402
 from optsweep.analysis.report import write_report  # noqa: E402
+from optsweep.analysis.style import save  # noqa: E402
 from optsweep.analysis.tables import setting_table  # noqa: E402
 
 HEADER = ("epoch,train_loss,train_acc1,val_loss,val_acc1,val_acc5,test_loss,test_acc1,test_acc5,"
@@ -58,8 +63,15 @@ EPOCHS = 10
 SEEDS = 10
 BASELINE = "30c8611"  # main before the figures were drawn through seaborn (issue 30)
 # the figure modules of the baseline, in import order (each imports only those before it)
-FIGURE_MODULES = ("style", "figures", "benchmark_figures", "overview")
+FIGURE_MODULES = ("style", "optuna_study", "figures", "benchmark_figures", "overview")
 WORKLOADS = 4  # of the fabricated benchmark; its optimizers are the comparison's six
+# (sweep, optimizer, searched keys, pruned): Optuna studies of STUDY_TRIALS trials, each reporting
+# its objective every epoch; a pruned search stops every third trial after 1-5 epochs
+STUDIES = [("lr_search", "adam", ("lr",), True), ("lr_search", "adagrad", ("lr",), True),
+           ("lr_search", "rmsprop", ("lr",), True),
+           ("tune", "adam", ("lr", "weight_decay", "beta1"), False)]
+STUDY_TRIALS = 20  # n_trials of conf/sweep/lr_search.yaml and tune.yaml
+SPACE = {"lr": (1e-5, 1e-1, True), "weight_decay": (1e-6, 1e-2, True), "beta1": (0.5, 0.99, False)}
 # (sweep name, optimizer, swept key, values); the comparison sweeps the optimizer choice itself
 SWEEPS = [
     ("compare", None, "optimizer", ["adam", "adagrad", "rmsprop", "sgd", "adadelta", "adamw"]),
@@ -257,6 +269,34 @@ def fabricate(root: Path, n_runs: int) -> Path:
     return multirun
 
 
+def fabricate_studies(root: Path) -> list:
+    """`STUDIES` as optuna.db files under root/studies (Optuna's public create_trial), read back
+    as the report reads them."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rng = np.random.default_rng(1)
+    for sweep, optimizer, keys, pruned in STUDIES:
+        folder = root / "studies" / sweep / optimizer
+        folder.mkdir(parents=True)
+        study = optuna.create_study(study_name=optimizer, direction="maximize",
+                                    storage=f"sqlite:///{folder / 'optuna.db'}")
+        space = {f"optimizer.{k}": FloatDistribution(*SPACE[k][:2], log=SPACE[k][2]) for k in keys}
+        for number in range(STUDY_TRIALS):
+            params = {name: float(np.exp(rng.uniform(np.log(d.low), np.log(d.high)))) if d.log
+                      else float(rng.uniform(d.low, d.high)) for name, d in space.items()}
+            value = 0.9 - 0.04 * (np.log10(params["optimizer.lr"]) + 3) ** 2
+            stop = pruned and number % 3 == 2
+            epochs = int(rng.integers(1, 6)) if stop else EPOCHS
+            study.add_trial(create_trial(
+                state=TrialState.PRUNED if stop else TrialState.COMPLETE,
+                value=None if stop else value, params=params, distributions=space,
+                intermediate_values={e: value * (1 - 0.5 ** e) for e in range(1, epochs + 1)}))
+    return optuna_study.find_studies([root / "studies"])[0]
+
+
 def baseline_modules(rev: str) -> dict[str, types.ModuleType]:
     """The figure modules as they were at `rev`, importing one another under private names
     (``_baseline_figures``...) and everything else from this checkout."""
@@ -294,8 +334,19 @@ def benchmark_tables(n_trials: int) -> dict[str, pd.DataFrame]:
             "profile": performance_profile(pd.DataFrame(times))[0]}
 
 
+def draw_studies(modules, studies: list, out: Path) -> int:
+    """Every figure of every Optuna study with `modules`' functions, saved as write_figures does."""
+    out.mkdir(parents=True, exist_ok=True)
+    drawn = 0
+    for study in studies:
+        for kind, figure in modules["optuna_study"].study_figures(study).items():
+            save(figure, out / f"{slug(study.sweep)}_{slug(study.name)}_{kind}.png")
+            drawn += 1
+    return drawn
+
+
 def draw_all(modules, runset, overview_rows, bench: dict, out: Path) -> int:
-    """Every figure the report and the benchmark report draw, with `modules`' functions."""
+    """Every figure the report and the benchmark report draw but the studies', with `modules`'."""
     written = modules["figures"].write_figures(runset, out / "sweeps")
     modules["overview"].write_overview(overview_rows, "test_acc1", "val_acc1", out / "overview.png")
     draw = modules["benchmark_figures"]
@@ -306,23 +357,45 @@ def draw_all(modules, runset, overview_rows, bench: dict, out: Path) -> int:
 
 
 def compare_drawing(runset, root: Path, rev: str, rounds: int) -> str:
-    """Old and new drawing timed in turn (ABBA): 'drawing: ...' with the ratios new/old."""
+    """Old and new drawing timed in turn (ABBA): 'drawing: ...' (every figure) and 'studies: ...'
+    (the Optuna studies' figures alone), each with the ratios new/old."""
     old = baseline_modules(rev)
-    new = {"figures": sweep_figures, "overview": overview, "benchmark_figures": benchmark_figures}
+    new = {"figures": sweep_figures, "overview": overview, "benchmark_figures": benchmark_figures,
+           "optuna_study": optuna_study}
     table = setting_table(runset, "test_acc1", "val_acc1")
     overview_rows = overview.overview_table(runset, table, "test_acc1", "val_acc1")
     bench = benchmark_tables(len(runset.runs))
-    spent = {"old": [0.0, 0.0], "new": [0.0, 0.0]}  # wall, cpu
+    studies = fabricate_studies(root)
+    spent = {(name, part): [0.0, 0.0] for name in ("old", "new") for part in ("rest", "studies")}
+    counts = {}
     for r in range(rounds):
         for name in (("old", "new") if r % 2 == 0 else ("new", "old")):
-            t0, c0 = time.perf_counter(), cpu_seconds()
-            count = draw_all(old if name == "old" else new, runset, overview_rows, bench,
-                             root / "drawing" / name)
-            spent[name][0] += time.perf_counter() - t0
-            spent[name][1] += cpu_seconds() - c0
-    (old_wall, old_cpu), (new_wall, new_cpu) = spent["old"], spent["new"]
-    return (f"drawing: {count} figures x {rounds} round(s), baseline {rev}: "
-            f"old wall_s={old_wall:.2f} cpu_s={old_cpu:.2f}, "
+            modules, out = (old if name == "old" else new), root / "drawing" / name
+            counts["rest"] = timed(spent[name, "rest"], draw_all, modules, runset, overview_rows,
+                                   bench, out)
+            counts["studies"] = timed(spent[name, "studies"], draw_studies, modules, studies,
+                                      out / "studies")
+    every = {name: [sum(spent[name, part][i] for part in ("rest", "studies")) for i in (0, 1)]
+             for name in ("old", "new")}
+    return "\n".join([
+        f"drawing: {sum(counts.values())} figures x {rounds} round(s), baseline {rev}: "
+        + _ratios(every["old"], every["new"]),
+        f"studies: {counts['studies']} figures of {len(studies)} Optuna studies (in the above): "
+        + _ratios(spent["old", "studies"], spent["new", "studies"])])
+
+
+def timed(spent: list[float], draw, *args) -> int:
+    """draw(*args), its wall and CPU seconds added to `spent`; what draw returns."""
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    count = draw(*args)
+    spent[0] += time.perf_counter() - t0
+    spent[1] += cpu_seconds() - c0
+    return count
+
+
+def _ratios(old: list[float], new: list[float]) -> str:
+    (old_wall, old_cpu), (new_wall, new_cpu) = old, new
+    return (f"old wall_s={old_wall:.2f} cpu_s={old_cpu:.2f}, "
             f"new wall_s={new_wall:.2f} cpu_s={new_cpu:.2f}; "
             f"ratio_cpu={new_cpu / old_cpu:.3f} ratio_wall={new_wall / old_wall:.3f}")
 
