@@ -52,8 +52,14 @@ class Benchmark:
 def load_benchmark(root) -> Benchmark:
     """Every run of the benchmark at ``root``, each with its workload and role."""
     root = Path(root)
-    manifest = BenchmarkDir(root).read_manifest()
-    runset = load_runs([root])
+    return benchmark_of(root, BenchmarkDir(root).read_manifest(), load_runs([root]))
+
+
+def benchmark_of(root, manifest: dict, runset: RunSet) -> Benchmark:
+    """The runs of ``runset`` as the benchmark's at ``root`` (``manifest``: its benchmark.json),
+    each with its workload and role read from its sweep's name as ``BenchmarkDir`` lays them out
+    (``<workload>/<optimizer>``: trial; ``<workload>/<optimizer>_confirm``: confirmed;
+    ``<workload>/defaults``)."""
     runs = runset.runs.copy()
     parts = runs["sweep"].str.split("/", n=1)
     runs["workload"] = parts.str[0]
@@ -61,7 +67,21 @@ def load_benchmark(root) -> Benchmark:
     runs["role"] = np.where(leaf == BENCHMARK_DEFAULTS_DIR, "defaults",
                             np.where(leaf.str.endswith(BENCHMARK_CONFIRM_SUFFIX), "confirmed",
                                      "trial"))
-    return Benchmark(root, manifest, runs, runset)
+    return Benchmark(Path(root), manifest, runs, runset)
+
+
+def benchmark_from_rows(rows: list[dict], optimizers: list[str]) -> Benchmark:
+    """A benchmark of runs given as rows, without folders or metrics (the tests' hand-computed
+    cases; benchmarks/calibration.py's check of its fast path against ``results_table``): each
+    row a runs row (run, sweep named as the layout names it, dataset, optimizer, setting, status,
+    job, trainer.seed, final_* values); each sweep's settings told apart by the optimizer alone;
+    the workloads those of the sweeps, in their order, without targets."""
+    runs = pd.DataFrame(rows)
+    runset = RunSet(runs=runs, metrics=pd.DataFrame({"run": []}),
+                    swept={sweep: ["optimizer"] for sweep in runs["sweep"].unique()})
+    bench = benchmark_of(".", {"settings": {"optimizers": list(optimizers)}}, runset)
+    bench.manifest["workloads"] = {w: {} for w in dict.fromkeys(bench.runs["workload"])}
+    return bench
 
 
 def comparison(bench: Benchmark, role: str) -> RunSet:

@@ -2,33 +2,23 @@
 studies' own trials, tested on the confirmation runs (new seeds) the naming did not see."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
-from optsweep.analysis.benchmark import Benchmark, startup_draws, study_accounts, study_choices
+from optsweep.analysis.benchmark import (Benchmark, benchmark_from_rows, startup_draws,
+                                         study_accounts, study_choices)
 from optsweep.analysis.benchmark_report import display_results, results_table, sampler_line
-from optsweep.analysis.load import RunSet
 from optsweep.analysis.stats import Verdict, welch
 
 
 def run(role: str, optimizer: str, number: int, val: float, test: float,
         status: str = "completed", setting: str = "") -> dict:
     sweep = f"digits/{optimizer}" + ("_confirm" if role == "confirmed" else "")
-    return {"run": f"{sweep}/{number}", "workload": "digits", "role": role, "sweep": sweep,
-            "dataset": "digits", "optimizer": optimizer, "status": status,
+    return {"run": f"{sweep}/{number}", "sweep": sweep, "dataset": "digits",
+            "optimizer": optimizer, "status": status,
             "setting": setting or f"lr={number}", "job": str(number), "trainer.seed": number,
             "final_val_acc1": val, "final_test_acc1": test, "final_test_acc5": test,
             "best_epoch": 1.0, "wall_seconds": 1.0}
-
-
-def benchmark(rows: list[dict], optimizers: list[str]) -> Benchmark:
-    runs = pd.DataFrame(rows)
-    runset = RunSet(runs=runs, metrics=pd.DataFrame({"run": []}),
-                    swept={s: ["optimizer"] for s in runs["sweep"].unique()})
-    manifest = {"settings": {"optimizers": optimizers}, "workloads": {"digits": {}}}
-    return Benchmark(Path("."), manifest, runs, runset)
 
 
 def confirmations(optimizer: str, vals, tests) -> list[dict]:
@@ -46,7 +36,7 @@ def review_case() -> Benchmark:
             run("trial", "B", 1, 0.20, 0.0)]
     rows += confirmations("A", (0.90, 0.91, 0.90), (0.70, 0.71, 0.70))
     rows += confirmations("B", (0.85, 0.86, 0.85), (0.80, 0.81, 0.80))
-    return benchmark(rows, ["A", "B"])
+    return benchmark_from_rows(rows, ["A", "B"])
 
 
 def test_the_best_is_the_optimizer_whose_study_found_the_best_scored_trial(review_case):
@@ -70,18 +60,18 @@ def test_the_verdict_is_tested_on_the_confirmation_runs_against_the_study_named_
 def test_ties_name_the_first_optimizer_in_the_benchmarks_order_and_no_trial_names_none():
     rows = [run("trial", "B", 0, 0.84, 0.0), run("trial", "A", 0, 0.84, 0.0)]
     rows += confirmations("A", (0.9, 0.9), (0.7, 0.72)) + confirmations("B", (0.9, 0.9), (0.7, 0.72))
-    choices = study_choices(benchmark(rows, ["B", "A"]), "val_acc1")
+    choices = study_choices(benchmark_from_rows(rows, ["B", "A"]), "val_acc1")
     assert choices.loc[choices["best"], "optimizer"].tolist() == ["B"]
     only_failed = [run("trial", "A", 0, 0.9, 0.0, status="failed")] + confirmations(
         "A", (0.9, 0.9), (0.7, 0.72))
-    results, _ = results_table(benchmark(only_failed, ["A"]), "test_acc1", "val_acc1")
+    results, _ = results_table(benchmark_from_rows(only_failed, ["A"]), "test_acc1", "val_acc1")
     assert results["outcome"].tolist() == [Verdict.UNTESTED]
 
 
 def test_a_loss_is_named_on_its_lowest_study_value():
     rows = [run("trial", "A", 0, 0.3, 0.0), run("trial", "B", 0, 0.2, 0.0)]
     rows = [{**r, "final_val_loss": r["final_val_acc1"]} for r in rows]
-    choices = study_choices(benchmark(rows, ["A", "B"]), "val_loss")
+    choices = study_choices(benchmark_from_rows(rows, ["A", "B"]), "val_loss")
     assert choices.loc[choices["best"], "optimizer"].tolist() == ["B"]
 
 
