@@ -25,7 +25,7 @@ from optsweep.analysis.sweeps import SEED
 from optsweep.contract import (AUTO_OBJECTIVE, AVERAGED, BENCHMARK_CONFIRM_SUFFIX,
                                BENCHMARK_DEFAULTS_DIR, FINAL, OPTIMIZATION_RESULTS_FILE, Status,
                                maximize)
-from optsweep.rundir import BenchmarkDir
+from optsweep.rundir import BenchmarkDir, RunDir
 
 ROLES = ("trial", "confirmed", "defaults")
 
@@ -132,14 +132,9 @@ def study_choices(bench: Benchmark, select: str) -> pd.DataFrame:
 
 def study_sampler(run_dir) -> dict:
     """The sampler a trial's study drew it with, as the trial's ``.hydra/hydra.yaml`` records
-    ``hydra.sweeper.sampler`` (its ``_target_`` and arguments); {} where none is recorded."""
-    from optsweep.rundir import RunDir, UnreadableFile, read_yaml
-
-    try:
-        hydra = read_yaml(RunDir(run_dir).hydra_file, dict)
-    except UnreadableFile:  # no record of it: the sampler is unknown
-        return {}
-    return dict(((hydra.get("hydra") or {}).get("sweeper") or {}).get("sampler") or {})
+    ``hydra.sweeper.sampler`` (its ``_target_`` and arguments); {} where none is recorded (no
+    readable file: the sampler is unknown)."""
+    return dict((RunDir(run_dir).hydra_config().get("sweeper") or {}).get("sampler") or {})
 
 
 def startup_draws(statuses: list[str], n_startup: int) -> int:

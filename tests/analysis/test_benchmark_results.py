@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from optsweep.analysis.benchmark import (Benchmark, benchmark_from_rows, startup_draws,
-                                         study_accounts, study_choices)
+                                         study_accounts, study_choices, study_sampler)
 from optsweep.analysis.benchmark_report import display_results, results_table, sampler_line
 from optsweep.analysis.stats import Verdict, welch
 
@@ -97,3 +97,14 @@ def test_the_study_accounts_count_each_status_and_name_the_sampler(tmp_path, rev
                         ].tolist() == ["TPESampler", 2, 3, 2, 1]
     assert accounts.loc["B", ["random draws", "trials", "completed"]].tolist() == [2, 2, 2]
     assert "4 of their 5 trials were random draws" in sampler_line(accounts.reset_index())
+
+
+def test_the_sampler_is_read_from_the_trials_hydra_yaml_and_unknown_without_one(tmp_path):
+    assert study_sampler(tmp_path) == {}  # no .hydra/hydra.yaml
+    hydra = tmp_path / ".hydra"
+    hydra.mkdir()
+    (hydra / "hydra.yaml").write_text("hydra: [unclosed")
+    assert study_sampler(tmp_path) == {}
+    (hydra / "hydra.yaml").write_text("hydra:\n  sweeper:\n    sampler: {_target_: optuna."
+                                      "samplers.RandomSampler, seed: 3}\n")
+    assert study_sampler(tmp_path) == {"_target_": "optuna.samplers.RandomSampler", "seed": 3}
