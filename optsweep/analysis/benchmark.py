@@ -155,14 +155,14 @@ STUDY_COUNTS = ("trials", *(str(s) for s in (Status.COMPLETED, Status.EARLY_STOP
                                              Status.DIVERGED, Status.PRUNED, Status.FAILED)))
 
 
-def study_accounts(bench: Benchmark) -> pd.DataFrame:
+def study_accounts(bench: Benchmark, defaults: pd.DataFrame) -> pd.DataFrame:
     """Per workload x optimizer study: its sampler (the class), the trial that ran the
-    optimizer's defaults (queued, not drawn), the trials it drew at random before the sampler's
-    model took over (TPE's start-up; every other trial for random search), and
-    how many of its trials ended in each status."""
+    optimizer's defaults (queued, not drawn; ``defaults``: ``defaults_trials``), the trials it
+    drew at random before the sampler's model took over (TPE's start-up; every other trial for
+    random search), and how many of its trials ended in each status."""
     trials = bench.of("trial")
     trials = trials[trials["job"].astype(str).str.isdigit()]
-    enqueued = {(r.workload, r.optimizer): int(r.trial) for r in defaults_trials(bench).itertuples()
+    enqueued = {(r.workload, r.optimizer): int(r.trial) for r in defaults.itertuples()
                 if r.trial is not None and not pd.isna(r.trial)}
     rows = []
     for (workload, optimizer), mine in trials.groupby(["workload", "optimizer"], sort=False):

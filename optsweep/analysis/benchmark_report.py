@@ -281,7 +281,8 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
     per_run = run_times(bench)
     table, scores = performance_profile(times_to_target(bench, per_run))
     scores = scores.merge(score_intervals(per_run), on="optimizer", how="left")
-    accounts = study_accounts(bench)
+    defaults = defaults_trials(bench)  # each study's optimization_results.yaml, read once
+    accounts = study_accounts(bench, defaults)
     stability = winner_stability(bench.of("confirmed"), metric)
     accounts.to_csv(out / "study_accounts.csv", index=False)
     stability.to_csv(out / "winner_stability.csv", index=False)
@@ -305,7 +306,7 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
     blocks += [("li", line) for line in stability_lines(stability, metric)]
     blocks += [("li", line) for line in power_lines(bench, results, metric)]
     blocks += [("li", line) for line in truth_lines(results, metric)]
-    blocks += [("li", line) for line in defaults_lines(bench, objective)]
+    blocks += [("li", line) for line in defaults_lines(defaults, objective)]
     if len(results):
         blocks.append(("table", display_results(results, metric)))
     if len(accounts):
@@ -347,10 +348,10 @@ def write_benchmark_report(root, out, *, metric: str = DEFAULT_REPORTED,
                         skipped=bad, lead=[lead])
 
 
-def defaults_lines(bench: Benchmark, objective: str) -> list[str]:
-    """Whether each study ran its optimizer's defaults (as trial 0): one line when all did in
-    full, else one line per default a space could not hold and per study that ran none."""
-    studies = defaults_trials(bench)
+def defaults_lines(studies: pd.DataFrame, objective: str) -> list[str]:
+    """Whether each study ran its optimizer's defaults (as trial 0; ``studies``:
+    ``benchmark.defaults_trials``): one line when all did in full, else one line per default a
+    space could not hold and per study that ran none."""
     lines = []
     for row in studies.itertuples():
         where = f"{row.optimizer} ({row.workload})"

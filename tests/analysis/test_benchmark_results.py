@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from optsweep.analysis.benchmark import (Benchmark, benchmark_from_rows, startup_draws,
-                                         study_accounts, study_choices, study_sampler)
+from optsweep.analysis.benchmark import (Benchmark, benchmark_from_rows, defaults_trials,
+                                         startup_draws, study_accounts, study_choices,
+                                         study_sampler)
 from optsweep.analysis.benchmark_report import display_results, results_table, sampler_line
 from optsweep.analysis.stats import Verdict, welch
 
@@ -92,11 +93,18 @@ def test_the_study_accounts_count_each_status_and_name_the_sampler(tmp_path, rev
     runs = review_case.runs
     trial = runs["role"] == "trial"
     runs.loc[trial, "run"] = [str(tmp_path / o) for o in runs.loc[trial, "optimizer"]]
-    accounts = study_accounts(review_case).set_index("optimizer")
+    accounts = study_accounts(review_case, defaults_trials(review_case)).set_index("optimizer")
     assert accounts.loc["A", ["sampler", "random draws", "trials", "completed", "diverged"]
                         ].tolist() == ["TPESampler", 2, 3, 2, 1]
     assert accounts.loc["B", ["random draws", "trials", "completed"]].tolist() == [2, 2, 2]
     assert "4 of their 5 trials were random draws" in sampler_line(accounts.reset_index())
+    # the defaults as the report read them once: A's trial 0 was queued, so one draw fewer
+    queued = pd.DataFrame({"workload": ["digits"], "optimizer": ["A"], "trial": [0],
+                           "left_out": [{}]})
+    accounts = study_accounts(review_case, queued).set_index("optimizer")
+    assert accounts.loc["A", ["defaults trial", "random draws"]].tolist() == [0, 1]
+    assert accounts.loc["B", ["defaults trial", "random draws"]].tolist() == ["none", 2]
+    assert "3 of their 5 trials were random draws" in sampler_line(accounts.reset_index())
 
 
 def test_the_sampler_is_read_from_the_trials_hydra_yaml_and_unknown_without_one(tmp_path):
