@@ -25,10 +25,10 @@ from optsweep.analysis.load import TRUTH_PREFIX
 from optsweep.analysis.profile import MIN_SEEDS, performance_profile, score_intervals
 from optsweep.analysis.stability import stability_lines, winner_stability
 from optsweep.analysis.stats import (ALPHA, Verdict, compare_to_best, detectable_difference,
-                                     pooled_sd, seeds_needed)
+                                     pooled_sd, seeds_needed, setting_samples)
 from optsweep.analysis.sweeps import format_value, short_names
 from optsweep.analysis.tables import lower_is_better, mean_std, setting_table
-from optsweep.contract import AVERAGED, DEFAULT_REPORTED, DEFAULT_SELECT
+from optsweep.contract import DEFAULT_REPORTED, DEFAULT_SELECT
 
 TITLE = "Benchmark: which optimizer, fairly compared"
 
@@ -158,14 +158,12 @@ def power_lines(bench: Benchmark, results: pd.DataFrame, metric: str,
     Holm's first-step alpha (alpha / comparisons, Welch's df 2 (n - 1): benchmarks/calibration.py
     measured this against simulated benchmarks) and the seeds ``wanted`` would need."""
     tuned = comparison(bench, "confirmed").runs
-    column = f"final_{metric}"
-    if tuned.empty or column not in tuned.columns:
+    if tuned.empty or f"final_{metric}" not in tuned.columns:
         return []
-    counted = tuned[tuned["status"].isin(AVERAGED)]
+    samples = setting_samples(tuned, metric)
     lines = []
     for workload, rows in results.groupby("workload", sort=False):
-        mine = counted[counted["sweep"] == workload]
-        sd, df = pooled_sd(v.to_numpy() for _, v in mine.groupby("setting")[column])
+        sd, df = pooled_sd(v for (sweep, _, _), v in samples.items() if sweep == workload)
         comparisons = max(len(rows) - 1, 1)
         n = int(rows["n"].min())
         if not df or not sd > 0 or n < 2:

@@ -34,7 +34,7 @@ RUN_COLUMNS = (
 TRUTH_PREFIX = "truth_"
 
 
-def is_simulated(runs: pd.DataFrame) -> bool:
+def any_simulated(runs: pd.DataFrame) -> bool:
     """Whether any run of ``runs`` is a simulated one (workload=simulated)."""
     column = runs.get(contract.SIMULATED_FIELD)
     return column is not None and bool(column.fillna(False).astype(bool).any())

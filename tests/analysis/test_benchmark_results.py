@@ -8,14 +8,15 @@ import pytest
 from optsweep.analysis.benchmark import (Benchmark, benchmark_from_rows, defaults_trials,
                                          startup_draws, study_accounts, study_choices,
                                          study_sampler)
-from optsweep.analysis.benchmark_report import display_results, results_table, sampler_line
-from optsweep.analysis.stats import Verdict, welch
+from optsweep.analysis.benchmark_report import (display_results, power_lines, results_table,
+                                                sampler_line)
+from optsweep.analysis.stats import Verdict, detectable_difference, welch
 
 
 def run(role: str, optimizer: str, number: int, val: float, test: float,
-        status: str = "completed", setting: str = "") -> dict:
-    sweep = f"digits/{optimizer}" + ("_confirm" if role == "confirmed" else "")
-    return {"run": f"{sweep}/{number}", "sweep": sweep, "dataset": "digits",
+        status: str = "completed", setting: str = "", workload: str = "digits") -> dict:
+    sweep = f"{workload}/{optimizer}" + ("_confirm" if role == "confirmed" else "")
+    return {"run": f"{sweep}/{number}", "sweep": sweep, "dataset": workload,
             "optimizer": optimizer, "status": status,
             "setting": setting or f"lr={number}", "job": str(number), "trainer.seed": number,
             "final_val_acc1": val, "final_test_acc1": test, "final_test_acc5": test,
@@ -74,6 +75,27 @@ def test_a_loss_is_named_on_its_lowest_study_value():
     rows = [{**r, "final_val_loss": r["final_val_acc1"]} for r in rows]
     choices = study_choices(benchmark_from_rows(rows, ["A", "B"]), "val_loss")
     assert choices.loc[choices["best"], "optimizer"].tolist() == ["B"]
+
+
+def test_the_power_statement_pools_each_workloads_counted_seeds_over_its_optimizers():
+    # digits: A (0.70, 0.72, 0.74) squares 0.0004 + 0 + 0.0004, B (0.80, 0.81, 0.82) 0.0001 + 0 +
+    # 0.0001: sd sqrt(0.001 / 4) = 0.0158 on 4 df; B's failed seed (0.10) is not counted.
+    # cifar: A (0.5, 0.6) 0.005 on 1 df, B (0.5, 0.5) 0: sd sqrt(0.005 / 2) = 0.05 on 2 df
+    rows = [run("confirmed", o, seed, 0.0, t, setting="lr=0.1", workload="digits")
+            for o, tests in (("A", (0.70, 0.72, 0.74)), ("B", (0.80, 0.81, 0.82)))
+            for seed, t in enumerate(tests)]
+    rows.append(run("confirmed", "B", 3, 0.0, 0.10, status="failed", setting="lr=0.1"))
+    rows += [run("confirmed", o, seed, 0.0, t, setting="lr=0.1", workload="cifar")
+             for o, tests in (("A", (0.5, 0.6)), ("B", (0.5, 0.5))) for seed, t in enumerate(tests)]
+    results = pd.DataFrame({"workload": ["digits", "digits", "cifar", "cifar"],
+                            "optimizer": ["A", "B", "A", "B"], "n": [3, 3, 2, 2]})
+    digits, cifar = power_lines(benchmark_from_rows(rows, ["A", "B"]), results, "test_acc1")
+    assert "spread over seeds is 0.0158 (pooled over 2 optimizers, 4 degrees of freedom)" in digits
+    assert "spread over seeds is 0.0500 (pooled over 2 optimizers, 2 degrees of freedom)" in cifar
+    assert "with 3 seeds each and alpha 0.05/1" in digits
+    detectable = float(digits.split("a true difference of ")[1].split(" ")[0])
+    assert detectable == pytest.approx(detectable_difference(0.001 ** 0.5 / 2, None, 3, 0.05),
+                                       abs=5e-5)
 
 
 def test_tpes_random_draws_end_when_n_startup_trials_ended_complete_or_pruned():
