@@ -96,10 +96,14 @@ def comparison(bench: Benchmark, role: str) -> RunSet:
 
 
 def study_choices(bench: Benchmark, select: str) -> pd.DataFrame:
-    """Per workload x optimizer: the ``select`` value its study chose the confirmed setting on
-    (its best trial among those the confirmation may choose, ``tables.choosable``), and ``best``:
-    True for the one optimizer per workload named best (the best of these values; the first in
-    the benchmark's order among equals).
+    """Per workload x optimizer: the trial its study chose (``trial``, its number: the trial the
+    confirmation reruns; None where no trial may be chosen), the ``select`` value it was chosen
+    on (``study_value``: its setting's mean over the study's trials), and ``best``: True for the
+    one optimizer per workload named best (the best of these values; the first in the
+    benchmark's order among equals). Chosen by ``tables.chosen_runs``, the rule
+    ``optsweep.confirm`` chose the confirmed trial by, on the same trials: a benchmark's runs
+    name each study's settings as a load of that study alone does (``load.load_runs``), so the
+    two cannot choose differently.
 
     The best is named here, on the studies' own trials, and not on the confirmation runs: those
     are the runs the verdicts test, and a run's validation and test numbers share its seed effect,
@@ -107,21 +111,22 @@ def study_choices(bench: Benchmark, select: str) -> pd.DataFrame:
     null, with 23 optimizers, 10 seeds and 90% of the variance shared: a false "beyond noise" in
     16% of benchmarks; benchmarks/calibration.py). The studies ran on a seed the confirmation
     runs do not use (``confirm.new_seeds``)."""
-    from optsweep.analysis.tables import choosable
+    from optsweep.analysis.tables import CHOSEN_VALUE, chosen_runs
 
-    trials = choosable(bench.of("trial"))
-    column = f"final_{select}"
+    trials = bench.of("trial")
+    chosen = chosen_runs(RunSet(runs=trials, metrics=bench.runset.metrics,
+                                swept=bench.runset.swept), select)
+    picked = {(str(r["workload"]), str(r["optimizer"])): r for r in chosen.to_dict("records")}
     rows = []
     for workload in bench.workloads:
         for optimizer in bench.optimizers:
-            mine = trials[(trials["workload"] == workload)
-                          & (trials["optimizer"].astype(str) == optimizer)]
-            values = (mine.groupby("setting", sort=False)[column].mean().dropna()
-                      if column in mine.columns else pd.Series(dtype=float))
-            value = (values.max() if maximize(select) else values.min()) if len(values) \
-                else math.nan
-            rows.append({"workload": workload, "optimizer": optimizer, "study_value": value})
-    table = pd.DataFrame(rows, columns=["workload", "optimizer", "study_value"])
+            pick = picked.get((workload, optimizer))
+            job = "" if pick is None else str(pick["job"])  # a trial's folder: its number
+            rows.append({"workload": workload, "optimizer": optimizer,
+                         "trial": int(job) if job.isdigit() else None,
+                         "study_value": math.nan if pick is None else pick[CHOSEN_VALUE]})
+    table = pd.DataFrame(rows, columns=["workload", "optimizer", "trial", "study_value"])
+    table["trial"] = table["trial"].astype("Int64")
     table["best"] = False
     for _, mine in table.groupby("workload", sort=False):
         scored = mine["study_value"].dropna()

@@ -2,15 +2,21 @@
 studies' own trials, tested on the confirmation runs (new seeds) the naming did not see."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
+from conftest import write_run
 
 from optsweep.analysis.benchmark import (Benchmark, benchmark_from_rows, defaults_trials,
-                                         startup_draws, study_accounts, study_choices,
-                                         study_sampler)
+                                         load_benchmark, startup_draws, study_accounts,
+                                         study_choices, study_sampler)
 from optsweep.analysis.benchmark_report import (display_results, power_lines, results_table,
                                                 sampler_line)
+from optsweep.analysis.load import load_runs
 from optsweep.analysis.stats import Verdict, detectable_difference, welch
+from optsweep.confirm import chosen_run
+from optsweep.rundir import BenchmarkDir
 
 
 def run(role: str, optimizer: str, number: int, val: float, test: float,
@@ -68,6 +74,34 @@ def test_ties_name_the_first_optimizer_in_the_benchmarks_order_and_no_trial_name
         "A", (0.9, 0.9), (0.7, 0.72))
     results, _ = results_table(benchmark_from_rows(only_failed, ["A"]), "test_acc1", "val_acc1")
     assert results["outcome"].tolist() == [Verdict.UNTESTED]
+
+
+def test_the_trial_that_names_the_best_is_the_trial_the_confirmation_reruns_among_equals(
+        tmp_path):
+    # sgd's two trials tie on val_acc1 (0.85). Its config holds momentum before weight_decay,
+    # rmsprop's (loaded first) weight_decay before momentum: ranked by momentum first, trial 1
+    # (momentum 0) comes first and is the one chosen; ranked by weight_decay first, trial 0
+    # (weight_decay 0) would be. The confirmation reads the study alone.
+    folder = BenchmarkDir(tmp_path / "bench")
+    folder.path.mkdir()
+    folder.manifest_file.write_text(json.dumps({
+        "settings": {"optimizers": ["rmsprop", "sgd"], "budget": 2},
+        "workloads": {"digits": {"target": 0.9, "target_metric": "val_acc1"}}}))
+    for job, wd, val in ((0, 0.0, 0.80), (1, 1e-4, 0.70)):
+        write_run(folder.study_dir("digits", "rmsprop") / str(job), optimizer="rmsprop", wd=wd,
+                  val_acc=val, num=job)
+    study = folder.study_dir("digits", "sgd")
+    for job, momentum, wd in ((0, 0.9, 0.0), (1, 0.0, 1e-4)):
+        config = write_run(study / str(job), optimizer="sgd", wd=wd, val_acc=0.85,
+                           num=job) / ".hydra" / "config.yaml"
+        config.write_text(config.read_text().replace("momentum: 0.0", f"momentum: {momentum}"))
+    choices = study_choices(load_benchmark(folder.path), "val_acc1").set_index("optimizer")
+    run, _ = chosen_run(load_runs([study]), "test_acc1", "val_acc1")
+    assert run["run"] == str(study / "1")  # momentum 0 first: the study's own key order
+    assert choices.loc["sgd", ["trial", "study_value"]].tolist() == [1, pytest.approx(0.85)]
+    assert choices.loc["rmsprop", ["trial", "study_value", "best"]].tolist() == [
+        0, pytest.approx(0.80), False]
+    assert choices.loc["sgd", "best"]
 
 
 def test_a_loss_is_named_on_its_lowest_study_value():
