@@ -52,9 +52,8 @@ sys.path.insert(0, str(ROOT))
 
 from optsweep import contract  # noqa: E402
 from optsweep.analysis import stats  # noqa: E402
-from optsweep.analysis.benchmark import Benchmark  # noqa: E402
+from optsweep.analysis.benchmark import benchmark_from_rows  # noqa: E402
 from optsweep.analysis.benchmark_report import results_table  # noqa: E402
-from optsweep.analysis.load import RunSet  # noqa: E402
 from optsweep.simulate import model  # noqa: E402
 
 SIM = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/workload/simulated.yaml")["simulate"])
@@ -136,27 +135,19 @@ def report_path(val, test, study) -> tuple[list[str], list[dict]]:
     whose val_acc1 is the study's value."""
     b, k, n = val.shape
     label = names(k)
-    trials = [{"run": f"w{i:04d}/{label[j]}/0", "workload": f"w{i:04d}", "role": "trial",
-               "sweep": f"w{i:04d}/{label[j]}", "dataset": "simulated", "optimizer": label[j],
-               "setting": "lr=0.1", "status": "completed", "final_val_acc1": study[i, j],
+    trials = [{"run": f"w{i:04d}/{label[j]}/0", "sweep": f"w{i:04d}/{label[j]}",
+               "dataset": "simulated", "optimizer": label[j], "setting": "lr=0.1",
+               "status": "completed", "final_val_acc1": study[i, j],
                "final_test_acc1": math.nan, "final_test_acc5": math.nan, "best_epoch": 1.0,
                "wall_seconds": 0.0, "trainer.seed": 0, "job": "0"}
               for i in range(b) for j in range(k)]
-    rows = [{"run": f"w{i:04d}/{label[j]}_confirm/{s}", "workload": f"w{i:04d}",
-             "role": "confirmed",
-             "sweep": f"w{i:04d}/{label[j]}_confirm", "dataset": "simulated",
-             "optimizer": label[j], "setting": label[j], "status": "completed",
-             "final_val_acc1": val[i, j, s], "final_test_acc1": test[i, j, s],
-             "final_test_acc5": test[i, j, s], "best_epoch": 1.0, "wall_seconds": 0.0,
-             "trainer.seed": s + 1, "job": str(s)}
+    rows = [{"run": f"w{i:04d}/{label[j]}_confirm/{s}", "sweep": f"w{i:04d}/{label[j]}_confirm",
+             "dataset": "simulated", "optimizer": label[j], "setting": label[j],
+             "status": "completed", "final_val_acc1": val[i, j, s],
+             "final_test_acc1": test[i, j, s], "final_test_acc5": test[i, j, s],
+             "best_epoch": 1.0, "wall_seconds": 0.0, "trainer.seed": s + 1, "job": str(s)}
             for i in range(b) for j in range(k) for s in range(n)]
-    runs = pd.DataFrame(trials + rows)
-    runset = RunSet(runs=runs, metrics=pd.DataFrame({"run": []}),
-                    swept={w: ["optimizer"] for w in runs["sweep"].unique()})
-    manifest = {"settings": {"optimizers": label},
-                "workloads": {w: {} for w in sorted(runs["workload"].unique())}}
-    bench = Benchmark(Path("."), manifest, runs, runset)
-    results, _ = results_table(bench, "test_acc1", "val_acc1")
+    results, _ = results_table(benchmark_from_rows(trials + rows, label), "test_acc1", "val_acc1")
     named, verdicts = [], []
     for _, mine in results.groupby("workload", sort=True):
         named.append(mine.loc[mine["verdict"] == "best", "optimizer"].iloc[0])

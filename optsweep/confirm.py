@@ -65,27 +65,22 @@ def selection(runset: RunSet, select: str) -> str:
 
 def chosen_run(runset: RunSet, metric: str, select: str) -> tuple[dict, list[int]]:
     """The chosen setting's first scored run (a runs row) and the seeds the sweep used."""
-    from optsweep.analysis.tables import best_settings, choosable, setting_table
+    from optsweep.analysis.tables import choosable, chosen_runs
 
-    counted = choosable(runset.runs)
-    if counted.empty:
+    if choosable(runset.runs).empty:
         if runset.runs["status"].isin(contract.SCORED).any():
             raise ConfirmError("holds no setting without a diverged seed (a setting that "
                                "diverged is never chosen); rerun the sweep in a lower lr range")
         raise ConfirmError("holds no finished run the sweeper scored (completed or early-stopped;"
                            " a diverged, pruned or failed run is never chosen) to choose a "
                            "setting from")
-    scored = RunSet(runs=counted, metrics=runset.metrics, swept=runset.swept)
-    best = best_settings(setting_table(scored, metric, select), select)
-    if len(best) != 1:
-        found = ", ".join(f"{b.sweep} ({b.dataset})" for b in best.itertuples(index=False))
-        raise ConfirmError(f"holds {len(best)} sweeps ({found}); give one sweep's directory")
-    pick = best.iloc[0]
-    mine = counted[(counted["sweep"] == pick["sweep"]) & (counted["setting"] == pick["setting"])
-                   & (counted["dataset"].astype(str) == str(pick["dataset"]))]
+    chosen = chosen_runs(runset, select, metric)  # the benchmark names its best by it too
+    if len(chosen) != 1:
+        found = ", ".join(f"{b.sweep} ({b.dataset})" for b in chosen.itertuples(index=False))
+        raise ConfirmError(f"holds {len(chosen)} sweeps ({found}); give one sweep's directory")
     seeds = runset.runs[SEED] if SEED in runset.runs.columns else []
     used = sorted({int(s) for s in seeds if s == s})  # s == s: not NaN
-    return mine.sort_values(SEED if SEED in mine.columns else "run").iloc[0].to_dict(), used
+    return chosen.iloc[0].to_dict(), used
 
 
 def new_seeds(used: list[int], count: int) -> list[int]:

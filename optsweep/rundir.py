@@ -219,10 +219,15 @@ class RunDir:
             entries.append(f"{schema}://{cwd / path if schema == 'file' else path}")
         return tuple(entries)
 
+    def hydra_config(self) -> dict:
+        """The ``hydra`` node of ``.hydra/hydra.yaml``: Hydra's own config for the run (its
+        runtime, sweeper, launcher); {} without a readable file."""
+        hydra = _lenient(read_yaml, self.hydra_file, dict, default={})
+        return dict(hydra.get("hydra") or {})
+
     def _hydra_runtime(self) -> dict:
         """``hydra.runtime`` of ``.hydra/hydra.yaml`` ({} without a readable file)."""
-        hydra = _lenient(read_yaml, self.hydra_file, dict, default={})
-        return dict((hydra.get("hydra") or {}).get("runtime") or {})
+        return dict(self.hydra_config().get("runtime") or {})
 
     def choices(self) -> dict:
         """The group choices the summary recorded, else Hydra's (a run still running)."""

@@ -15,6 +15,9 @@ import optuna
 import pytest
 
 from optsweep import contract
+from optsweep.analysis.benchmark import load_benchmark, study_choices
+from optsweep.analysis.load import load_runs
+from optsweep.confirm import chosen_run
 from optsweep.rundir import BenchmarkDir, RunDir
 from tests import processes
 
@@ -228,3 +231,61 @@ def test_the_confirmed_setting_is_the_best_trial_optuna_scored_not_a_diverged_on
     for job in jobs:
         confirmed = (confirm / job / ".hydra" / "overrides.yaml")
         assert f"optimizer.lr={lr.group(1)}\n" in confirmed.read_text()
+
+
+def lr_of(run_dir: Path) -> float:
+    """The lr a run was given on its command line (a trial's draw, a confirmation's choice)."""
+    (lr,) = [o.split("=", 1)[1] for o in RunDir(run_dir).overrides()
+             if o.startswith("optimizer.lr=")]
+    return float(lr)
+
+
+@pytest.mark.slow
+def test_an_optimizer_better_on_test_than_the_validation_named_best_is_said_so(tmp_path):
+    # simulated adam peaks at val_acc1 0.84 but tests 0.12 lower (test_gap); sgd, moved to lr 1e-3
+    # (its default, so that each study's trial 0, its defaults, sits at its peak), is 0.79 on
+    # both: adam's study finds the better val_acc1, sgd is better on test_acc1 by about 0.07,
+    # nine times a run's spread over seeds (0.008: seed effects 0.005 and 0.005, binomial test
+    # noise 0.004)
+    peaks = {"adam": (0.84, -0.12, 1.0), "sgd": (0.79, 0.0, 0.8)}  # peak, test_gap, width
+    out = simulated_benchmark(tmp_path / "bench", "optimizers=[adam,sgd]", "budget=2", "seeds=3",
+                              "trainer.epochs=2", "defaults_baseline=false",
+                              "simulate.optimizers.adam.peak=0.84",
+                              "simulate.optimizers.adam.test_gap=-0.12",
+                              "simulate.optimizers.sgd.lr=0.001")
+    folder = BenchmarkDir(out)
+    choices = study_choices(load_benchmark(out), "val_acc1").set_index("optimizer")
+    results = {r["optimizer"]: r for r in rows(out / "report" / "benchmark_results.csv")}
+    assert float(results["adam"]["study_value"]) > float(results["sgd"]["study_value"])
+    assert (results["adam"]["outcome"], results["sgd"]["outcome"]) == (
+        "best", "better beyond noise")
+    truth, tested = {}, {}
+    for optimizer, (peak, gap, width) in peaks.items():
+        confirm = folder.confirm_dir("simulated", optimizer)
+        ends = summaries_of(confirm)
+        (lr,) = {lr_of(confirm / job) for job in ends}
+        # by hand (conf/workload/simulated.yaml): chance 0.1 + (peak - chance) x
+        # 2^-((log10(lr / 1e-3) / width)^2) (1e-3: both models' lr), plus the test gap
+        truth[optimizer] = 0.1 + (peak - 0.1) * 2 ** -(math.log10(lr / 1e-3) / width) ** 2 + gap
+        assert [e["truth"]["test_acc1"] for e in ends.values()] == [
+            pytest.approx(truth[optimizer])] * 3
+        assert float(results[optimizer]["truth"]) == pytest.approx(truth[optimizer])
+        tested[optimizer] = sum(e["final"]["test_acc1"] for e in ends.values()) / 3
+        assert float(results[optimizer]["mean"]) == pytest.approx(tested[optimizer])
+        # the trial that named the study's value is the trial its confirmation reran
+        study = folder.study_dir("simulated", optimizer)
+        trial = choices.loc[optimizer, "trial"]
+        assert chosen_run(load_runs([study]), "test_acc1", "val_acc1")[0]["job"] == str(trial)
+        assert lr_of(study / str(trial)) == lr
+    assert truth["sgd"] > truth["adam"]  # the verdict's direction is the truth's
+    (test,) = rows(out / "report" / "benchmark_significance.csv")
+    assert (test["best"], test["setting"], test["outcome"]) == ("adam", "sgd",
+                                                              "better beyond noise")
+    assert float(test["difference"]) == pytest.approx(tested["sgd"] - tested["adam"])
+    assert tested["sgd"] - tested["adam"] > 0.05  # sgd - adam: positive, sgd higher on test
+    answer = (out / "report" / "report.md").read_text()
+    assert "On simulated, **adam** is best" in answer
+    assert ("But sgd is better on test_acc1 beyond seed noise (Welch, Holm-corrected): the best "
+            "on val_acc1 is not the best on test_acc1.") in answer
+    assert "Truth (simulated, noise-free) on simulated: the confirmed settings' expected " \
+           f"test_acc1 rank sgd {truth['sgd']:.4f}, adam {truth['adam']:.4f}" in answer

@@ -97,6 +97,17 @@ def test_a_strict_read_names_the_file_and_a_lenient_one_gives_none(tmp_path):
         record.read_summary()
 
 
+def test_hydras_own_config_is_one_lenient_read_behind_the_choices(tmp_path):
+    hydra = RunDir(BEFORE).hydra_config()
+    assert hydra["mode"] == "RUN" and hydra["runtime"]["choices"]["optimizer"] == "adam"
+    assert hydra["sweeper"]["_target_"].endswith("BasicSweeper")
+    record = RunDir(tmp_path)
+    assert record.hydra_config() == {} == record.hydra_choices()  # no .hydra/hydra.yaml
+    record.hydra_dir.mkdir()
+    record.hydra_file.write_text("hydra: [unclosed")
+    assert record.hydra_config() == {} == record.hydra_choices()
+
+
 def test_a_sweep_folder_keeps_its_command_start_and_jobs(tmp_path):
     sweep = SweepDir(tmp_path)
     assert sweep.command() is None

@@ -25,7 +25,7 @@ from optsweep.analysis.sweeps import SEED
 from optsweep.contract import (AUTO_OBJECTIVE, AVERAGED, BENCHMARK_CONFIRM_SUFFIX,
                                BENCHMARK_DEFAULTS_DIR, FINAL, OPTIMIZATION_RESULTS_FILE, Status,
                                maximize)
-from optsweep.rundir import BenchmarkDir
+from optsweep.rundir import BenchmarkDir, RunDir
 
 ROLES = ("trial", "confirmed", "defaults")
 
@@ -52,8 +52,14 @@ class Benchmark:
 def load_benchmark(root) -> Benchmark:
     """Every run of the benchmark at ``root``, each with its workload and role."""
     root = Path(root)
-    manifest = BenchmarkDir(root).read_manifest()
-    runset = load_runs([root])
+    return benchmark_of(root, BenchmarkDir(root).read_manifest(), load_runs([root]))
+
+
+def benchmark_of(root, manifest: dict, runset: RunSet) -> Benchmark:
+    """The runs of ``runset`` as the benchmark's at ``root`` (``manifest``: its benchmark.json),
+    each with its workload and role read from its sweep's name as ``BenchmarkDir`` lays them out
+    (``<workload>/<optimizer>``: trial; ``<workload>/<optimizer>_confirm``: confirmed;
+    ``<workload>/defaults``)."""
     runs = runset.runs.copy()
     parts = runs["sweep"].str.split("/", n=1)
     runs["workload"] = parts.str[0]
@@ -61,7 +67,21 @@ def load_benchmark(root) -> Benchmark:
     runs["role"] = np.where(leaf == BENCHMARK_DEFAULTS_DIR, "defaults",
                             np.where(leaf.str.endswith(BENCHMARK_CONFIRM_SUFFIX), "confirmed",
                                      "trial"))
-    return Benchmark(root, manifest, runs, runset)
+    return Benchmark(Path(root), manifest, runs, runset)
+
+
+def benchmark_from_rows(rows: list[dict], optimizers: list[str]) -> Benchmark:
+    """A benchmark of runs given as rows, without folders or metrics (the tests' hand-computed
+    cases; benchmarks/calibration.py's check of its fast path against ``results_table``): each
+    row a runs row (run, sweep named as the layout names it, dataset, optimizer, setting, status,
+    job, trainer.seed, final_* values); each sweep's settings told apart by the optimizer alone;
+    the workloads those of the sweeps, in their order, without targets."""
+    runs = pd.DataFrame(rows)
+    runset = RunSet(runs=runs, metrics=pd.DataFrame({"run": []}),
+                    swept={sweep: ["optimizer"] for sweep in runs["sweep"].unique()})
+    bench = benchmark_of(".", {"settings": {"optimizers": list(optimizers)}}, runset)
+    bench.manifest["workloads"] = {w: {} for w in dict.fromkeys(bench.runs["workload"])}
+    return bench
 
 
 def comparison(bench: Benchmark, role: str) -> RunSet:
@@ -76,10 +96,14 @@ def comparison(bench: Benchmark, role: str) -> RunSet:
 
 
 def study_choices(bench: Benchmark, select: str) -> pd.DataFrame:
-    """Per workload x optimizer: the ``select`` value its study chose the confirmed setting on
-    (its best trial among those the confirmation may choose, ``tables.choosable``), and ``best``:
-    True for the one optimizer per workload named best (the best of these values; the first in
-    the benchmark's order among equals).
+    """Per workload x optimizer: the trial its study chose (``trial``, its number: the trial the
+    confirmation reruns; None where no trial may be chosen), the ``select`` value it was chosen
+    on (``study_value``: its setting's mean over the study's trials), and ``best``: True for the
+    one optimizer per workload named best (the best of these values; the first in the
+    benchmark's order among equals). Chosen by ``tables.chosen_runs``, the rule
+    ``optsweep.confirm`` chose the confirmed trial by, on the same trials: a benchmark's runs
+    name each study's settings as a load of that study alone does (``load.load_runs``), so the
+    two cannot choose differently.
 
     The best is named here, on the studies' own trials, and not on the confirmation runs: those
     are the runs the verdicts test, and a run's validation and test numbers share its seed effect,
@@ -87,21 +111,22 @@ def study_choices(bench: Benchmark, select: str) -> pd.DataFrame:
     null, with 23 optimizers, 10 seeds and 90% of the variance shared: a false "beyond noise" in
     16% of benchmarks; benchmarks/calibration.py). The studies ran on a seed the confirmation
     runs do not use (``confirm.new_seeds``)."""
-    from optsweep.analysis.tables import choosable
+    from optsweep.analysis.tables import CHOSEN_VALUE, chosen_runs
 
-    trials = choosable(bench.of("trial"))
-    column = f"final_{select}"
+    trials = bench.of("trial")
+    chosen = chosen_runs(RunSet(runs=trials, metrics=bench.runset.metrics,
+                                swept=bench.runset.swept), select)
+    picked = {(str(r["workload"]), str(r["optimizer"])): r for r in chosen.to_dict("records")}
     rows = []
     for workload in bench.workloads:
         for optimizer in bench.optimizers:
-            mine = trials[(trials["workload"] == workload)
-                          & (trials["optimizer"].astype(str) == optimizer)]
-            values = (mine.groupby("setting", sort=False)[column].mean().dropna()
-                      if column in mine.columns else pd.Series(dtype=float))
-            value = (values.max() if maximize(select) else values.min()) if len(values) \
-                else math.nan
-            rows.append({"workload": workload, "optimizer": optimizer, "study_value": value})
-    table = pd.DataFrame(rows, columns=["workload", "optimizer", "study_value"])
+            pick = picked.get((workload, optimizer))
+            job = "" if pick is None else str(pick["job"])  # a trial's folder: its number
+            rows.append({"workload": workload, "optimizer": optimizer,
+                         "trial": int(job) if job.isdigit() else None,
+                         "study_value": math.nan if pick is None else pick[CHOSEN_VALUE]})
+    table = pd.DataFrame(rows, columns=["workload", "optimizer", "trial", "study_value"])
+    table["trial"] = table["trial"].astype("Int64")
     table["best"] = False
     for _, mine in table.groupby("workload", sort=False):
         scored = mine["study_value"].dropna()
@@ -112,14 +137,9 @@ def study_choices(bench: Benchmark, select: str) -> pd.DataFrame:
 
 def study_sampler(run_dir) -> dict:
     """The sampler a trial's study drew it with, as the trial's ``.hydra/hydra.yaml`` records
-    ``hydra.sweeper.sampler`` (its ``_target_`` and arguments); {} where none is recorded."""
-    from optsweep.rundir import RunDir, UnreadableFile, read_yaml
-
-    try:
-        hydra = read_yaml(RunDir(run_dir).hydra_file, dict)
-    except UnreadableFile:  # no record of it: the sampler is unknown
-        return {}
-    return dict(((hydra.get("hydra") or {}).get("sweeper") or {}).get("sampler") or {})
+    ``hydra.sweeper.sampler`` (its ``_target_`` and arguments); {} where none is recorded (no
+    readable file: the sampler is unknown)."""
+    return dict((RunDir(run_dir).hydra_config().get("sweeper") or {}).get("sampler") or {})
 
 
 def startup_draws(statuses: list[str], n_startup: int) -> int:
@@ -140,14 +160,14 @@ STUDY_COUNTS = ("trials", *(str(s) for s in (Status.COMPLETED, Status.EARLY_STOP
                                              Status.DIVERGED, Status.PRUNED, Status.FAILED)))
 
 
-def study_accounts(bench: Benchmark) -> pd.DataFrame:
+def study_accounts(bench: Benchmark, defaults: pd.DataFrame) -> pd.DataFrame:
     """Per workload x optimizer study: its sampler (the class), the trial that ran the
-    optimizer's defaults (queued, not drawn), the trials it drew at random before the sampler's
-    model took over (TPE's start-up; every other trial for random search), and
-    how many of its trials ended in each status."""
+    optimizer's defaults (queued, not drawn; ``defaults``: ``defaults_trials``), the trials it
+    drew at random before the sampler's model took over (TPE's start-up; every other trial for
+    random search), and how many of its trials ended in each status."""
     trials = bench.of("trial")
     trials = trials[trials["job"].astype(str).str.isdigit()]
-    enqueued = {(r.workload, r.optimizer): int(r.trial) for r in defaults_trials(bench).itertuples()
+    enqueued = {(r.workload, r.optimizer): int(r.trial) for r in defaults.itertuples()
                 if r.trial is not None and not pd.isna(r.trial)}
     rows = []
     for (workload, optimizer), mine in trials.groupby(["workload", "optimizer"], sort=False):

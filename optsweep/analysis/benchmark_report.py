@@ -25,10 +25,10 @@ from optsweep.analysis.load import TRUTH_PREFIX
 from optsweep.analysis.profile import MIN_SEEDS, performance_profile, score_intervals
 from optsweep.analysis.stability import stability_lines, winner_stability
 from optsweep.analysis.stats import (ALPHA, Verdict, compare_to_best, detectable_difference,
-                                     pooled_sd, seeds_needed)
+                                     pooled_sd, seeds_needed, setting_samples)
 from optsweep.analysis.sweeps import format_value, short_names
 from optsweep.analysis.tables import lower_is_better, mean_std, setting_table
-from optsweep.contract import AVERAGED, DEFAULT_REPORTED, DEFAULT_SELECT
+from optsweep.contract import DEFAULT_REPORTED, DEFAULT_SELECT
 
 TITLE = "Benchmark: which optimizer, fairly compared"
 
@@ -158,14 +158,12 @@ def power_lines(bench: Benchmark, results: pd.DataFrame, metric: str,
     Holm's first-step alpha (alpha / comparisons, Welch's df 2 (n - 1): benchmarks/calibration.py
     measured this against simulated benchmarks) and the seeds ``wanted`` would need."""
     tuned = comparison(bench, "confirmed").runs
-    column = f"final_{metric}"
-    if tuned.empty or column not in tuned.columns:
+    if tuned.empty or f"final_{metric}" not in tuned.columns:
         return []
-    counted = tuned[tuned["status"].isin(AVERAGED)]
+    samples = setting_samples(tuned, metric)
     lines = []
     for workload, rows in results.groupby("workload", sort=False):
-        mine = counted[counted["sweep"] == workload]
-        sd, df = pooled_sd(v.to_numpy() for _, v in mine.groupby("setting")[column])
+        sd, df = pooled_sd(v for (sweep, _, _), v in samples.items() if sweep == workload)
         comparisons = max(len(rows) - 1, 1)
         n = int(rows["n"].min())
         if not df or not sd > 0 or n < 2:
@@ -281,7 +279,8 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
     per_run = run_times(bench)
     table, scores = performance_profile(times_to_target(bench, per_run))
     scores = scores.merge(score_intervals(per_run), on="optimizer", how="left")
-    accounts = study_accounts(bench)
+    defaults = defaults_trials(bench)  # each study's optimization_results.yaml, read once
+    accounts = study_accounts(bench, defaults)
     stability = winner_stability(bench.of("confirmed"), metric)
     accounts.to_csv(out / "study_accounts.csv", index=False)
     stability.to_csv(out / "winner_stability.csv", index=False)
@@ -305,7 +304,7 @@ def benchmark_section(bench: Benchmark, out: Path, metric: str, select: str) -> 
     blocks += [("li", line) for line in stability_lines(stability, metric)]
     blocks += [("li", line) for line in power_lines(bench, results, metric)]
     blocks += [("li", line) for line in truth_lines(results, metric)]
-    blocks += [("li", line) for line in defaults_lines(bench, objective)]
+    blocks += [("li", line) for line in defaults_lines(defaults, objective)]
     if len(results):
         blocks.append(("table", display_results(results, metric)))
     if len(accounts):
@@ -347,10 +346,10 @@ def write_benchmark_report(root, out, *, metric: str = DEFAULT_REPORTED,
                         skipped=bad, lead=[lead])
 
 
-def defaults_lines(bench: Benchmark, objective: str) -> list[str]:
-    """Whether each study ran its optimizer's defaults (as trial 0): one line when all did in
-    full, else one line per default a space could not hold and per study that ran none."""
-    studies = defaults_trials(bench)
+def defaults_lines(studies: pd.DataFrame, objective: str) -> list[str]:
+    """Whether each study ran its optimizer's defaults (as trial 0; ``studies``:
+    ``benchmark.defaults_trials``): one line when all did in full, else one line per default a
+    space could not hold and per study that ran none."""
     lines = []
     for row in studies.itertuples():
         where = f"{row.optimizer} ({row.workload})"

@@ -34,7 +34,7 @@ RUN_COLUMNS = (
 TRUTH_PREFIX = "truth_"
 
 
-def is_simulated(runs: pd.DataFrame) -> bool:
+def any_simulated(runs: pd.DataFrame) -> bool:
     """Whether any run of ``runs`` is a simulated one (workload=simulated)."""
     column = runs.get(contract.SIMULATED_FIELD)
     return column is not None and bool(column.fillna(False).astype(bool).any())
@@ -139,9 +139,20 @@ def load_runs(paths, *, ignore: tuple[str, ...] | None = None) -> RunSet:
     if not records:
         raise AnalysisInputError(f"{', '.join(map(str, paths))}: no readable run directory")
     runs = _runs_table(records, epochs, paths)
-    swept = find_swept(runs, ignore=ignore)
+    swept = find_swept(runs, ignore=ignore, order=_config_order(records, runs["sweep"]))
     runs = add_settings(runs, swept)
     return RunSet(runs=runs, metrics=_tidy(runs, epochs, swept), swept=swept, skipped=skipped)
+
+
+def _config_order(records: list[dict], sweeps: pd.Series) -> dict[str, list[str]]:
+    """Each sweep's config keys in its own runs' order (the first run's, then any key a later run
+    adds), as the columns of a load of that sweep alone come: the runs' table orders its columns
+    by the first run loaded, which may be another sweep's, and a sweep's setting names and order
+    (hence the best among equals) must not change with what is loaded beside it."""
+    order: dict[str, dict[str, None]] = {}
+    for record, sweep in zip(records, sweeps):
+        order.setdefault(sweep, {}).update(dict.fromkeys(record["config"]))
+    return {sweep: list(keys) for sweep, keys in order.items()}
 
 
 # --- one run ------------------------------------------------------------------------------------

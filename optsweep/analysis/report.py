@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from optsweep.analysis.figures import write_figures
-from optsweep.analysis.load import RunSet, is_simulated
+from optsweep.analysis.load import RunSet, any_simulated
 from optsweep.analysis.overview import display_overview, overview_table, write_overview
 from optsweep.analysis.stats import Verdict, compare_to_best, describe_difference
 from optsweep.analysis.sweeps import order_sweeps
@@ -69,7 +69,7 @@ def write_report(runset: RunSet, out_dir=None, *, metric: str = contract.DEFAULT
     _add_targets(sections, targets)
     sections[0][1][1:1] = first  # after the overview's paragraph, before the best-settings table
     sections[0:0] = list(lead)
-    if is_simulated(runset.runs):  # said first, before any number
+    if any_simulated(runset.runs):  # said first, before any number
         sections[0:0] = [("Simulated runs", [("p", contract.SIMULATED_NOTE)])]
     (out / "report.md").write_text(_markdown(sections, out), encoding="utf-8")
     html_path = out / "report.html"
@@ -84,7 +84,7 @@ def _write_csvs(out, runset, table, best, tests, skipped) -> None:
     tests.to_csv(out / "significance.csv", index=False)
     pd.DataFrame(runset.skipped + list(skipped), columns=["path", "reason"]).to_csv(
         out / "skipped.csv", index=False)
-    note = f"{contract.SIMULATED_NOTE}\n\n" if is_simulated(runset.runs) else ""
+    note = f"{contract.SIMULATED_NOTE}\n\n" if any_simulated(runset.runs) else ""
     (out / "settings.md").write_text(note + markdown_table(display_table(table)), encoding="utf-8")
 
 

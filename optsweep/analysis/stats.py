@@ -14,6 +14,7 @@ import math
 from enum import Enum
 from typing import Mapping
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -78,7 +79,12 @@ def verdict(p: float, n_best: int, n_other: int, difference: float, alpha: float
             p_name: str = "p", lower: bool = False) -> str:
     """``judge``'s verdict in words: 'worse beyond noise (Holm p=0.01)', 'within noise (p=0.3)';
     ``p_name`` says which p (e.g. 'Holm p')."""
-    said = judge(p, n_best, n_other, difference, alpha, lower)
+    return in_words(judge(p, n_best, n_other, difference, alpha, lower), p, n_best, n_other,
+                    p_name)
+
+
+def in_words(said: Verdict, p: float, n_best: int, n_other: int, p_name: str = "p") -> str:
+    """A verdict ``judge`` gave, in words with its ``p`` (or why it was not tested)."""
     if said is Verdict.UNTESTED:
         return (f"{said} (needs 2 or more seeds in both settings)" if min(n_best, n_other) < 2
                 else f"{said} (no spread over seeds)")
@@ -100,9 +106,7 @@ def compare_to_best(runset: RunSet, metric: str = DEFAULT_REPORTED, alpha: float
     on p_adjusted) and verdict (the outcome in words, with its p).
     """
     table = setting_table(runset, metric, select) if table is None else table
-    counted = runset.runs[runset.runs["status"].isin(AVERAGED)]
-    values = counted.groupby(["sweep", "dataset", "setting"], dropna=False)[f"final_{metric}"]
-    samples = {key: v.dropna().to_numpy() for key, v in values}
+    samples = setting_samples(runset.runs, metric)
     rows = []
     chosen = (best_settings(table, select or metric) if best is None else
               table[[best.get(sweep) == setting for sweep, setting in
@@ -123,6 +127,15 @@ def compare_to_best(runset: RunSet, metric: str = DEFAULT_REPORTED, alpha: float
     return pd.DataFrame(holm_verdicts(rows, alpha, lower_is_better(metric)), columns=COLUMNS)
 
 
+def setting_samples(runs: pd.DataFrame, metric: str) -> dict[tuple, np.ndarray]:
+    """{(sweep, dataset, setting): its counted runs' final ``metric`` values}: a setting's samples
+    over seeds, as the tests and the power statement read them (``contract.AVERAGED`` runs; a run
+    without a final value left out)."""
+    counted = runs[runs["status"].isin(AVERAGED)]
+    values = counted.groupby(["sweep", "dataset", "setting"], dropna=False)[f"final_{metric}"]
+    return {key: v.dropna().to_numpy() for key, v in values}
+
+
 COLUMNS = ["sweep", "dataset", "best", "setting", "n_best", "n", "best_mean", "mean", "difference",
            "p_value", "comparisons", "p_adjusted", "significant", "outcome", "verdict"]
 
@@ -140,10 +153,10 @@ def holm_verdicts(rows: list[dict], alpha: float = ALPHA, lower: bool = False) -
             row["comparisons"] = sum(not math.isnan(q) for q in raw)
             row["p_adjusted"] = p
             row["significant"] = bool(p < alpha)
-            row["outcome"] = str(judge(p, row["n_best"], row["n"], row["difference"], alpha,
-                                       lower))
-            row["verdict"] = verdict(p, row["n_best"], row["n"], row["difference"], alpha,
-                                     "Holm p" if row["comparisons"] > 1 else "p", lower)
+            said = judge(p, row["n_best"], row["n"], row["difference"], alpha, lower)
+            row["outcome"] = str(said)
+            row["verdict"] = in_words(said, p, row["n_best"], row["n"],
+                                      "Holm p" if row["comparisons"] > 1 else "p")
     return rows
 
 

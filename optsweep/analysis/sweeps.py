@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Iterable, Mapping
 
 import pandas as pd
 
@@ -27,8 +28,13 @@ def is_ignored(key: str) -> bool:
     return key == SEED or contract.result_free(key)
 
 
-def find_swept(runs: pd.DataFrame, ignore=None) -> dict[str, list[str]]:
-    """{sweep: [swept config columns]}; 'optimizer' leads where a sweep compares optimizers."""
+def find_swept(runs: pd.DataFrame, ignore=None,
+               order: Mapping[str, Iterable[str]] | None = None) -> dict[str, list[str]]:
+    """{sweep: [swept config columns]}; 'optimizer' leads where a sweep compares optimizers.
+
+    Each sweep's keys come in ``order[sweep]``'s order where given (its runs' own config order:
+    the order a load of that sweep alone finds them in, whatever else is loaded beside it), else
+    in the columns' order."""
     ignored = set(ignore or ())
     config_cols = [c for c in runs.columns if "." in c and not is_ignored(c) and c not in ignored]
     swept = {}
@@ -38,7 +44,8 @@ def find_swept(runs: pd.DataFrame, ignore=None) -> dict[str, list[str]]:
             if len(group) > 1:
                 counts = group[config_cols].astype(str).nunique()
                 varying.update(counts.index[counts > 1])
-        params = [c for c in config_cols if c in varying]
+        keys = config_cols if order is None or sweep not in order else order[sweep]
+        params = [c for c in keys if c in varying]
         if block["optimizer"].nunique(dropna=False) > 1:
             params.insert(0, "optimizer")
         swept[sweep] = params

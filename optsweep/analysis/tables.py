@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from optsweep.analysis.load import STATUSES, RunSet
-from optsweep.analysis.sweeps import order_sweeps, readable, setting_order
+from optsweep.analysis.sweeps import SEED, order_sweeps, readable, setting_order
 from optsweep.contract import AVERAGED, DEFAULT_REPORTED, SCORED, Status, maximize
 
 KEYS = ["sweep", "dataset", "optimizer", "setting"]
@@ -89,6 +89,31 @@ def best_settings(table: pd.DataFrame, metric: str = DEFAULT_REPORTED) -> pd.Dat
             .idxmin() if lower_is_better(metric) else
             scored.groupby(["sweep", "dataset"], sort=False, dropna=False)[f"{metric}_mean"].idxmax())
     return scored.loc[pick.to_numpy()].reset_index(drop=True)
+
+
+CHOSEN_VALUE = "chosen_value"  # chosen_runs' column: the chosen setting's mean select value
+
+
+def chosen_runs(runset: RunSet, select: str, metric: str = DEFAULT_REPORTED) -> pd.DataFrame:
+    """The run each (sweep, dataset) would confirm: of its best setting by mean ``select``
+    (``best_settings``, among the runs a setting is chosen on: ``choosable``), the run of the
+    lowest seed; a runs row each, with ``CHOSEN_VALUE``, that setting's mean ``select``. The one
+    rule by which ``optsweep.confirm`` picks the setting it reruns and the benchmark names its
+    best: none for a sweep without a choosable run."""
+    counted = choosable(runset.runs)
+    if counted.empty or f"final_{select}" not in counted.columns:
+        return counted.assign(**{CHOSEN_VALUE: pd.Series(dtype=float)})
+    sweeps = set(counted["sweep"])
+    scored = RunSet(runs=counted, metrics=runset.metrics,
+                    swept={s: keys for s, keys in runset.swept.items() if s in sweeps})
+    rows = []
+    for pick in best_settings(setting_table(scored, metric, select), select).itertuples(
+            index=False):
+        mine = counted[(counted["sweep"] == pick.sweep) & (counted["setting"] == pick.setting)
+                       & (counted["dataset"].astype(str) == str(pick.dataset))]
+        first = mine.sort_values(SEED if SEED in mine.columns else "run").iloc[0]
+        rows.append({**first.to_dict(), CHOSEN_VALUE: getattr(pick, f"{select}_mean")})
+    return pd.DataFrame(rows, columns=[*counted.columns, CHOSEN_VALUE])
 
 
 @functools.lru_cache(maxsize=None)

@@ -61,6 +61,23 @@ def test_two_swept_keys_give_combined_settings(tmp_path):
     assert "lr=0.01, weight_decay=0.01" in set(runset.runs["setting"])
 
 
+def test_a_sweeps_keys_keep_its_own_config_order_whatever_is_loaded_beside_it(tmp_path):
+    # rmsprop's config holds weight_decay before momentum, sgd's momentum before weight_decay:
+    # loaded first, rmsprop's order must not rename sgd's settings (nor reorder them)
+    for num, wd in enumerate((0.0, 0.01)):
+        write_run(tmp_path / "a_rmsprop" / str(num), optimizer="rmsprop", wd=wd, num=num)
+    sgd = tmp_path / "b_sgd"
+    for num, (momentum, wd) in enumerate([(0.9, 0.0), (0.0, 0.01)]):
+        config = write_run(sgd / str(num), optimizer="sgd", wd=wd, num=num) / ".hydra" / \
+            "config.yaml"
+        config.write_text(config.read_text().replace("momentum: 0.0", f"momentum: {momentum}"))
+    both, alone = load_runs([tmp_path]), load_runs([sgd])
+    assert alone.swept["b_sgd"] == ["optimizer.momentum", "optimizer.weight_decay"]
+    assert both.swept == {"a_rmsprop": ["optimizer.weight_decay"], "b_sgd": alone.swept["b_sgd"]}
+    assert both.runs.loc[both.runs["sweep"] == "b_sgd", "setting"].tolist() == [
+        "momentum=0.9, weight_decay=0", "momentum=0, weight_decay=0.01"]
+
+
 def test_bad_runs_are_skipped_with_one_warning_each(messy_sweep, caplog):
     with caplog.at_level(logging.WARNING):
         runset = load_runs([messy_sweep])
