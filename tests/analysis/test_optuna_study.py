@@ -17,17 +17,20 @@ from optsweep.analysis.report import write_report
 
 optuna = pytest.importorskip("optuna")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+STUDY_LRS = (1e-4, 1e-3, 1e-2, 1e-1)  # study_sweep's trials, in order
 
 
 @pytest.fixture
 def study_sweep(lr_sweep):
-    """adam_lr with optuna.db: 4 trials, objective = lr; trial 2 pruned after reporting 0.5 at
-    step 1, trial 3 failed."""
+    """adam_lr with optuna.db: 4 trials at lr 1e-4, 1e-3, 1e-2, 1e-1 (enqueued, not sampled),
+    objective = lr; trial 2 pruned after reporting 0.5 at step 1, trial 3 failed."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = f"sqlite:///{lr_sweep / 'optuna.db'}"
     study = optuna.create_study(study_name="adam_lr", storage=storage, direction="maximize")
-    for number, lr in enumerate((1e-4, 1e-3, 1e-2, 1e-1)):
-        trial = study.ask({"optimizer.lr": optuna.distributions.FloatDistribution(1e-5, 1.0, log=True)})
+    space = {"optimizer.lr": optuna.distributions.FloatDistribution(1e-5, 1.0, log=True)}
+    for number, lr in enumerate(STUDY_LRS):
+        study.enqueue_trial({"optimizer.lr": lr})
+        trial = study.ask(space)
         if number == 2:
             trial.report(0.5, step=1)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -44,8 +47,8 @@ def test_study_is_found_and_read(study_sweep):
     study = studies[0]
     assert (study.sweep, study.name, study.direction) == ("adam_lr", "adam_lr", "maximize")
     assert list(study.trials["state"]) == ["COMPLETE", "COMPLETE", "PRUNED", "FAIL"]
-    completed = study.trials[study.trials["state"] == "COMPLETE"]
-    assert study.best()["value"] == completed["params_optimizer.lr"].max()
+    assert list(study.trials["params_optimizer.lr"]) == pytest.approx(STUDY_LRS)
+    assert study.best()["value"] == pytest.approx(1e-3)  # the larger of the two completed lrs
 
 
 def digest(path):
