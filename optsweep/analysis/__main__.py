@@ -9,8 +9,7 @@ from pathlib import Path
 import matplotlib
 
 from optsweep.analysis.load import AnalysisInputError, load_runs
-from optsweep.contract import (DEFAULT_REPORTED, DEFAULT_SELECT, MEASURED_COLUMNS,
-                               selection_problem)
+from optsweep.contract import DEFAULT_REPORTED, DEFAULT_SELECT, MEASURED_COLUMNS, selection_problem
 from optsweep.errors import unwritable
 
 
@@ -54,8 +53,12 @@ def main(argv=None) -> int:
     from optsweep.analysis.benchmark_report import write_benchmark_report
     from optsweep.analysis.optuna_study import find_studies
     from optsweep.analysis.report import write_report
-    from optsweep.analysis.tables import (best_settings, display_table, selection_metric,
-                                          setting_table)
+    from optsweep.analysis.tables import (
+        best_settings,
+        display_table,
+        selection_metric,
+        setting_table,
+    )
     from optsweep.rundir import BenchmarkDir
 
     try:

@@ -22,9 +22,16 @@ import yaml
 from optsweep.analysis.load import RunSet, load_runs
 from optsweep.analysis.profile import SPENT, median_time, run_time_to_target, spent_until
 from optsweep.analysis.sweeps import SEED
-from optsweep.contract import (AUTO_OBJECTIVE, AVERAGED, BENCHMARK_CONFIRM_SUFFIX,
-                               BENCHMARK_DEFAULTS_DIR, FINAL, OPTIMIZATION_RESULTS_FILE, Status,
-                               maximize)
+from optsweep.contract import (
+    AUTO_OBJECTIVE,
+    AVERAGED,
+    BENCHMARK_CONFIRM_SUFFIX,
+    BENCHMARK_DEFAULTS_DIR,
+    FINAL,
+    OPTIMIZATION_RESULTS_FILE,
+    Status,
+    maximize,
+)
 from optsweep.rundir import BenchmarkDir, RunDir
 
 ROLES = ("trial", "confirmed", "defaults")
@@ -228,18 +235,21 @@ def run_times(bench: Benchmark) -> pd.DataFrame:
                 index="epoch", columns="metric", values="value").sort_index()
             if metric not in curve.columns:
                 continue
-            def column(name: str) -> list:
-                return curve.get(name, pd.Series(math.nan, index=curve.index)).tolist()
-
-            epochs, seconds = run_time_to_target(curve[metric].tolist(), column("epoch_seconds"),
-                                                 target, metric)
-            spent = {measure: sum(spent_until(column(c), epochs) for c in columns)
+            epochs, seconds = run_time_to_target(curve[metric].tolist(),
+                                                 _column(curve, "epoch_seconds"), target, metric)
+            spent = {measure: sum(spent_until(_column(curve, c), epochs) for c in columns)
                      for measure, columns in SPENT.items()}
             rows.append({"workload": workload, "optimizer": optimizer, "metric": metric,
                          "target": target, SEED: seed, "epochs": epochs, "seconds": seconds,
                          **spent})
     return pd.DataFrame(rows, columns=["workload", "optimizer", "metric", "target", SEED,
                                        "epochs", "seconds", *SPENT])
+
+
+def _column(curve: pd.DataFrame, name: str) -> list:
+    """One metric of a run's per-epoch curve (epochs as rows), nan at every epoch where the run
+    did not record it."""
+    return curve.get(name, pd.Series(math.nan, index=curve.index)).tolist()
 
 
 def times_to_target(bench: Benchmark, runs: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The benchmark's figures: tuning-budget curves, performance profiles, lr sensitivity, winner stability.
+"""The benchmark's figures: tuning-budget curves, performance profiles, lr sensitivity, winner
+stability.
 
 Each optimizer keeps the colour it has everywhere in the report (``style.optimizer_colour``); each
 figure is seaborn's lines or points over the same tidy table its CSV holds (a ``FacetGrid``
@@ -17,7 +18,11 @@ from matplotlib.lines import Line2D
 
 from optsweep.analysis.profile import MEASURES, TAU_MAX, profile_curve
 from optsweep.analysis.style import (
-    facet_grid, integer_ticks, optimizer_colour, outside_legend, save,
+    facet_grid,
+    integer_ticks,
+    optimizer_colour,
+    outside_legend,
+    save,
 )
 
 PANEL_IN = (4.2, 3.2)  # inches per panel: room for a legend of a dozen optimizers

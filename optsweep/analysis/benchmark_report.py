@@ -3,10 +3,10 @@
 Per workload: each optimizer's confirmed result (mean and 95% interval over the new seeds) beside
 the same optimizer at its defaults (the seed study's protocol), with Holm-corrected verdicts
 against the best (the optimizer whose study found the best validation value: the confirmation
-runs the verdicts test did not choose it); then the tuning-budget curves (``budget``), the performance profile across
-workloads (``profile``), the lr sensitivity of every trial, and one paragraph that says which
-optimizer wins where and how sure that is. The report's other sections (every study and
-confirmation sweep on its own) follow, as ``report.write_report`` writes them.
+runs the verdicts test did not choose it); then the tuning-budget curves (``budget``), the
+performance profile across workloads (``profile``), the lr sensitivity of every trial, and one
+paragraph that says which optimizer wins where and how sure that is. The report's other sections
+(every study and confirmation sweep on its own) follow, as ``report.write_report`` writes them.
 """
 from __future__ import annotations
 
@@ -15,17 +15,37 @@ from pathlib import Path
 
 import pandas as pd
 
-from optsweep.analysis.benchmark import (Benchmark, comparison, defaults_trials, load_benchmark,
-                                         objective_of, study_accounts, study_choices,
-                                         run_times, times_to_target, trials_table)
-from optsweep.analysis.benchmark_figures import (budget_figure, lr_figure, profile_figure,
-                                                 stability_figure)
+from optsweep.analysis.benchmark import (
+    Benchmark,
+    comparison,
+    defaults_trials,
+    load_benchmark,
+    objective_of,
+    run_times,
+    study_accounts,
+    study_choices,
+    times_to_target,
+    trials_table,
+)
+from optsweep.analysis.benchmark_figures import (
+    budget_figure,
+    lr_figure,
+    profile_figure,
+    stability_figure,
+)
 from optsweep.analysis.budget import CAVEAT, budget_curves
 from optsweep.analysis.load import TRUTH_PREFIX
 from optsweep.analysis.profile import MIN_SEEDS, performance_profile, score_intervals
 from optsweep.analysis.stability import stability_lines, winner_stability
-from optsweep.analysis.stats import (ALPHA, Verdict, compare_to_best, detectable_difference,
-                                     pooled_sd, seeds_needed, setting_samples)
+from optsweep.analysis.stats import (
+    ALPHA,
+    Verdict,
+    compare_to_best,
+    detectable_difference,
+    pooled_sd,
+    seeds_needed,
+    setting_samples,
+)
 from optsweep.analysis.sweeps import format_value, short_names
 from optsweep.analysis.tables import lower_is_better, mean_std, setting_table
 from optsweep.contract import DEFAULT_REPORTED, DEFAULT_SELECT

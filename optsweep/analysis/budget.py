@@ -43,7 +43,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-
 from scipy import stats
 
 from optsweep.contract import DEFAULT_SELECT, maximize

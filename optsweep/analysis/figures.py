@@ -30,11 +30,24 @@ from matplotlib.ticker import NullLocator
 
 from optsweep.analysis.load import RunSet
 from optsweep.analysis.style import (
-    Look, crosses_optimizers, facet_grid, integer_ticks, optimizer_colour, optimizer_rank,
-    outside_legend, save, setting_names, short_value, sweep_looks,
+    Look,
+    crosses_optimizers,
+    facet_grid,
+    integer_ticks,
+    optimizer_colour,
+    optimizer_rank,
+    outside_legend,
+    save,
+    setting_names,
+    short_value,
+    sweep_looks,
 )
 from optsweep.analysis.sweeps import (
-    is_numeric_param, seed_range, setting_order, short_names, wants_log_axis,
+    is_numeric_param,
+    seed_range,
+    setting_order,
+    short_names,
+    wants_log_axis,
 )
 from optsweep.analysis.tables import ci95_half
 from optsweep.contract import AVERAGED, DEFAULT_REPORTED, DEFAULT_SELECT, Status
@@ -78,7 +91,7 @@ def mean_band(data: pd.DataFrame, by: list[str], value: str = "value") -> pd.Dat
     return out.reset_index()
 
 
-# --- curves -----------------------------------------------------------------------------------------
+# --- curves ---------------------------------------------------------------------------------------
 
 
 def held_out_split(data: pd.DataFrame) -> str:
@@ -121,8 +134,8 @@ def training_curves(runset: RunSet, sweep: str, looks: dict[str, Look] | None = 
         ax.grid(alpha=0.3)
     fig = grid.figure
     figure_title(fig, f"{sweep}: loss and top-1 per epoch, {SPLIT_NAMES[splits[0]]} against "
-                f"{SPLIT_NAMES[splits[1]]}; mean over seeds with 95% t-interval ({seed_range(runs)})",
-           runs)
+                f"{SPLIT_NAMES[splits[1]]}; mean over seeds with 95% t-interval "
+                f"({seed_range(runs)})", runs)
     outside_legend(fig, _legend_handles(looks, runs), "setting (seeds)",
                    width_in=_legend_width(looks))
     return fig
@@ -189,7 +202,7 @@ def _draw_stopped_curves(ax, rows: pd.DataFrame | None, looks: dict[str, Look]) 
                    s=40, color=colour, edgecolors="0.15", linewidths=0.6, zorder=5)
 
 
-# --- final values -----------------------------------------------------------------------------------
+# --- final values ---------------------------------------------------------------------------------
 
 
 def final_metrics(runset: RunSet, sweep: str, looks: dict[str, Look] | None = None):
@@ -375,7 +388,8 @@ def figure_title(fig, text: str, runs: pd.DataFrame | None = None) -> None:
     unfinished = []
     if runs is not None:
         counts = runs["status"].value_counts()
-        unfinished = [f"{STATUS_GLYPHS[s]} {s}: {counts[s]}" for s in STATUS_MARKERS if counts.get(s)]
+        unfinished = [f"{STATUS_GLYPHS[s]} {s}: {counts[s]}" for s in STATUS_MARKERS
+                      if counts.get(s)]
         never = runs[runs[[c for c in runs.columns if c.startswith("final_")]].isna().all(axis=1)]
         if len(never):
             unfinished.append(f"no epoch finished: {len(never)}")
@@ -386,7 +400,7 @@ def figure_title(fig, text: str, runs: pd.DataFrame | None = None) -> None:
     fig.suptitle("\n".join(lines), fontsize=10, x=0.01, ha="left")
 
 
-# --- files ------------------------------------------------------------------------------------------
+# --- files ----------------------------------------------------------------------------------------
 
 
 def write_figures(runset: RunSet, out_dir, studies=None, workers: int | None = None

@@ -315,7 +315,8 @@ def _sweep_names(run_dirs: list[Path], roots) -> list[str]:
     names = []
     for d in run_dirs:
         label = labels[d.parent.resolve()]
-        names.append(label if len(folders_by_label[label]) == 1 else f"{d.parent.parent.name}/{label}")
+        unique = len(folders_by_label[label]) == 1
+        names.append(label if unique else f"{d.parent.parent.name}/{label}")
     return names
 
 
@@ -384,7 +385,8 @@ def _diverged_at_chance(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _prefer(runs: pd.DataFrame, column: str, rows, values: pd.Series) -> None:
-    """Set runs[column] on `rows` from `values` where those are known; keep summary.json's elsewhere."""
+    """Set runs[column] on `rows` from `values` where those are known; keep summary.json's
+    elsewhere."""
     values = pd.Series(values.to_numpy(dtype=float), index=runs.index[rows])
     if column in runs.columns:
         values = values.fillna(pd.to_numeric(runs.loc[rows, column], errors="coerce"))
@@ -397,9 +399,8 @@ def _tidy(runs: pd.DataFrame, wide: pd.DataFrame, swept: dict[str, list[str]]) -
     long = wide.melt(id_vars=["_run", "epoch"], value_vars=metric_cols, var_name="metric")
     long = long.dropna(subset=["value"])
     params = [p for cols in swept.values() for p in cols if p in runs.columns]
-    carry = list(dict.fromkeys(
-        ["run", "sweep", "optimizer", "dataset", "model", "status", "trainer.seed", "setting", *params]
-    ))
+    carry = list(dict.fromkeys(["run", "sweep", "optimizer", "dataset", "model", "status",
+                                "trainer.seed", "setting", *params]))
     carry = [c for c in carry if c in runs.columns]
     index = long["_run"].to_numpy(dtype=int)
     out = pd.DataFrame({c: runs[c].to_numpy()[index] for c in carry})

@@ -39,7 +39,11 @@ from optsweep import contract
 from optsweep.analysis.figures import LEGEND_CHAR_IN, STATUS_MARKERS, figure_title, log_x
 from optsweep.analysis.load import sweep_label
 from optsweep.analysis.style import (
-    COLORBLIND, SEQUENTIAL, facet_grid, integer_ticks, outside_legend,
+    COLORBLIND,
+    SEQUENTIAL,
+    facet_grid,
+    integer_ticks,
+    outside_legend,
 )
 from optsweep.contract import Status
 
@@ -65,7 +69,8 @@ class Study:
 
 
 def find_studies(paths) -> tuple[list[Study], list[tuple[str, str]]]:
-    """Every study in every optuna.db under `paths`; unreadable files come back as (path, reason)."""
+    """Every study in every optuna.db under `paths`; unreadable files come back as (path,
+    reason)."""
     studies, skipped = [], []
     for raw in paths:
         for current, dirs, files in os.walk(raw):
@@ -98,15 +103,18 @@ def read_studies(path: Path, sweep: str | None = None) -> list[Study]:
             log.warning("skipping multi-objective study %s in %s", summary.study_name, path)
             continue
         trials = study.trials_dataframe()
-        if "state" in trials.columns:  # optuna 2.x writes 'COMPLETE', older ones 'TrialState.COMPLETE'
-            trials["state"] = trials["state"].astype(str).str.replace("TrialState.", "", regex=False)
+        # optuna 2.x writes 'COMPLETE', older ones 'TrialState.COMPLETE'
+        if "state" in trials.columns:
+            states = trials["state"].astype(str)
+            trials["state"] = states.str.replace("TrialState.", "", regex=False)
         found.append(Study(sweep or path.parent.name, summary.study_name, path,
                            study.direction.name.lower(), trials, study))
     return found
 
 
 def lr_param(trials: pd.DataFrame) -> str | None:
-    """The trials column of the learning rate (`params_optimizer.lr`), else the first numeric one."""
+    """The trials column of the learning rate (`params_optimizer.lr`), else the first numeric
+    one."""
     params = [c for c in trials.columns if c.startswith("params_")]
     lr = [c for c in params if c.rsplit(".", 1)[-1] in ("params_lr", "lr")]
     numeric = [c for c in params if pd.api.types.is_numeric_dtype(trials[c])]

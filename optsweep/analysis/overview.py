@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 DEFAULTS_PACKAGE = "optsweep_defaults"  # where each optimizer's file is composed, out of the way
 
-COLUMNS = ["sweep", "dataset", "kind", "optimizer", "best", "best_mean", "best_std", "best_n", "reference",
-           "reference_mean", "reference_std", "reference_n", "difference", "p_value", "verdict"]
+COLUMNS = ["sweep", "dataset", "kind", "optimizer", "best", "best_mean", "best_std", "best_n",
+           "reference", "reference_mean", "reference_std", "reference_n", "difference", "p_value",
+           "verdict"]
 
 
 def optimizer_defaults(name: str, searchpath: tuple[str, ...] = ()) -> dict:
@@ -93,7 +94,7 @@ def default_setting(runs: pd.DataFrame, params: list[str], optimizer: str,
     keys = {p: p.split(".", 1)[1] for p in swept if p.startswith("optimizer.")}
     if not swept or len(keys) < len(swept) or any(k not in defaults for k in keys.values()):
         return None
-    for setting, row in runs[runs["optimizer"] == optimizer].drop_duplicates("setting").iterrows():
+    for _, row in runs[runs["optimizer"] == optimizer].drop_duplicates("setting").iterrows():
         if all(_same(row[p], defaults[keys[p]]) for p in swept):
             return row["setting"]
     return None
@@ -126,7 +127,8 @@ def overview_table(runset: RunSet, table: pd.DataFrame, metric: str, select: str
                 best = _best(scored, select)
                 if best is not None:
                     rows += [_row(best, other, sweep, dataset, metric, samples)
-                             for _, other in scored.iterrows() if other["setting"] != best["setting"]]
+                             for _, other in scored.iterrows()
+                             if other["setting"] != best["setting"]]
                 continue
             for optimizer in sorted(scored["optimizer"].astype(str).unique(), key=optimizer_rank):
                 best = _best(scored[scored["optimizer"].astype(str) == optimizer], select)
@@ -210,7 +212,8 @@ def _draw_comparison(ax, rows: pd.DataFrame, metric: str) -> None:
     points = {}
     for row in rows.itertuples(index=False):
         points[(row.sweep, row.best)] = (row.best_mean, row.best_std, row.best_n)
-        points[(row.sweep, row.reference)] = (row.reference_mean, row.reference_std, row.reference_n)
+        points[(row.sweep, row.reference)] = (row.reference_mean, row.reference_std,
+                                              row.reference_n)
     order = sorted(points, key=lambda k: (k[0], optimizer_rank(k[1])))
     for i, (sweep, optimizer) in enumerate(order):
         mean, std, n = points[(sweep, optimizer)]
@@ -232,8 +235,9 @@ def _draw_against_default(ax, rows: pd.DataFrame, metric: str) -> None:
     for yi, row in zip(y, rows.itertuples(index=False)):
         colour = optimizer_colour(str(row.optimizer))
         if isinstance(row.reference, str) and row.reference != row.best:
-            ax.errorbar([row.reference_mean], [yi], xerr=[_half(row.reference_std, row.reference_n)],
-                        fmt="o", mfc="white", color=colour, capsize=3)
+            ax.errorbar([row.reference_mean], [yi],
+                        xerr=[_half(row.reference_std, row.reference_n)], fmt="o", mfc="white",
+                        color=colour, capsize=3)
             ax.plot([row.reference_mean, row.best_mean], [yi, yi], color=colour, linewidth=0.8)
         ax.errorbar([row.best_mean], [yi], xerr=[_half(row.best_std, row.best_n)], fmt="o",
                     color=colour, capsize=3, label=f"_{row.sweep}")
@@ -247,7 +251,8 @@ def _draw_against_default(ax, rows: pd.DataFrame, metric: str) -> None:
 
 
 def _row_label(row) -> str:
-    """'lr_grid: adam, lr=0.001' or 'adam_eps (adam): eps=1e-08', numbers at 3 significant digits."""
+    """'lr_grid: adam, lr=0.001' or 'adam_eps (adam): eps=1e-08', numbers at 3 significant
+    digits."""
     best = re.sub(r"(?<![\w.])\d+\.\d{4,}(?:e-?\d+)?", lambda m: f"{float(m.group()):.3g}",
                   str(row.best))
     named = best.startswith(f"{row.optimizer},") or best == str(row.optimizer)

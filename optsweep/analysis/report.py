@@ -1,7 +1,8 @@
 """The report: report.md and a self-contained report.html (figures embedded), plus CSV tables.
 
 Sections follow the order of the study: the optimizer comparison, then each optimizer's attribute
-sweeps (adam, adagrad, rmsprop, others), then lr sweeps; Optuna studies sit in their sweep's section.
+sweeps (adam, adagrad, rmsprop, others), then lr sweeps; Optuna studies sit in their sweep's
+section.
 """
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from optsweep import contract
 from optsweep.analysis.figures import write_figures
 from optsweep.analysis.load import RunSet, any_simulated
 from optsweep.analysis.overview import display_overview, overview_table, write_overview
 from optsweep.analysis.stats import Verdict, compare_to_best, describe_difference
 from optsweep.analysis.sweeps import order_sweeps
 from optsweep.analysis.tables import (
-    best_settings, display_table, markdown_table, mean_std, setting_table,
+    best_settings,
+    display_table,
+    markdown_table,
+    mean_std,
+    setting_table,
 )
 from optsweep.analysis.targets import display_targets, time_to_target
-from optsweep import contract
 from optsweep.contract import Status
 
 MAX_NAME = 80  # characters; a folder name joining many sweeps is cut to stay readable
@@ -88,7 +93,7 @@ def _write_csvs(out, runset, table, best, tests, skipped) -> None:
     (out / "settings.md").write_text(note + markdown_table(display_table(table)), encoding="utf-8")
 
 
-# --- content, shared by both formats: a list of (title, [blocks]); a block is (kind, payload) ------
+# --- content, shared by both formats: a list of (title, [blocks]); a block is (kind, payload) -----
 
 
 def _sections(runset, metrics, table, best, tests, studies, figures, skipped) -> list:
@@ -107,7 +112,8 @@ def _sections(runset, metrics, table, best, tests, studies, figures, skipped) ->
         sections.append((sweep, blocks))
     for sweep, lone in study_by_sweep.items():  # studies whose trial runs were not given
         blocks = [("p", _describe_study(s)) for s in lone]
-        sections.append((f"{sweep} (Optuna study)", blocks + [("img", p) for p in figures.get(sweep, [])]))
+        images = [("img", p) for p in figures.get(sweep, [])]
+        sections.append((f"{sweep} (Optuna study)", blocks + images))
     all_skipped = runset.skipped + list(skipped)
     lines = [f"`{path}`: {reason}" for path, reason in all_skipped] or ["none"]
     sections.append(("Skipped run directories", [("li", line) for line in lines]))

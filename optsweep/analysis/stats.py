@@ -121,7 +121,8 @@ def compare_to_best(runset: RunSet, metric: str = DEFAULT_REPORTED, alpha: float
             rows.append({
                 "sweep": top.sweep, "dataset": top.dataset, "best": top.setting,
                 "setting": other.setting, "n_best": len(best_values), "n": len(other_values),
-                "best_mean": getattr(top, f"{metric}_mean"), "mean": getattr(other, f"{metric}_mean"),
+                "best_mean": getattr(top, f"{metric}_mean"),
+                "mean": getattr(other, f"{metric}_mean"),
                 "difference": diff, "p_value": welch(best_values, other_values),
             })
     return pd.DataFrame(holm_verdicts(rows, alpha, lower_is_better(metric)), columns=COLUMNS)

@@ -56,7 +56,9 @@ def optimizer_colour(name: str) -> tuple:
 def optimizer_rank(name) -> tuple:
     """Sort key: the study's optimizers in their slot order, any other alphabetically after."""
     name = str(name)
-    return (OPTIMIZER_SLOTS.index(name), "") if name in OPTIMIZER_SLOTS else (len(OPTIMIZER_SLOTS), name)
+    if name in OPTIMIZER_SLOTS:
+        return (OPTIMIZER_SLOTS.index(name), "")
+    return (len(OPTIMIZER_SLOTS), name)
 
 
 def short_value(value, digits: int = DIGITS) -> str:

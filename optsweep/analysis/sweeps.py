@@ -8,6 +8,7 @@ than one.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Iterable, Mapping
@@ -24,7 +25,8 @@ OPTIMIZER_ORDER = ("adam", "adagrad", "rmsprop")
 
 
 def is_ignored(key: str) -> bool:
-    """Never swept: the seed, and the keys that do not change a result (``contract.result_free``)."""
+    """Never swept: the seed, and the keys that do not change a result
+    (``contract.result_free``)."""
     return key == SEED or contract.result_free(key)
 
 
@@ -73,11 +75,15 @@ def readable(settings: pd.Series, digits: int = 3) -> pd.Series:
     """Setting names with their numbers at ``digits`` significant digits (``lr=0.000998856`` ->
     ``lr=0.000999``), more only where two settings would otherwise read the same."""
     for places in range(digits, 18):
-        short = settings.map(lambda name: _NUMBER.sub(lambda m: f"{float(m.group()):.{places}g}",
-                                                      str(name)))
+        short = settings.map(functools.partial(_rounded, places=places))
         if short.nunique() == settings.nunique():
             return short
     return settings
+
+
+def _rounded(name, places: int) -> str:
+    """A setting's name with each of its numbers at `places` significant digits."""
+    return _NUMBER.sub(lambda m: f"{float(m.group()):.{places}g}", str(name))
 
 
 def add_settings(runs: pd.DataFrame, swept: dict[str, list[str]]) -> pd.DataFrame:
@@ -108,7 +114,8 @@ def setting_order(runs: pd.DataFrame, params: list[str]) -> list[str]:
     keys = runs[params].copy()
     for p in params:
         numeric = pd.to_numeric(keys[p], errors="coerce")
-        keys[p] = numeric if numeric.notna().all() and keys[p].dtype != bool else keys[p].astype(str)
+        as_numbers = numeric.notna().all() and keys[p].dtype != bool
+        keys[p] = numeric if as_numbers else keys[p].astype(str)
     ordered = runs.assign(**{f"_k{i}": keys[p] for i, p in enumerate(params)})
     ordered = ordered.sort_values([f"_k{i}" for i in range(len(params))], kind="stable")
     return list(dict.fromkeys(ordered["setting"]))
@@ -142,10 +149,12 @@ def sweep_kind(params: list[str]) -> int:
 
 
 def order_sweeps(runs: pd.DataFrame, swept: dict[str, list[str]]) -> list[str]:
-    """Sweeps in the order of the study: comparison, adam/adagrad/rmsprop/other sweeps, lr sweeps."""
+    """Sweeps in the order of the study: comparison, adam/adagrad/rmsprop/other sweeps, lr
+    sweeps."""
     def key(sweep):
         optimizer = str(runs.loc[runs["sweep"] == sweep, "optimizer"].iloc[0])
-        rank = OPTIMIZER_ORDER.index(optimizer) if optimizer in OPTIMIZER_ORDER else len(OPTIMIZER_ORDER)
+        known = optimizer in OPTIMIZER_ORDER
+        rank = OPTIMIZER_ORDER.index(optimizer) if known else len(OPTIMIZER_ORDER)
         return (sweep_kind(swept[sweep]), rank, optimizer, sweep)
     return sorted(swept, key=key)
 

@@ -81,13 +81,13 @@ def choosable(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_settings(table: pd.DataFrame, metric: str = DEFAULT_REPORTED) -> pd.DataFrame:
-    """The best setting of each (sweep, dataset) by mean `metric` (highest, or lowest for a loss)."""
+    """The best setting of each (sweep, dataset) by mean `metric` (highest, or lowest for a
+    loss)."""
     scored = table[table[f"{metric}_mean"].notna()]
     if scored.empty:
         return scored
-    pick = (scored.groupby(["sweep", "dataset"], sort=False, dropna=False)[f"{metric}_mean"]
-            .idxmin() if lower_is_better(metric) else
-            scored.groupby(["sweep", "dataset"], sort=False, dropna=False)[f"{metric}_mean"].idxmax())
+    means = scored.groupby(["sweep", "dataset"], sort=False, dropna=False)[f"{metric}_mean"]
+    pick = means.idxmin() if lower_is_better(metric) else means.idxmax()
     return scored.loc[pick.to_numpy()].reset_index(drop=True)
 
 
@@ -172,5 +172,6 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
     lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |",
              "| " + " | ".join("---" for _ in frame.columns) + " |"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
+              for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"

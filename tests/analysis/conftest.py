@@ -27,8 +27,8 @@ OPTIMIZER_KEYS = {
     "adam": "{_target_: torch.optim.Adam, _partial_: true, lr: %(lr)r, beta1: 0.9, beta2: 0.999, "
             "betas: null, eps: 1.0e-08, weight_decay: %(wd)r, amsgrad: false, foreach: null, "
             "maximize: false, capturable: false, differentiable: false, fused: null}",
-    "sgd": "{_target_: torch.optim.SGD, _partial_: true, lr: %(lr)r, momentum: 0.0, dampening: 0.0, "
-           "weight_decay: %(wd)r, nesterov: false, maximize: false, foreach: null}",
+    "sgd": "{_target_: torch.optim.SGD, _partial_: true, lr: %(lr)r, momentum: 0.0, "
+           "dampening: 0.0, weight_decay: %(wd)r, nesterov: false, maximize: false, foreach: null}",
     "adagrad": "{_target_: torch.optim.Adagrad, _partial_: true, lr: %(lr)r, lr_decay: 0.0, "
                "weight_decay: %(wd)r, initial_accumulator_value: 0.0, eps: 1.0e-10, foreach: null}",
     "rmsprop": "{_target_: torch.optim.RMSprop, _partial_: true, lr: %(lr)r, alpha: 0.99, "
@@ -133,7 +133,8 @@ def write_run(run_dir: Path, *, optimizer="adam", lr=1e-3, wd=0.0, seed=0, data=
         f"val_fraction: {0.1 if val else 0.0}, augment: false, image_size: 32, train_limit: null, "
         "test_limit: null}\n"
         f"optimizer: {opt}\n"
-        f"trainer: {{epochs: {EPOCHS}, seed: {seed}, device: auto, objective: auto, progress: true}}\n"
+        f"trainer: {{epochs: {EPOCHS}, seed: {seed}, device: auto, objective: auto, "
+        "progress: true}\n"
     )
     overrides = [f"optimizer={optimizer}", f"optimizer.lr={lr}", f"trainer.seed={seed}", *extra]
     (hydra / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
@@ -152,7 +153,8 @@ def write_run(run_dir: Path, *, optimizer="adam", lr=1e-3, wd=0.0, seed=0, data=
             "objective_name": "val_acc1", "epochs_completed": len(rows), "epochs_planned": EPOCHS,
             "final": rows[-1] if rows else None, "best": best, "wall_seconds": 2.0 * len(rows) + 1,
             "device": "cpu", "parameters": 11_000_000, "classes": 10,  # digits' ten
-            "versions": {"python": "3.11", "torch": "2.5", "torchvision": "0.20", "optsweep": "0.1.0"},
+            "versions": {"python": "3.11", "torch": "2.5", "torchvision": "0.20",
+                         "optsweep": "0.1.0"},
             "error": "loss is nan" if status == "diverged" else None,
         }))
     return run_dir

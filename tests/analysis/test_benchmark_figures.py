@@ -5,8 +5,14 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgba
 
-from optsweep.analysis.benchmark_figures import (budget_figure, draw_budget, draw_lr,
-                                                 draw_profile, lr_figure, profile_figure)
+from optsweep.analysis.benchmark_figures import (
+    budget_figure,
+    draw_budget,
+    draw_lr,
+    draw_profile,
+    lr_figure,
+    profile_figure,
+)
 from optsweep.analysis.budget import budget_curves
 from optsweep.analysis.profile import TAU_MAX, performance_profile
 from optsweep.analysis.style import optimizer_colour

@@ -8,11 +8,22 @@ import pandas as pd
 import pytest
 from conftest import write_run
 
-from optsweep.analysis.benchmark import (Benchmark, benchmark_from_rows, defaults_trials,
-                                         load_benchmark, startup_draws, study_accounts,
-                                         study_choices, study_sampler)
-from optsweep.analysis.benchmark_report import (display_results, power_lines, results_table,
-                                                sampler_line)
+from optsweep.analysis.benchmark import (
+    Benchmark,
+    benchmark_from_rows,
+    defaults_trials,
+    load_benchmark,
+    startup_draws,
+    study_accounts,
+    study_choices,
+    study_sampler,
+)
+from optsweep.analysis.benchmark_report import (
+    display_results,
+    power_lines,
+    results_table,
+    sampler_line,
+)
 from optsweep.analysis.load import load_runs
 from optsweep.analysis.stats import Verdict, detectable_difference, welch
 from optsweep.confirm import chosen_run
@@ -67,7 +78,8 @@ def test_the_verdict_is_tested_on_the_confirmation_runs_against_the_study_named_
 
 def test_ties_name_the_first_optimizer_in_the_benchmarks_order_and_no_trial_names_none():
     rows = [run("trial", "B", 0, 0.84, 0.0), run("trial", "A", 0, 0.84, 0.0)]
-    rows += confirmations("A", (0.9, 0.9), (0.7, 0.72)) + confirmations("B", (0.9, 0.9), (0.7, 0.72))
+    for optimizer in ("A", "B"):
+        rows += confirmations(optimizer, (0.9, 0.9), (0.7, 0.72))
     choices = study_choices(benchmark_from_rows(rows, ["B", "A"]), "val_acc1")
     assert choices.loc[choices["best"], "optimizer"].tolist() == ["B"]
     only_failed = [run("trial", "A", 0, 0.9, 0.0, status="failed")] + confirmations(

@@ -6,11 +6,17 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from scipy import stats
 
-from optsweep.analysis.budget import (band_limit, best_so_far, budget_curves, expected_best,
-                                      expected_best_band, expected_best_dodge, jackknife_band)
+from optsweep.analysis.budget import (
+    band_limit,
+    best_so_far,
+    budget_curves,
+    expected_best,
+    expected_best_band,
+    expected_best_dodge,
+    jackknife_band,
+)
 
 
 def test_the_unbiased_estimate_matches_the_six_pairs_of_four_trials_counted_by_hand():

@@ -125,7 +125,8 @@ def test_lr_grid_is_one_line_per_optimizer_in_its_own_colour(tmp_path):
         x, y = line.get_xydata().T
         assert x == pytest.approx(expected.loc[optimizer].index.to_numpy())
         assert y == pytest.approx(expected.loc[optimizer].to_numpy())
-        assert matplotlib.colors.to_rgb(line.get_color()) == pytest.approx(optimizer_colour(optimizer))
+        colour = matplotlib.colors.to_rgb(line.get_color())
+        assert colour == pytest.approx(optimizer_colour(optimizer))
 
 
 def test_lr_grid_curves_have_a_column_per_optimizer_and_the_lr_as_a_sequential_hue(tmp_path):
@@ -183,7 +184,8 @@ def test_one_colour_per_setting_in_curves_and_final_values(lr_sweep):
     final = final_metrics(runset, "adam_lr", looks).axes[0]
     dots = next(c for c in final.collections if len(c.get_offsets()) == 3)
     for k, look in enumerate(looks.values()):
-        assert matplotlib.colors.to_rgb(curves[look.label].get_color()) == pytest.approx(look.colour)
+        colour = matplotlib.colors.to_rgb(curves[look.label].get_color())
+        assert colour == pytest.approx(look.colour)
         assert tuple(dots.get_facecolors()[k][:3]) == pytest.approx(look.colour)
 
 

@@ -70,7 +70,8 @@ def test_study_figures_are_written_and_the_report_says_what_was_skipped(study_sw
     assert "Optuna study <code>adam_lr</code>" in report
     assert "Importances figure skipped: parameter importances need 2 or more parameters" in report
     # read-only: the study file is byte for byte what it was; no style leaked into matplotlib
-    assert (digest(study_sweep / "optuna.db"), (study_sweep / "optuna.db").stat().st_mtime_ns) == before
+    after = digest(study_sweep / "optuna.db"), (study_sweep / "optuna.db").stat().st_mtime_ns
+    assert after == before
     assert dict(matplotlib.rcParams) == style
 
 
@@ -163,7 +164,8 @@ def test_a_study_without_completed_trials_skips_its_figures_and_says_why(tmp_pat
                state=optuna.trial.TrialState.FAIL)
     found = find_studies([folder])[0][0]
     assert study_figures(found) == {}
-    assert found.notes[0] == "history figure skipped: no completed trial, so no optimization history"
+    assert found.notes[0] == ("history figure skipped: no completed trial, so no optimization "
+                              "history")
     assert len(found.notes) == 4
 
 

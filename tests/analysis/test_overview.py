@@ -9,7 +9,11 @@ from test_figures import assert_on_canvas
 
 from optsweep.analysis import load_runs
 from optsweep.analysis.overview import (
-    default_setting, display_overview, optimizer_defaults, overview_figure, overview_table,
+    default_setting,
+    display_overview,
+    optimizer_defaults,
+    overview_figure,
+    overview_table,
 )
 from optsweep.analysis.report import write_report
 from optsweep.analysis.tables import setting_table
@@ -117,7 +121,8 @@ def test_overview_figure_draws_the_means_and_fits_its_canvas(study):
     drawn_x = sorted(float(line.get_xdata()[0]) for line in sweeps.lines
                      if line.get_marker() == "o")
     assert drawn_x == pytest.approx([0.91, 0.96])
-    assert [t.get_text() for t in sweeps.get_yticklabels()] == ["adam_wd (adam): weight_decay=0.0001"]
+    labels = [t.get_text() for t in sweeps.get_yticklabels()]
+    assert labels == ["adam_wd (adam): weight_decay=0.0001"]
     assert_on_canvas(fig)
 
 

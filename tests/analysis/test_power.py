@@ -6,8 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from optsweep.analysis.stats import (ALPHA, detectable_difference, pooled_sd, seeds_needed,
-                                     t_test_power, welch)
+from optsweep.analysis.stats import (
+    ALPHA,
+    detectable_difference,
+    pooled_sd,
+    seeds_needed,
+    t_test_power,
+    welch,
+)
 
 
 def test_pooled_sd_sums_squares_and_degrees_of_freedom_over_groups_of_two_or_more():

@@ -4,8 +4,13 @@ import math
 import pandas as pd
 import pytest
 
-from optsweep.analysis.profile import (median_time, performance_profile, profile_area,
-                                       profile_curve, run_time_to_target)
+from optsweep.analysis.profile import (
+    median_time,
+    performance_profile,
+    profile_area,
+    profile_curve,
+    run_time_to_target,
+)
 
 INF = math.inf
 
@@ -67,6 +72,7 @@ def run_rows(spec):
 
 def test_the_vectorised_areas_are_the_profiles_own():
     import numpy as np
+
     from optsweep.analysis.profile import _areas
     medians = np.array([[2.0, 4.0, INF], [3.0, 3.0, 6.0], [INF, INF, INF]])  # workloads x opts
     table = times([(w, o, medians[i, j], 1.0) for i, w in enumerate("abc")
@@ -77,8 +83,8 @@ def test_the_vectorised_areas_are_the_profiles_own():
 
 def test_score_intervals_need_five_seeds_and_collapse_when_seeds_agree():
     from optsweep.analysis.profile import MIN_SEEDS, score_intervals
-    same = score_intervals(run_rows({("a", "adam"): [2] * MIN_SEEDS, ("a", "sgd"): [4] * MIN_SEEDS}))
-    same = same.set_index("optimizer")
+    same = score_intervals(run_rows({("a", "adam"): [2] * MIN_SEEDS,
+                                     ("a", "sgd"): [4] * MIN_SEEDS})).set_index("optimizer")
     # every resample gives adam 2 and sgd 4 epochs: the scores 1 and 2/3, with no spread
     assert same.loc["adam", ["area_epochs_low", "area_epochs_high"]].tolist() == [1.0, 1.0]
     assert same.loc["sgd", ["area_seconds_low", "area_seconds_high"]].tolist() == pytest.approx(

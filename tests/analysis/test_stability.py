@@ -4,8 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optsweep.analysis.stability import (seed_table, stability_lines, win_shares,
-                                         winner_stability)
+from optsweep.analysis.stability import seed_table, stability_lines, win_shares, winner_stability
 
 
 def frame(values: dict, metric: str = "test_acc1", workload: str = "w") -> pd.DataFrame:

@@ -8,15 +8,28 @@ from scipy import stats as scipy_stats
 
 from optsweep.analysis import load_runs
 from optsweep.analysis.report import write_report
-from optsweep.analysis.stats import (BEYOND_NOISE, Verdict, compare_to_best, holm, holm_verdicts,
-                                     judge, verdict)
-from optsweep.analysis.tables import (best_settings, display_table, epoch_text, markdown_table,
-                                     setting_table)
+from optsweep.analysis.stats import (
+    BEYOND_NOISE,
+    Verdict,
+    compare_to_best,
+    holm,
+    holm_verdicts,
+    judge,
+    verdict,
+)
+from optsweep.analysis.tables import (
+    best_settings,
+    display_table,
+    epoch_text,
+    markdown_table,
+    setting_table,
+)
 
 
 def test_setting_table_numbers(messy_sweep):
     table = setting_table(load_runs([messy_sweep])).set_index("setting")
-    # lr=1e-3: seeds 0-2 give 0.90, 0.91, 0.92; seed 3 left no summary (unfinished), so it is counted, not averaged
+    # lr=1e-3: seeds 0-2 give 0.90, 0.91, 0.92; seed 3 left no summary (unfinished), so it is
+    # counted, not averaged
     row = table.loc["lr=0.001"]
     assert row["n"] == 3 and row["runs"] == 4
     assert row["completed"] == 3 and row["unfinished"] == 1

@@ -42,7 +42,8 @@ def test_time_to_target_per_setting(lr_sweep, tmp_path):
     assert table["best"].unique() == pytest.approx([0.92])
     assert table.loc["lr=0.001", "epoch_95"] == 3 and table.loc["lr=0.001", "seconds_95"] == 6.0
     assert table.loc["lr=0.001", "epoch_99"] == 3
-    assert math.isnan(table.loc["lr=0.01", "epoch_95"]) and math.isnan(table.loc["lr=0.0001", "epoch_99"])
+    assert math.isnan(table.loc["lr=0.01", "epoch_95"])
+    assert math.isnan(table.loc["lr=0.0001", "epoch_99"])
     shown = display_targets(table.reset_index()).set_index("setting")
     assert shown.loc["lr=0.001", "95% of best"] == "epoch 3 (6.0 s)"
     assert shown.loc["lr=0.01", "99% of best"] == "never"
@@ -64,7 +65,8 @@ def test_a_loss_objective_targets_the_lowest_loss(lr_sweep):
 
 def test_a_diverged_run_is_counted_at_the_epochs_it_finished(tmp_path):
     write_run(tmp_path / "s" / "0", lr=1e-3)  # val_acc1 0.31, 0.61, 0.91
-    write_run(tmp_path / "s" / "1", lr=1e-2, status="diverged", epochs=1, num=1)  # 0.2767 at epoch 1
+    # 0.2767 at epoch 1
+    write_run(tmp_path / "s" / "1", lr=1e-2, status="diverged", epochs=1, num=1)
     table = time_to_target(load_runs([tmp_path]), "val_acc1").set_index("setting")
     assert table.loc["lr=0.001", "epoch_95"] == 3
     assert math.isnan(table.loc["lr=0.01", "epoch_95"])
