@@ -403,14 +403,12 @@ def figure_title(fig, text: str, runs: pd.DataFrame | None = None) -> None:
 # --- files ----------------------------------------------------------------------------------------
 
 
-def write_figures(runset: RunSet, out_dir, studies=None, workers: int | None = None
-                  ) -> dict[str, list[Path]]:
-    """Draw every sweep's figures (and Optuna studies' beside them) into out_dir as PNG.
+def write_figures(runset: RunSet, out_dir, workers: int | None = None) -> dict[str, list[Path]]:
+    """Draw every sweep's figures into out_dir as PNG: {sweep: [paths]} (an Optuna study's
+    figures beside them: ``optuna_study.write_study_figures``).
 
     workers: processes drawing in parallel (default: one per CPU); 1 draws in this process.
     """
-    from optsweep.analysis.optuna_study import study_figures
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     looks = {sweep: sweep_looks(runset.runs[runset.runs["sweep"] == sweep], runset.swept[sweep])
@@ -420,10 +418,6 @@ def write_figures(runset: RunSet, out_dir, studies=None, workers: int | None = N
     written: dict[str, list[Path]] = {}
     for sweep, _, path in _run_jobs(runset, looks, jobs, workers):
         written.setdefault(sweep, []).append(path)
-    for study in studies or ():
-        for kind, figure in study_figures(study).items():
-            path = out_dir / f"{slug(study.sweep)}_{slug(study.name)}_{kind}.png"
-            written.setdefault(study.sweep, []).append(save(figure, path))
     return written
 
 

@@ -36,7 +36,13 @@ from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
 
 from optsweep import contract
-from optsweep.analysis.figures import LEGEND_CHAR_IN, STATUS_MARKERS, figure_title, log_x
+from optsweep.analysis.figures import (
+    LEGEND_CHAR_IN,
+    STATUS_MARKERS,
+    figure_title,
+    log_x,
+    slug,
+)
 from optsweep.analysis.load import sweep_label
 from optsweep.analysis.style import (
     COLORBLIND,
@@ -44,6 +50,7 @@ from optsweep.analysis.style import (
     facet_grid,
     integer_ticks,
     outside_legend,
+    save,
 )
 from optsweep.contract import Status
 
@@ -131,6 +138,15 @@ PANEL_IN = (5.0, 3.2)  # one panel per figure, inches
 BAR_IN = 0.4  # inches of panel height per parameter of the importances
 TITLES = {"history": "optimization history", "intermediate": "intermediate values (pruning)",
           "objective": "objective against {param}", "importances": "parameter importances"}
+
+
+def write_study_figures(studies, out_dir, written: dict[str, list[Path]]) -> None:
+    """Each study's figures into out_dir as PNG, added to ``written`` ({sweep: [paths]}, as
+    ``figures.write_figures`` returns) beside its sweep's."""
+    for study in studies:
+        for kind, figure in study_figures(study).items():
+            path = Path(out_dir) / f"{slug(study.sweep)}_{slug(study.name)}_{kind}.png"
+            written.setdefault(study.sweep, []).append(save(figure, path))
 
 
 def study_figures(study: Study) -> dict:

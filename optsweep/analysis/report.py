@@ -15,6 +15,7 @@ import pandas as pd
 from optsweep import contract
 from optsweep.analysis.figures import write_figures
 from optsweep.analysis.load import RunSet, any_simulated
+from optsweep.analysis.optuna_study import write_study_figures
 from optsweep.analysis.overview import display_overview, overview_table, write_overview
 from optsweep.analysis.stats import Verdict, compare_to_best, describe_difference
 from optsweep.analysis.sweeps import order_sweeps
@@ -57,7 +58,8 @@ def write_report(runset: RunSet, out_dir=None, *, metric: str = contract.DEFAULT
     out = Path(out_dir) if out_dir is not None else default_out_dir(runset)
     out.mkdir(parents=True, exist_ok=True)
     if figures is None:
-        figures = write_figures(runset, out / "figures", studies)
+        figures = write_figures(runset, out / "figures")
+        write_study_figures(studies or (), out / "figures", figures)
     table = setting_table(runset, metric, select)
     best = best_settings(table, select)
     tests = compare_to_best(runset, metric, table=table, select=select)

@@ -12,7 +12,12 @@ from test_figures import assert_on_canvas, lines_by_label
 
 from optsweep.analysis import load_runs
 from optsweep.analysis.figures import write_figures
-from optsweep.analysis.optuna_study import STATE_COLOURS, find_studies, study_figures
+from optsweep.analysis.optuna_study import (
+    STATE_COLOURS,
+    find_studies,
+    study_figures,
+    write_study_figures,
+)
 from optsweep.analysis.report import write_report
 
 optuna = pytest.importorskip("optuna")
@@ -60,7 +65,8 @@ def test_study_figures_are_written_and_the_report_says_what_was_skipped(study_sw
     style = dict(matplotlib.rcParams)
     runset = load_runs([study_sweep])
     studies, _ = find_studies([study_sweep])
-    figures = write_figures(runset, tmp_path / "figures", studies, workers=1)
+    figures = write_figures(runset, tmp_path / "figures", workers=1)
+    write_study_figures(studies, tmp_path / "figures", figures)
     names = sorted(p.name for p in figures["adam_lr"])
     assert names == ["adam_lr_adam_lr_history.png", "adam_lr_adam_lr_intermediate.png",
                      "adam_lr_adam_lr_objective_vs_lr.png", "adam_lr_curves.png",
