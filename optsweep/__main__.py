@@ -33,8 +33,9 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-@hydra.main(version_base="1.3", config_path=conf_dir(), config_name=CONFIG_NAME)
-def main(cfg: DictConfig) -> float:
+def task(cfg: DictConfig) -> float:
+    """The task of every run and sweep job (``main`` is it under ``@hydra.main``; the benchmark's
+    one pool runs it as its sweeps' task)."""
     # here, not at the top: training imports torch (seconds), which a sweep's own process never
     # needs, and the simulated task none (optsweep.dispatch picks one)
     from optsweep.dispatch import run_task
@@ -50,6 +51,9 @@ def main(cfg: DictConfig) -> float:
     except OptsweepError as exc:
         print(f"optsweep: error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+main = hydra.main(version_base="1.3", config_path=conf_dir(), config_name=CONFIG_NAME)(task)
 
 
 def check_overrides(args: list[str]) -> None:

@@ -71,6 +71,8 @@ BENCHMARK_MANIFEST_FILE = "benchmark.json"  # the protocol and each workload's t
 BENCHMARK_DEFAULTS_DIR = "defaults"  # per workload: the optimizers at their defaults
 BENCHMARK_CONFIRM_SUFFIX = "_confirm"  # per workload: <optimizer>_confirm, its confirmation
 BENCHMARK_REPORT_DIR = "report"
+# the benchmark's one pool of slots: its slot time (optsweep.sweep.slots.SlotTime) and worker starts
+BENCHMARK_SLOT_TIME_FILE = "slot_time.json"
 
 # One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the
 # learning rate of the epoch's first step, `lr_last` that of its last (they differ when the
@@ -361,6 +363,9 @@ RESULT_FREE_KEYS = {
 # alone share one, while sums over other thread counts may round differently in the last digits
 # (hydra.sweeper.lend_cores=false: never lent, identical).
 LENT_THREADS_FIELD = "lent_threads"
+# summary.json: the process pool's slot that ran the run (optsweep.sweep.process_pool; absent
+# outside one). Jobs are placed on GPUs by slot: slot mod the GPUs (optsweep.sweep.job).
+SLOT_FIELD = "slot"
 
 
 def result_free(key: str) -> bool:

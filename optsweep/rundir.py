@@ -365,6 +365,17 @@ class BenchmarkDir:
     def defaults_dir(self, workload: str) -> Path:
         return self.path / workload / contract.BENCHMARK_DEFAULTS_DIR
 
+    @property
+    def slot_time_file(self) -> Path:
+        return self.path / contract.BENCHMARK_SLOT_TIME_FILE
+
+    def write_slot_time(self, slot_time: dict) -> None:
+        contract.atomic_write(self.slot_time_file, lambda f: json.dump(slot_time, f, indent=2))
+
+    def read_slot_time(self) -> Optional[dict]:
+        """The last pool's slot time (None: no pool ran here, or it was killed)."""
+        return read_json_dict(self.slot_time_file)
+
     def is_benchmark(self) -> bool:
         return self.manifest_file.is_file()
 

@@ -85,6 +85,28 @@ def test_a_joblib_job_is_placed_on_its_gpu_with_a_fake_device_count(monkeypatch)
     assert chosen == [0, 1, 2, 3, 0, 1]
 
 
+@pytest.mark.parametrize("hydra_launcher", [
+    {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"},  # a grid's job
+    {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+     "n_jobs": 1}])  # a study's job with a launcher of 1: the pool's slots decide, not these
+def test_in_a_pools_worker_every_sweeps_job_goes_to_its_slots_gpu_k_slots_per_gpu(
+        monkeypatch, hydra_launcher):
+    # the benchmark's one pool: n_jobs = G x k slots (here 2 GPUs x 2), every study's trial and
+    # every grid's job placed by the slot of the worker running it, so that with one job per slot
+    # at a time each GPU has k jobs at most, across all the benchmark's sweeps
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setenv(trial.SLOTS_ENV, "4")
+    for slot, num in ((0, 7), (1, 0), (2, 3), (3, 12)):  # job numbers of different sweeps
+        monkeypatch.setenv(trial.SLOT_ENV, str(slot))
+        hydra_cfg = OmegaConf.create({"job": {"num": num}, "launcher": hydra_launcher})
+        assert job.parallel_jobs(hydra_cfg, cores=16) == 4
+        job.place_on_gpu(make_cfg(), hydra_cfg)
+    assert chosen == [0, 1, 0, 1]  # slot mod 2: two slots, so two jobs at most, on each GPU
+
+
 @pytest.fixture
 def torch_threads():
     before = torch.get_num_threads()
@@ -123,7 +145,7 @@ def test_a_job_lent_cores_says_in_its_summary_which_thread_counts_it_ran_with(
         trial.lend_cores(lent)  # the final drain
     record = RunDir(tmp_path)
     record.write_summary({"status": "completed", "objective": 0.5})
-    job.record_lent_threads(record)
+    job.record_pool_facts(record)
     summary = record.summary()
     assert summary.get(contract.LENT_THREADS_FIELD) == ([2, lent] if lent else None)
     assert summary["objective"] == 0.5

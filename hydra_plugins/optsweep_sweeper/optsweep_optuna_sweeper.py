@@ -93,5 +93,11 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: List[str]) -> None:
         return self.sweeper.sweep(arguments)
 
+    def open(self, arguments: List[str]) -> Any:
+        """The study, checked and opened, for a slot loop of another's (``optsweep.benchmark``'s
+        one pool runs every study's trials through one runner): its claims, jobs and ends, and
+        ``run.sweeper.write_results(run, None)`` at its end. Raises SweepError for bad input."""
+        return self.sweeper.open(arguments)
+
 
 register_configs()  # as Hydra's own plugins do: discovery imports this module

@@ -27,7 +27,6 @@ from omegaconf import DictConfig
 from optsweep import contract
 from optsweep.benchmark import plan, settings
 from optsweep.errors import OptsweepError, unwritable
-from optsweep.overrides import override_key
 from optsweep.rundir import BenchmarkDir, SweepDir
 
 TARGET_OVERRIDE = "workload.target"  # also workload.target_metric
@@ -64,12 +63,13 @@ def claim_dir(cfg: DictConfig, content: dict) -> None:
 
 def _training(content: dict) -> dict:
     """What decides the runs: the manifest without the targets (a new target needs a new
-    analysis, not new runs: it is left out of each run's fingerprint too)."""
+    analysis, not new runs: it is left out of each run's fingerprint too) and ``pool``."""
     def trained(overrides):
         return [o for o in overrides if not o.startswith(TARGET_OVERRIDE)]
 
     settings_ = dict(content.get("settings", {}))
     settings_["overrides"] = trained(settings_.get("overrides", []))
+    settings_.pop("pool", None)  # how the runs are scheduled, not what they compute
     return {"settings": settings_, "overrides": trained(content.get("overrides", [])),
             "study_seeds": content.get("study_seeds")}
 
@@ -90,19 +90,7 @@ def tune_and_confirm(cfg: DictConfig, cell: plan.Cell, overrides: list[str]) -> 
     out = plan.confirmation_dir(cfg, cell)
     if plan.sweep_done(out, cfg.seeds):
         return ok
-    return step(confirm_command(cfg, cell, overrides, out)) and ok
-
-
-def confirm_command(cfg: DictConfig, cell: plan.Cell, overrides: list[str], out: Path) -> list:
-    """``optsweep.confirm``'s command for the study's chosen setting (chosen as it chooses)."""
-    from optsweep.analysis.load import load_runs
-    from optsweep.confirm import chosen_run, command, new_seeds, selection, setting_overrides
-
-    runset = load_runs([plan.study_dir(cfg, cell)])
-    run, used = chosen_run(runset, cfg.metric, selection(runset, cfg.select))
-    chosen = {override_key(o): o for o in setting_overrides(Path(run["run"]))}
-    chosen.update({override_key(o): o for o in plan.basic_sweep_overrides(overrides)})
-    return command(out, list(chosen.values()), new_seeds(used, cfg.seeds))
+    return step(plan.confirm_command(cfg, cell, overrides, out)) and ok
 
 
 def run_defaults(cfg: DictConfig, workload: str, seeds: list[int], overrides: list[str]) -> bool:
@@ -124,8 +112,8 @@ def report(cfg: DictConfig) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from optsweep.benchmark import pool
     from optsweep.benchmark.preflight import check
-    from optsweep.confirm import ConfirmError, new_seeds
 
     try:
         cfg, overrides = settings.load(sys.argv[1:] if argv is None else argv)
@@ -139,6 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     except OptsweepError as exc:
         print(f"optsweep.benchmark: error: {exc}", file=sys.stderr)
         return 2
+    ok = pool.run(cfg, overrides, study_seeds) if cfg.pool else None
+    if ok is None:
+        ok = steps(cfg, overrides, study_seeds)
+    print(f"report: {report(cfg)}", flush=True)
+    return 0 if ok else 1
+
+
+def steps(cfg: DictConfig, overrides: list[str], study_seeds: dict) -> bool:
+    """Every step in a process of its own, one after another (``pool=false``, or a launcher
+    that only runs batches)."""
+    from optsweep.confirm import ConfirmError, new_seeds
+
     ok = True
     for cell in plan.cells(cfg):
         try:
@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.defaults_baseline:
         for workload, seed in study_seeds.items():
             ok = run_defaults(cfg, workload, new_seeds([seed], cfg.seeds), overrides) and ok
-    print(f"report: {report(cfg)}", flush=True)
-    return 0 if ok else 1
+    return ok
 
 
 if __name__ == "__main__":

@@ -69,6 +69,18 @@ def defaults_command(cfg: DictConfig, workload: str, seeds: list[int],
             *basic_sweep_overrides(overrides)]
 
 
+def confirm_command(cfg: DictConfig, cell: Cell, overrides: list[str], out: Path) -> list:
+    """``optsweep.confirm``'s command for the study's chosen setting (chosen as it chooses)."""
+    from optsweep.analysis.load import load_runs
+    from optsweep.confirm import chosen_run, command, new_seeds, selection, setting_overrides
+
+    runset = load_runs([study_dir(cfg, cell)])
+    run, used = chosen_run(runset, cfg.metric, selection(runset, cfg.select))
+    chosen = {override_key(o): o for o in setting_overrides(Path(run["run"]))}
+    chosen.update({override_key(o): o for o in basic_sweep_overrides(overrides)})
+    return command(out, list(chosen.values()), new_seeds(used, cfg.seeds))
+
+
 def job_statuses(sweep_dir: Path) -> dict[str, contract.Status]:
     """{job folder name: status} of every job directory of a sweep (unfinished: no summary)."""
     return {job.path.name: job.status() for job in SweepDir(sweep_dir).jobs()}

@@ -41,6 +41,8 @@ class BenchmarkConf:
     select: str = MISSING
     metric: str = MISSING
     overrides: List[str] = field(default_factory=lambda: MISSING)
+    pool: bool = MISSING  # one pool of slots for every step (optsweep.benchmark.pool)
+    in_flight: int = MISSING  # trials of one study in flight at once; 0: the pool's rule
 
 
 KEYS = frozenset(BenchmarkConf.__dataclass_fields__) | {PRESET_KEY}
@@ -88,6 +90,10 @@ def check(cfg: DictConfig) -> None:
     for key in ("workloads", "optimizers"):
         if not cfg[key] or len(set(cfg[key])) != len(cfg[key]):
             raise ConfigError(key, list(cfg[key]), "a list of distinct names, e.g. [adam,sgd]")
+    if cfg.in_flight < 0:
+        raise ConfigError("in_flight", cfg.in_flight, "trials of one study in flight at once, an "
+                          "integer >= 1, or 0 for the pool's rule (the slots shared by the "
+                          "studies still asking)")
     if not str(cfg.name) or "/" in str(cfg.name):
         raise ConfigError("name", cfg.name, "a folder name without /")
     problem = contract.selection_problem(cfg.select)

@@ -37,7 +37,7 @@ from optuna.trial import TrialState
 from optsweep import contract, lease
 from optsweep.imports import importable
 from optsweep.overrides import split_override
-from optsweep.sweep import _optuna_private, runners, search_space, slots
+from optsweep.sweep import _optuna_private, launchers, runners, search_space, slots
 from optsweep.sweep import storage as st
 from optsweep.sweep import trial as job_trial
 from optsweep.sweep.errors import SweepError
@@ -170,6 +170,9 @@ class OptunaSweeperImpl(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=self.task_function)
         self.sweep_dir = config.hydra.sweep.dir
+        # what its jobs run in, wherever they run (a runner may run several sweeps' jobs)
+        self.context = runners.Sweep(str(self.sweep_dir), hydra_context, config,
+                                     self.task_function)
 
     # --- the sweep ----------------------------------------------------------------------------
 
@@ -178,9 +181,8 @@ class OptunaSweeperImpl(Sweeper):
         try:  # a sweep that cannot start is bad input: one line, exit 2, before any job
             self._validate()
             # a process pool's workers start now and import while the study opens
-            runner = None if self.schedule == "batches" else runners.runner_for(
-                self.launcher, self.hydra_context, self.config, self.task_function,
-                self.n_jobs, self.preload, self.lend_cores)
+            runner = None if self.schedule == "batches" else launchers.runner_for(
+                self.launcher, self.context, self.n_jobs, self.preload, self.lend_cores)
             run = self._prepare(arguments)
         except SweepError as exc:
             if runner is not None:
@@ -205,11 +207,17 @@ class OptunaSweeperImpl(Sweeper):
             sys.exit(1)
         finally:
             try:  # first: the workers' exits need not hold it up
-                self._write_results(run, slot_time)
+                self.write_results(run, slot_time)
             finally:
                 if runner is not None:
                     runner.close()
                 st.forget_job_storage()
+
+    def open(self, arguments: List[str]) -> "_Run":
+        """The study, checked and opened, for a slot loop that is not this sweeper's own (the
+        benchmark's one pool); raises SweepError for bad input. Its end: ``write_results``."""
+        self._validate()
+        return self._prepare(arguments)
 
     def _prepare(self, arguments: List[str]) -> "_Run":
         """Everything before the first job but the checks of ``_validate``: search space,
@@ -299,7 +307,7 @@ class OptunaSweeperImpl(Sweeper):
                              f"be imported: {_last_line(exc)}; expected the dotted path of a "
                              "function (cfg, trial) -> None") from exc
 
-    def _write_results(self, run: "_Run", slot_time: Optional[Dict[str, Any]]) -> None:
+    def write_results(self, run: "_Run", slot_time: Optional[Dict[str, Any]]) -> None:
         """``optimization_results.yaml``: hydra-optuna-sweeper's keys (name, best_params,
         best_value; solutions when multi-objective) plus the states, the pruned and re-run trials,
         this worker's slot time (``optsweep.sweep.slots.SlotTime``; none for batches) and, with
@@ -530,7 +538,7 @@ class _Run:
                      *job_trial.job_overrides(self.url, self.name, claim.number, *beat))
         # the log shows what this trial draws: the command's fixed overrides are every trial's
         drawn = [o for o in claim.overrides if split_override(o)[0] not in self.fixed]
-        return runners.Job(claim.number, overrides, " ".join(drawn))
+        return runners.Job(claim.number, overrides, " ".join(drawn), self.sweeper.context)
 
     def finish(self, end: runners.Ended, busy: int, n_slots: int) -> Optional[str]:
         """Tell Optuna how ``end``'s trial ended and say so in one line; its error, if it failed

@@ -46,7 +46,7 @@ def sweep_job(cfg: DictConfig, hydra_cfg: DictConfig) -> float:
                            choices=choices)
     except Exception as exc:  # one job's failure is a result of the sweep, not its end
         outcome = record_failure(cfg, run_dir, exc, choices)
-    record_lent_threads(RunDir(run_dir))
+    record_pool_facts(RunDir(run_dir))
     return _trial_answer(outcome) if in_trial else outcome.objective
 
 
@@ -100,10 +100,13 @@ def record_failure(cfg: DictConfig, run_dir: Path, exc: Exception, choices: dict
 
 
 def parallel_jobs(hydra_cfg: DictConfig, cores: int) -> int:
-    """How many jobs run at once on this machine under the joblib launcher: the slots of optsweep's
-    sweeper (``schedule=slots``: its process pool has ``hydra.sweeper.n_jobs`` workers, whatever
-    ``hydra.launcher.n_jobs`` says), else the launcher's ``n_jobs`` (joblib's rules), at most the
-    sweeper's batch of ``hydra.sweeper.n_jobs`` trials where the sweeper has one."""
+    """How many jobs run at once on this machine: in a process pool's worker, its slots (the
+    sweeper's ``hydra.sweeper.n_jobs``, or the benchmark's one pool for all its sweeps); under the
+    joblib launcher's own processes its ``n_jobs`` (joblib's rules), at most the sweeper's batch
+    of ``hydra.sweeper.n_jobs`` trials where the sweeper has one."""
+    slots = trial.pool_slots()
+    if slots is not None:
+        return max(1, slots)
     launcher = hydra_cfg.get("launcher") or {}
     if "joblib" not in str(launcher.get("_target_", "")):
         return 1  # Hydra's basic launcher runs one job at a time; SLURM gives each job its cores
@@ -170,10 +173,16 @@ def use_lent_cores(cores: int) -> None:
         log.info("the sweep gives this job %d cores: as many torch threads from now on", cores)
 
 
-def record_lent_threads(record: RunDir) -> None:
-    """Say in the run's ``summary.json`` which thread counts it ran with, when the sweep lent it
-    cores (``contract.LENT_THREADS_FIELD``: what its fingerprint does not tell)."""
+def record_pool_facts(record: RunDir) -> None:
+    """Say in the run's ``summary.json`` which of a process pool's slots ran it
+    (``contract.SLOT_FIELD``) and, when the sweep lent it cores, which thread counts it ran with
+    (``contract.LENT_THREADS_FIELD``): what its fingerprint does not tell."""
     summary = record.summary()
-    if len(_ran_with) > 1 and summary is not None:
-        record.write_summary({**summary, contract.LENT_THREADS_FIELD: list(_ran_with)})
+    facts = {}
+    if trial.pool_slots() is not None:
+        facts[contract.SLOT_FIELD] = trial.slot(-1)
+    if len(_ran_with) > 1:
+        facts[contract.LENT_THREADS_FIELD] = list(_ran_with)
+    if facts and summary is not None:
+        record.write_summary({**summary, **facts})
     _ran_with.clear()

@@ -12,6 +12,10 @@ slot-time idled, and how much of that was lent.
 ``max_failure_rate`` is judged over the last ``n_jobs`` finished trials of this worker (all of them
 when fewer finished): more failures than that fraction stops the launching; the trials still
 running end and are told, then the sweep stops with an error showing the last failure.
+
+One loop serves any number of sources (``run_sources``): the sweeper's one study, or the
+benchmark's every study, confirmation and defaults grid through one runner (``optsweep.benchmark.
+pool``); a free slot goes to the first source of the schedule's order that has a job to start.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import logging
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Deque, Dict, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from optsweep.sweep import runners
 from optsweep.sweep import storage as st
@@ -101,39 +105,138 @@ class SlotTime:
                 "lent_slot_s": round(self.lent_s, 3)}
 
 
-def run_slots(run: Any, runner: Any, window: FailureWindow) -> Dict[str, Any]:
-    """Keep ``runner.slots`` trials running until none is left to ask (see the module docstring);
-    returns ``SlotTime.summary()``."""
+class Source(Protocol):
+    """Work for the slots: one study's trials (``StudySource``), one grid's jobs
+    (``optsweep.sweep.grid.GridSource``)."""
+
+    def claim(self, free: int) -> List[runners.Job]:
+        """Up to ``free`` jobs to start now (none: nothing now, or its cap is reached)."""
+
+    def finish(self, end: runners.Ended, busy: int, slots: int) -> None:
+        """One of its jobs ended; ``busy`` slots still run."""
+
+    @property
+    def wants_slots(self) -> bool:
+        """It has jobs to start that it did not get slots for (or held back by its cap)."""
+
+    @property
+    def exhausted(self) -> bool:
+        """Nothing of it runs and it will give no more jobs."""
+
+
+class Schedule(Protocol):
+    """The sources a slot loop serves, in the order free slots go to them, as they are now."""
+
+    def active(self) -> Sequence[Source]: ...
+
+    def done(self) -> bool:
+        """Nothing is left to run (a schedule may wait on work elsewhere: another machine's)."""
+
+
+class StudySource:
+    """An Optuna study's trials (the sweeper's ``_Run``: claim under the study lock, tell each
+    end): at most ``cap()`` of them in flight at once, and none once more than
+    ``max_failure_rate`` of the last finished failed (``window``)."""
+
+    def __init__(self, run: Any, window: FailureWindow,
+                 cap: Optional[Callable[[], int]] = None) -> None:
+        self.run, self.window, self.cap = run, window, cap
+        self.running = 0
+        self.full = False  # the study had nothing more to give at the last claim
+        self.stopping = False  # too many failures: no more launches
+
+    def claim(self, free: int) -> List[runners.Job]:
+        limit = free if self.cap is None else min(free, self.cap() - self.running)
+        if self.full or self.stopping or limit <= 0:
+            return []
+        with st.study_lock(self.run.url, self.run.name):
+            claims = self.run.claim(limit)
+        self.full = len(claims) < limit
+        jobs = [self.run.job(claim) for claim in claims]
+        for job in jobs:
+            log.info("trial %d: %s", job.number, job.shown or "(no parameters)")
+        self.running += len(jobs)
+        return jobs
+
+    def finish(self, end: runners.Ended, busy: int, slots: int) -> None:
+        self.running -= 1
+        self.window.add(end.job.number, self.run.finish(end, busy, slots))
+        self.full = False  # an end may have queued a re-run, or freed a setting's count
+        if self.window.exceeded() and not self.stopping:
+            self.stopping = True
+            log.error("too many failures: no more trials are launched; waiting for the %d "
+                      "still running", self.running)
+
+    @property
+    def wants_slots(self) -> bool:
+        return not (self.full or self.stopping)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.running == 0 and (self.full or self.stopping)
+
+    def error(self) -> Optional[SweepError]:
+        """The sweep's end by too many failures, once nothing runs (None: it ended well)."""
+        if self.stopping or self.window.exceeded(final=True):
+            return self.window.error(self.run.sweeper.sweep_dir)
+        return None
+
+
+class _One:
+    """The schedule of one source: the sweeper's one study."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def active(self) -> Sequence[Source]:
+        return [self.source]
+
+    def done(self) -> bool:
+        return self.source.exhausted
+
+
+def run_sources(schedule: Schedule, runner: runners.Runner,
+                poll_s: float = WAIT_S) -> Dict[str, Any]:
+    """Keep ``runner.slots`` jobs running, each free slot given to the first active source with a
+    job to start, until the schedule is done; ``poll_s``: how often a schedule with nothing running
+    that waits on work elsewhere is asked again. Returns ``SlotTime.summary()``."""
     clock, running = SlotTime(runner.slots), 0
-    full = stopping = False  # full: the study had nothing more to give at the last claim
-    runner.ready()  # before the first ask: a trial's start in the study is its job's
+    owners: Dict[int, Tuple[runners.Job, Source]] = {}
+    runner.ready()  # before the first claim: a trial's start in its study is its job's
     while True:
         free = runner.slots - running
-        if free and not full and not stopping:
-            with st.study_lock(run.url, run.name):
-                claims = run.claim(free)
-            for claim in claims:
-                job = run.job(claim)
-                log.info("trial %d: %s", job.number, job.shown or "(no parameters)")
+        sources = schedule.active()
+        for source in sources:
+            if not free:
+                break
+            for job in source.claim(free):
                 runner.submit(job)
-                running += 1
+                owners[id(job)] = (job, source)
+                running, free = running + 1, free - 1
                 clock.launched()
-            full = len(claims) < free
         if not running:
-            break
-        clock.lent(runner.spread(nothing_to_start=full or stopping))
+            if schedule.done():
+                break
+            time.sleep(poll_s)  # what is left runs elsewhere, or waits on what does
+            continue
+        clock.lent(runner.spread(nothing_to_start=free > 0 and not any(
+            source.wants_slots for source in sources)))
         for end in runner.wait(WAIT_S):
             running -= 1
             clock.ended()
-            window.add(end.job.number, run.finish(end, running, runner.slots))
-            full = False  # an end may have queued a re-run, or freed a setting's count
-            if window.exceeded() and not stopping:
-                stopping = True
-                log.error("too many failures: no more trials are launched; waiting for the %d "
-                          "still running", running)
-    if stopping or window.exceeded(final=True):
-        raise window.error(run.sweeper.sweep_dir)
-    return _said(clock.summary())
+            owners.pop(id(end.job))[1].finish(end, running, runner.slots)
+    return clock.summary()
+
+
+def run_slots(run: Any, runner: runners.Runner, window: FailureWindow) -> Dict[str, Any]:
+    """Keep ``runner.slots`` trials of one study running until none is left to ask (see the
+    module docstring); returns ``SlotTime.summary()``."""
+    source = StudySource(run, window)
+    slot_time = run_sources(_One(source), runner)
+    error = source.error()
+    if error is not None:
+        raise error
+    return _said(slot_time)
 
 
 def run_batches(run: Any, launcher: Any, n_jobs: int, window: FailureWindow) -> None:

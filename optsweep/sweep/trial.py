@@ -51,7 +51,9 @@ TRIAL_ENV = "OPTSWEEP_OPTUNA_TRIAL"
 HEARTBEAT_ENV = "OPTSWEEP_OPTUNA_HEARTBEAT_S"  # the job beats every this many seconds
 GRACE_ENV = "OPTSWEEP_OPTUNA_GRACE_S"  # ... and is dead after this many seconds of silence
 PRUNED_ATTR = "optsweep_pruned_at_step"  # system attribute: report() told the task to stop
-SLOT_ENV = "OPTSWEEP_SLOT"  # set in a slot's worker process (optsweep.sweep.runners.ProcessPool)
+# set in a slot's worker process (optsweep.sweep.process_pool.ProcessPool): its slot, and how many
+# slots its pool has (the jobs that share this machine's cores and GPUs)
+SLOT_ENV, SLOTS_ENV = "OPTSWEEP_SLOT", "OPTSWEEP_SLOTS"
 
 __all__ = ["report", "current_trial", "on_more_cores"]
 
@@ -127,6 +129,12 @@ def slot(default: int) -> int:
     """The sweeper's slot this job runs in, or ``default`` outside a slot's worker process: a
     freed slot's GPU gets the next trial, so jobs are placed by slot, not by trial number."""
     return int(os.environ.get(SLOT_ENV, default))
+
+
+def pool_slots() -> Optional[int]:
+    """How many slots the process pool running this job has (None outside a pool's worker)."""
+    slots = os.environ.get(SLOTS_ENV)
+    return int(slots) if slots else None
 
 
 def job_overrides(storage: str, study_name: str, number: int, heartbeat_s: Optional[int] = None,

@@ -18,7 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from optsweep import lease
-from optsweep.sweep import runners, slots, trial
+from optsweep.sweep import process_pool, runners, slots, trial
 
 from .conftest import TIMEOUT_S, app_command, app_env, results, run_workers, trials
 
@@ -93,21 +93,21 @@ def test_slot_time_counts_busy_idle_drain_and_lent_slot_seconds(monkeypatch):
 def test_a_pool_lends_idle_cores_in_the_drain_and_takes_them_back_when_a_trial_starts(
         monkeypatch):
     sent = []
-    monkeypatch.setattr(runners.os, "kill", lambda pid, signum: sent.append((pid, signum)))
-    pool = runners.ProcessPool.__new__(runners.ProcessPool)  # its state, without processes
+    monkeypatch.setattr(process_pool.os, "kill", lambda pid, signum: sent.append((pid, signum)))
+    pool = process_pool.ProcessPool.__new__(process_pool.ProcessPool)  # its state, no processes
 
     class Offer:
         value = 0
 
     pool.slots, pool.cores, pool.lend_cores, pool.allotted = 3, 6, True, {}
-    pool.workers = [runners._Worker(types.SimpleNamespace(pid=100 + s), None, Offer())
+    pool.workers = [process_pool._Worker(types.SimpleNamespace(pid=100 + s), None, Offer(), set())
                     for s in range(3)]
     pool.running = {0: runners.Job(4, (), ""), 1: runners.Job(5, (), "")}
     pool.allotted = {0: 2, 1: 2}  # each took its share: 6 cores / 3 slots
     assert pool.spread(nothing_to_start=False) == 0 and sent == []  # a trial may still come
     assert pool.spread(nothing_to_start=True) == 1  # slot 2 idles for good: 6 cores / 2 trials
     assert [w.offer.value for w in pool.workers[:2]] == [3, 3]
-    assert sent == [(100, runners.LEND_SIGNAL), (101, runners.LEND_SIGNAL)]
+    assert sent == [(100, process_pool.LEND_SIGNAL), (101, process_pool.LEND_SIGNAL)]
     assert pool.spread(nothing_to_start=True) == 1 and len(sent) == 2  # told once
     pool.running[2], pool.allotted[2] = runners.Job(6, (), ""), 2  # a re-run started after all
     assert pool.spread(nothing_to_start=False) == 0
