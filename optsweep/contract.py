@@ -73,6 +73,7 @@ BENCHMARK_CONFIRM_SUFFIX = "_confirm"  # per workload: <optimizer>_confirm, its 
 BENCHMARK_REPORT_DIR = "report"
 # the benchmark's one pool of slots: its slot time (optsweep.sweep.slots.SlotTime) and worker starts
 BENCHMARK_SLOT_TIME_FILE = "slot_time.json"
+BENCHMARK_REPORT_LOCK_FILE = ".report.lock"  # held while a benchmark writes its report
 
 # One row per finished epoch. Accuracies are fractions of *every* example of the split; `lr` is the
 # learning rate of the epoch's first step, `lr_last` that of its last (they differ when the

@@ -15,7 +15,9 @@ killed, leaves files half there).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
@@ -368,6 +370,18 @@ class BenchmarkDir:
     @property
     def slot_time_file(self) -> Path:
         return self.path / contract.BENCHMARK_SLOT_TIME_FILE
+
+    @contextlib.contextmanager
+    def report_lock(self) -> Iterator[None]:
+        """Held while the report is written: benchmarks that share this folder (one command on
+        several machines) write it one after another, never into each other's files."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / contract.BENCHMARK_REPORT_LOCK_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def write_slot_time(self, slot_time: dict) -> None:
         contract.atomic_write(self.slot_time_file, lambda f: json.dump(slot_time, f, indent=2))

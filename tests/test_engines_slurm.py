@@ -1,7 +1,7 @@
 """Sweeps on a real single-node SLURM cluster (started by the tests, tests/engines.py) through
 hydra/launcher=slurm: a grid completes; a job preempted mid-run is requeued and resumes from its
 checkpoint, losing at most the epoch in progress; an Optuna study is shared through a journal
-file in the sweep directory."""
+file in the sweep directory; a benchmark runs its one pool of slots as SLURM jobs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from optsweep import contract
-from optsweep.rundir import RunDir
+from optsweep.rundir import BenchmarkDir, RunDir
 from tests.conftest import QUICK
 
 pytestmark = pytest.mark.engines  # a real PostgreSQL server or SLURM cluster
@@ -106,3 +106,34 @@ def test_an_optuna_study_shared_through_a_journal_in_the_sweep_directory(tmp_pat
     for trial in study.trials:  # each SLURM job reported its epochs to the journal
         assert sorted(trial.intermediate_values) == [1, 2]
         assert trial.value == RunDir(sweep / str(trial.number)).summary()["objective"]
+
+
+def test_a_benchmark_runs_its_one_pool_as_slurm_jobs_with_exact_counts(tmp_path, slurm_env):
+    # every study's trials, both confirmations and the defaults: one submitit job per run, two
+    # at a time, from one benchmark process
+    out = tmp_path / "bench"
+    done = subprocess.run(
+        [sys.executable, "-m", "optsweep.benchmark", f"dir={out}", "workloads=[simulated]",
+         "optimizers=[adam,sgd]", "space=lr_only", "budget=3", "seeds=2", "trainer.epochs=2",
+         "hydra.sweeper.n_jobs=2", *ON_THE_NODE], cwd=tmp_path, env=slurm_env,
+        capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    folder = BenchmarkDir(out)
+    for optimizer in ("adam", "sgd"):
+        study = folder.study_dir("simulated", optimizer)
+        storage = f"sqlite:///{study / contract.OPTUNA_DB_FILE}"
+        (name,) = optuna.get_all_study_names(storage)
+        trials = optuna.load_study(study_name=name, storage=storage).trials
+        assert [t.state for t in trials] == [TrialState.COMPLETE] * 3  # the budget, exactly
+        confirmation = folder.confirm_dir("simulated", optimizer)
+        assert sorted(p.name for p in confirmation.glob("[0-9]*")) == ["0", "1"]
+    sweeps = [*(folder.study_dir("simulated", o) for o in ("adam", "sgd")),
+              *(folder.confirm_dir("simulated", o) for o in ("adam", "sgd")),
+              folder.defaults_dir("simulated")]
+    runs = [job for sweep in sweeps for job in sweep.glob("[0-9]*")]
+    assert len(runs) == 3 * 2 + 2 * 2 + 2 * 2
+    assert all(RunDir(job).status() == contract.Status.COMPLETED for job in runs)
+    for sweep in sweeps:  # each run was a SLURM job of its own sweep's submitit folder
+        assert len(list((sweep / ".submitit").glob("*/*_log.out"))) == \
+            len(list(sweep.glob("[0-9]*")))
+    assert (folder.report_dir / "report.html").is_file()

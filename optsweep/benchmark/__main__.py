@@ -107,8 +107,9 @@ def report(cfg: DictConfig) -> Path:
     from optsweep.analysis.benchmark_report import write_benchmark_report
 
     folder = BenchmarkDir(cfg.dir)
-    return write_benchmark_report(folder.path, folder.report_dir, metric=cfg.metric,
-                                  select=cfg.select)
+    with folder.report_lock():
+        return write_benchmark_report(folder.path, folder.report_dir, metric=cfg.metric,
+                                      select=cfg.select)
 
 
 def main(argv: list[str] | None = None) -> int:

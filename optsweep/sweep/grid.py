@@ -42,6 +42,9 @@ class GridSource:
         self.failed: List[int] = []
 
     def _startable(self) -> List[int]:
+        for number in [n for n in self.pending
+                       if RunDir(self.folder / str(n)).status() in contract.FINAL]:
+            del self.pending[number]  # another process finished it meanwhile
         return [n for n in self.pending if not trained_elsewhere(self.folder / str(n))]
 
     def claim(self, free: int) -> List[Job]:
