@@ -359,7 +359,7 @@ RESULT_FREE_KEYS = {
 
 
 # summary.json: the torch thread counts a sweep's job ran with, in order (its slot's share, then
-# each share the final drain lent it: optsweep.sweep.trial.on_more_cores); absent where it kept its
+# each share the final drain lent it: optsweep.sweep.trial.on_lent_cores); absent where it kept its
 # share. trainer.num_threads is out of the fingerprint, so a lent run and the same setting run
 # alone share one, while sums over other thread counts may round differently in the last digits
 # (hydra.sweeper.lend_cores=false: never lent, identical).

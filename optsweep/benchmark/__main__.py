@@ -3,16 +3,18 @@ confirmed over new seeds, ranked across workloads.
 
     python -m optsweep.benchmark preset=demo                      # offline, minutes on 2 cores
     python -m optsweep.benchmark workloads=[digits,cifar10_small] optimizers=[adam,sgd] budget=20 \\
-        seeds=3 space=lr_only hydra/launcher=joblib hydra.launcher.n_jobs=2 hydra.sweeper.n_jobs=2
+        seeds=3 space=lr_only hydra/launcher=joblib hydra.sweeper.n_jobs=2
 
 For every workload x optimizer: an Optuna study of ``budget`` trials in the optimizer's space
 (``conf/space/``; TPE seeded the same for all, no pruning unless ``pruner=median``), then the best
 trial's setting rerun over ``seeds`` new seeds (``optsweep.confirm``), then, with
 ``defaults_baseline``, every optimizer at its defaults over the same seeds; then the report
-(``<dir>/report/report.html``), the benchmark's answer first. Everything lives in ``dir``
-(multirun/benchmark/<name>/): rerunning the command resumes where it stopped and trains nothing
-once finished. Several machines may run the same command on one shared folder and storage
-(``hydra.sweeper.storage=postgresql://...``): the studies share their trials, a confirmation
+(``<dir>/report/report.html``), the benchmark's answer first. All of it runs through one pool of
+``hydra.sweeper.n_jobs`` slots (``optsweep.benchmark.pool``; ``pool=false``: a process per step,
+one after another). Everything lives in ``dir`` (multirun/benchmark/<name>/): rerunning the
+command resumes where it stopped and trains nothing once finished. Several machines may run the
+same command on one shared folder and storage (``hydra.sweeper.storage=postgresql://...``): the
+studies share their trials, a run another machine trains is left to it, and a confirmation
 waits until its study has no trial in flight.
 """
 from __future__ import annotations

@@ -144,8 +144,7 @@ class Pool:
         folder = plan.study_dir(self.cfg, cell.cell)
         now = time.monotonic()
         study.waiting_since = study.waiting_since or now
-        alive = any(lease.is_live(lease.read_lease(folder / job), time.time())
-                    or lease.has_live_record(folder / job) for job in waiting)
+        alive = any(lease.has_live_record(folder / job) for job in waiting)
         if alive or now - study.waiting_since < lease.STALE_S:
             study.source.full = False  # ask again: a dead worker's trial may be queued again
             return False
@@ -273,14 +272,16 @@ def run(cfg: DictConfig, overrides: List[str], study_seeds: Dict[str, int]) -> O
     if runner is None:
         return None
     pool = Pool(cfg, overrides, loader, runner.slots)
+    ended = False
     try:
         open_steps(pool, study_seeds)
         slot_time = slots.run_sources(pool, runner, POLL_S)
+        ended = True
     except SweepError as exc:  # the pool's own end: workers that cannot start
         print(f"optsweep.benchmark: error: {exc}", file=sys.stderr)
-        runner.close(graceful=False)
         return False
-    runner.close()
+    finally:
+        runner.close(graceful=ended)
     BenchmarkDir(cfg.dir).write_slot_time({**slot_time,
                                            "worker_starts": getattr(runner, "starts", 0)})
     return pool.ok

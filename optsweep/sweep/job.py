@@ -159,11 +159,11 @@ def limit_threads(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
         torch.set_num_threads(threads)
         _ran_with.append(threads)
         log.info("%d parallel jobs on %d cores: %d torch threads in this job", jobs, cores, threads)
-        trial.on_more_cores(use_lent_cores)  # the sweep's final drain: idle slots lend theirs
+        trial.on_lent_cores(use_lent_cores)  # the sweep's final drain: idle slots lend theirs
 
 
 def use_lent_cores(cores: int) -> None:
-    """Run on the ``cores`` the sweep now gives this job (``optsweep.sweep.trial.on_more_cores``:
+    """Run on the ``cores`` the sweep now gives this job (``optsweep.sweep.trial.on_lent_cores``:
     called in the job's main thread between two statements, where torch's threads may change)."""
     import torch
 

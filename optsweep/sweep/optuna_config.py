@@ -247,7 +247,7 @@ class OptsweepOptunaSweeperConf:
     # (process pool only; optsweep's sweep presets name optsweep.sweep.job, which imports torch)
     preload: List[str] = field(default_factory=list)
     # the final drain (nothing left to start): a process pool's idle slots lend their cores to the
-    # trials still running, whose jobs take them with optsweep.sweep.trial.on_more_cores (optsweep's
+    # trials still running, whose jobs take them with optsweep.sweep.trial.on_lent_cores (optsweep's
     # set torch's threads: a thread count other than the slot's share rounds sums differently)
     lend_cores: bool = True
     # a trial whose task raised (a crash, not a divergence, a prune or a dead worker) runs again in

@@ -12,7 +12,7 @@ A worker that dies ends its own job only, and a fresh worker takes its slot; one
 start-up is said in one line with its own error and replaced, ``START_TRIES`` times in a row for a
 slot stop the sweep; a worker whose parent died stops (it would run a job that the rerun runs
 again). When nothing is left to start, idle slots lend their cores to the jobs still running
-(``spread``: a signal to each worker, whose job's ``optsweep.sweep.trial.on_more_cores`` callback
+(``lend``: a signal to each worker, whose job's ``optsweep.sweep.trial.on_lent_cores`` callback
 takes them).
 """
 
@@ -40,7 +40,7 @@ from optsweep.sweep.trial import SLOT_ENV, SLOTS_ENV
 log = logging.getLogger(__name__)
 
 PARENT_CHECK_S = 0.5  # how often a pool worker checks that its parent still lives
-LEND_SIGNAL = getattr(signal, "SIGUSR1", None)  # "cores offered": ProcessPool.spread to a worker
+LEND_SIGNAL = getattr(signal, "SIGUSR1", None)  # "cores lent": ProcessPool.lend to a worker
 # A slot whose worker dies this many times in a row before it is ready stops the sweep: a fault of
 # start-up (an import that fails, a preload that crashes) fails every worker alike; a worker killed
 # once (the OOM killer, a signal) is replaced.
@@ -55,7 +55,7 @@ WORKER_NAME = "optsweep slot "
 class _Worker(NamedTuple):
     process: Any  # multiprocessing's SpawnProcess
     conn: Any  # our end of its pipe
-    offer: Any  # shared int: the cores its job may use, read by the worker on LEND_SIGNAL
+    cores: Any  # shared int: the cores its job may use, read by the worker on LEND_SIGNAL
     sweeps: Set[str]  # the sweeps whose context it holds
 
 
@@ -99,9 +99,9 @@ class ProcessPool:
 
     def _start(self, slot: int) -> _Worker:
         ours, theirs = self.context.Pipe()
-        offer = self.context.RawValue("i", 0)
+        cores = self.context.RawValue("i", 0)
         process = self.context.Process(
-            target=_serve, args=(theirs, slot, self.slots, os.getpid(), self.preload, offer),
+            target=_serve, args=(theirs, slot, self.slots, os.getpid(), self.preload, cores),
             name=f"{WORKER_NAME}{slot}")
         self.starts += 1
         process.start()  # not a daemon: a job may start processes of its own (data loaders)
@@ -113,7 +113,7 @@ class ProcessPool:
             ours.send_bytes(self.start_payload)
         except OSError:  # it died already: _ready says how
             pass
-        return _Worker(process, ours, offer, set())
+        return _Worker(process, ours, cores, set())
 
     def ready(self) -> None:
         """Wait until every worker has imported ``preload``: a job submitted then starts at once,
@@ -166,7 +166,7 @@ class ProcessPool:
                                                sweep.task_function))
         return self.payloads[sweep.key]
 
-    def spread(self, nothing_to_start: bool) -> int:
+    def lend(self, nothing_to_start: bool) -> int:
         """Give the cores of idle slots to the jobs still running when ``nothing_to_start`` (the
         final drain), and take them back if a job starts after all: each worker whose job's
         cores change is told by a signal. Returns how many idle slots' cores are lent now."""
@@ -179,12 +179,12 @@ class ProcessPool:
                 continue
             self.allotted[slot] = share
             worker = self._worker(slot)
-            worker.offer.value = share
+            worker.cores.value = share
             try:
                 os.kill(worker.process.pid, LEND_SIGNAL)
             except OSError:  # it just died: wait() collects it
                 continue
-            log.info("trial %d: offered %d cores (%s)", self.running[slot].number, share,
+            log.info("trial %d: lent %d cores (%s)", self.running[slot].number, share,
                      "nothing left to start: idle slots lend theirs" if lending
                      else "a trial started: the slot's own share")
         base = threads_per_job(self.cores, self.slots)
@@ -254,7 +254,7 @@ def _start_failure(worker: Optional[_Worker]) -> Optional[str]:
 
 
 def _serve(conn: Any, slot: int, slots: int, parent_pid: int, preload: Sequence[str],
-           offer: Any) -> None:
+           cores: Any) -> None:
     """A pool worker: run the jobs it is sent until told to stop or its parent is gone."""
     threading.Thread(target=_stop_without, args=(parent_pid,), daemon=True).start()
     # jobs are placed on GPUs by slot and share the cores by the pool's slots (optsweep.sweep.job)
@@ -266,7 +266,7 @@ def _serve(conn: Any, slot: int, slots: int, parent_pid: int, preload: Sequence[
         conn.send(("died", f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"))
         raise
     if LEND_SIGNAL is not None:  # before "ready": the signal's default action ends a process
-        signal.signal(LEND_SIGNAL, lambda signum, frame: trial.lend_cores(offer.value))
+        signal.signal(LEND_SIGNAL, lambda signum, frame: trial.lend_cores(cores.value))
         signal.siginterrupt(LEND_SIGNAL, False)  # system calls restart rather than fail (EINTR)
     conn.send(READY)
     atexit.register(_exit_without_teardown)  # first registered, so it runs after the jobs' own

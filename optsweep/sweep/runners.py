@@ -74,7 +74,7 @@ class Ended(NamedTuple):
 
 class Runner(Protocol):
     """Runs jobs in ``slots`` places at once; the slot loops (``optsweep.sweep.slots``) drive it:
-    ``ready`` once before the first ``submit``, ``wait`` for ends, ``spread`` each round (the idle
+    ``ready`` once before the first ``submit``, ``wait`` for ends, ``lend`` each round (the idle
     slots' cores lent to the running jobs when nothing is left to start: how many are lent),
     ``close`` at the end."""
 
@@ -84,7 +84,7 @@ class Runner(Protocol):
 
     def submit(self, job: Job) -> None: ...
 
-    def spread(self, nothing_to_start: bool) -> int: ...
+    def lend(self, nothing_to_start: bool) -> int: ...
 
     def wait(self, timeout_s: float) -> List[Ended]: ...
 
@@ -136,7 +136,7 @@ class InProcess:
     def submit(self, job: Job) -> None:
         self.queued.append(job)
 
-    def spread(self, nothing_to_start: bool) -> int:
+    def lend(self, nothing_to_start: bool) -> int:
         return 0  # one slot: none ever idles beside a running job
 
     def wait(self, timeout_s: float) -> List[Ended]:
@@ -186,7 +186,7 @@ class Submitit:
         Path(str(sweep.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         return self.executors[sweep.key]
 
-    def spread(self, nothing_to_start: bool) -> int:
+    def lend(self, nothing_to_start: bool) -> int:
         return 0  # a SLURM job has the cores it asked for; an idle one is another job's
 
     def wait(self, timeout_s: float) -> List[Ended]:

@@ -6,7 +6,7 @@ died) its result is told to Optuna and, under the study lock, the next trial is 
 right away, until the study has ``n_trials`` distinct settings and this worker's trials have ended.
 A pruned trial's slot (its core, its GPU) is busy again within a poll, instead of idling until the
 slowest trial of its batch ends. In the final drain (nothing left to start) a process pool's idle
-slots lend their cores to the trials still running (``runner.spread``). ``SlotTime`` says how much
+slots lend their cores to the trials still running (``runner.lend``). ``SlotTime`` says how much
 slot-time idled, and how much of that was lent.
 
 ``max_failure_rate`` is judged over the last ``n_jobs`` finished trials of this worker (all of them
@@ -90,7 +90,7 @@ class SlotTime:
     def ended(self) -> None:
         self._advance()
         self.busy -= 1
-        self.lending = 0  # until spread() says again
+        self.lending = 0  # until lend() says again
 
     def lent(self, slots: int) -> None:
         """From now on ``slots`` idle slots lend their cores."""
@@ -219,7 +219,7 @@ def run_sources(schedule: Schedule, runner: runners.Runner,
                 break
             time.sleep(poll_s)  # what is left runs elsewhere, or waits on what does
             continue
-        clock.lent(runner.spread(nothing_to_start=free > 0 and not any(
+        clock.lent(runner.lend(nothing_to_start=free > 0 and not any(
             source.wants_slots for source in sources)))
         for end in runner.wait(WAIT_S):
             running -= 1

@@ -22,7 +22,7 @@ While the task runs, a daemon thread records that the job is alive (``BeatingTas
 
 At a sweep's end, when nothing is left to start, a process pool's idle slots can lend their cores
 to the trials still running (``hydra.sweeper.lend_cores``): a task that wants them registers
-``on_more_cores(callback)`` (optsweep's jobs set torch's threads with it).
+``on_lent_cores(callback)`` (optsweep's jobs set torch's threads with it).
 
 Outside an Optuna sweep ``report`` does nothing and ``current_trial`` returns None, so a task runs
 unchanged on its own. Multi-objective studies cannot prune (Optuna's ``Trial.report`` refuses
@@ -55,7 +55,7 @@ PRUNED_ATTR = "optsweep_pruned_at_step"  # system attribute: report() told the t
 # slots its pool has (the jobs that share this machine's cores and GPUs)
 SLOT_ENV, SLOTS_ENV = "OPTSWEEP_SLOT", "OPTSWEEP_SLOTS"
 
-__all__ = ["report", "current_trial", "on_more_cores"]
+__all__ = ["report", "current_trial", "on_lent_cores"]
 
 
 class _JobTrial(NamedTuple):
@@ -93,13 +93,13 @@ def current_trial() -> Optional["optuna.Trial"]:
     return None if job is None else job.trial
 
 
-# the current job's callback for lent cores, and the last offer (an offer that came before the job
+# the current job's callback for lent cores, and the last cores lent (cores lent before the job
 # registered is handed over when it does); ProcessPool's workers reset both before each job
-_more_cores: List[Callable[[int], None]] = []
-_offered: List[int] = []
+_on_lent: List[Callable[[int], None]] = []
+_lent: List[int] = []
 
 
-def on_more_cores(callback: Callable[[int], None]) -> None:
+def on_lent_cores(callback: Callable[[int], None]) -> None:
     """Let the sweeper lend this job the cores of idle slots: when a sweep has nothing left to
     start and some of its process pool's slots idle (the final drain), ``callback(cores)`` is
     called in the job's main thread, between two Python statements, with the cores this job may
@@ -107,22 +107,22 @@ def on_more_cores(callback: Callable[[int], None]) -> None:
     a trial starts after all. For the current job only; never called outside a pool's worker or
     with ``hydra.sweeper.lend_cores=false``. A task whose thread count is the user's choice does
     not register."""
-    _more_cores[:] = [callback]
-    if _offered:
-        callback(_offered[-1])
+    _on_lent[:] = [callback]
+    if _lent:
+        callback(_lent[-1])
 
 
 def lend_cores(cores: int) -> None:
-    """A pool worker's signal handler: the sweeper offers this job ``cores`` cores."""
-    _offered[:] = [int(cores)]
-    for callback in list(_more_cores):
+    """A pool worker's signal handler: the sweeper lends this job ``cores`` cores."""
+    _lent[:] = [int(cores)]
+    for callback in list(_on_lent):
         callback(int(cores))
 
 
 def forget_cores() -> None:
-    """A pool worker, before each job: the last job's callback and offer are not the next's."""
-    _more_cores.clear()
-    _offered.clear()
+    """A pool worker, before each job: the last job's callback and cores are not the next's."""
+    _on_lent.clear()
+    _lent.clear()
 
 
 def slot(default: int) -> int:

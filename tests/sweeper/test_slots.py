@@ -63,13 +63,13 @@ def test_in_the_final_drain_idle_slots_lend_their_cores_to_the_trial_still_runni
     sweep, cores = tmp_path / "sweep", len(os.sched_getaffinity(0))
     slot_time = results(sweep)["slot_time"]
     # trials 1 and 2 end in the other slot while trial 0 sleeps: then nothing is left to start,
-    # and trial 0, alone on the machine, is offered all of its cores (2 slots: 1 share of 2)
+    # and trial 0, alone on the machine, is lent all of its cores (2 slots: 1 share of 2)
     assert not (sweep / "1" / "cores").exists() and not (sweep / "2" / "cores").exists()
     if not lend:
         assert not (sweep / "0" / "cores").exists() and slot_time["lent_slot_s"] == 0.0
         return
     assert (sweep / "0" / "cores").read_text().split() == [str(cores)]
-    assert f"trial 0: offered {cores} cores (nothing left to start" in result.output
+    assert f"trial 0: lent {cores} cores (nothing left to start" in result.output
     assert 0.0 < slot_time["lent_slot_s"] <= slot_time["drain_idle_slot_s"]
     assert "lent to running trials" in result.output
 
@@ -96,29 +96,29 @@ def test_a_pool_lends_idle_cores_in_the_drain_and_takes_them_back_when_a_trial_s
     monkeypatch.setattr(process_pool.os, "kill", lambda pid, signum: sent.append((pid, signum)))
     pool = process_pool.ProcessPool.__new__(process_pool.ProcessPool)  # its state, no processes
 
-    class Offer:
+    class Cores:
         value = 0
 
     pool.slots, pool.cores, pool.lend_cores, pool.allotted = 3, 6, True, {}
-    pool.workers = [process_pool._Worker(types.SimpleNamespace(pid=100 + s), None, Offer(), set())
+    pool.workers = [process_pool._Worker(types.SimpleNamespace(pid=100 + s), None, Cores(), set())
                     for s in range(3)]
     pool.running = {0: runners.Job(4, (), ""), 1: runners.Job(5, (), "")}
     pool.allotted = {0: 2, 1: 2}  # each took its share: 6 cores / 3 slots
-    assert pool.spread(nothing_to_start=False) == 0 and sent == []  # a trial may still come
-    assert pool.spread(nothing_to_start=True) == 1  # slot 2 idles for good: 6 cores / 2 trials
-    assert [w.offer.value for w in pool.workers[:2]] == [3, 3]
+    assert pool.lend(nothing_to_start=False) == 0 and sent == []  # a trial may still come
+    assert pool.lend(nothing_to_start=True) == 1  # slot 2 idles for good: 6 cores / 2 trials
+    assert [w.cores.value for w in pool.workers[:2]] == [3, 3]
     assert sent == [(100, process_pool.LEND_SIGNAL), (101, process_pool.LEND_SIGNAL)]
-    assert pool.spread(nothing_to_start=True) == 1 and len(sent) == 2  # told once
+    assert pool.lend(nothing_to_start=True) == 1 and len(sent) == 2  # told once
     pool.running[2], pool.allotted[2] = runners.Job(6, (), ""), 2  # a re-run started after all
-    assert pool.spread(nothing_to_start=False) == 0
-    assert [w.offer.value for w in pool.workers[:2]] == [2, 2] and len(sent) == 4
+    assert pool.lend(nothing_to_start=False) == 0
+    assert [w.cores.value for w in pool.workers[:2]] == [2, 2] and len(sent) == 4
 
 
 def test_an_offer_of_cores_reaches_the_current_jobs_callback_only():
     got = []
     trial.forget_cores()
     trial.lend_cores(4)  # the signal came before the job registered: handed over when it does
-    trial.on_more_cores(got.append)
+    trial.on_lent_cores(got.append)
     trial.lend_cores(2)
     assert got == [4, 2]
     trial.forget_cores()  # the worker's next job

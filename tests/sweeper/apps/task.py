@@ -11,7 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from optsweep.sweep.trial import current_trial, on_more_cores, report
+from optsweep.sweep.trial import current_trial, on_lent_cores, report
 
 
 def custom_space(cfg: DictConfig, trial) -> None:
@@ -29,7 +29,7 @@ def main(cfg: DictConfig):
     if cfg.probe_module:  # was it imported before the job ran (hydra.sweeper.preload)?
         (job_dir / "probed").write_text(str(cfg.probe_module in sys.modules))
     # the cores the sweeper lends this job in its final drain, one line per offer
-    on_more_cores(lambda cores: _append(job_dir / "cores", f"{cores}\n"))
+    on_lent_cores(lambda cores: _append(job_dir / "cores", f"{cores}\n"))
     trial = current_trial()
     if trial is not None and trial.number == cfg.slow_trial:
         time.sleep(float(cfg.slow_s))
