@@ -1,7 +1,8 @@
 """One pool of slots for the whole benchmark: every study's trials, every confirmation and the
-defaults runs share one runner (``hydra.launcher``'s: one process per slot for joblib, this process
-for the basic launcher, one submitit job per run for SLURM), whose workers live for the whole
-benchmark, so that their imports are paid once per worker and the slots drain once, at the end.
+defaults runs share one runner (``hydra.launcher``'s: one process per slot for joblib, one worker
+process for the basic launcher, one submitit job per run for SLURM), whose workers live for the
+whole benchmark, so that their imports are paid once per worker and the slots drain once, at
+the end.
 
 Each step is the sweep its command would be (``plan.tune_command``, the confirmation's and the
 defaults' commands), composed and run as ``Hydra.multirun`` runs one (``_hydra_private``): its
@@ -27,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
@@ -42,6 +43,7 @@ from optsweep.rundir import BenchmarkDir
 from optsweep.sweep import launchers, runners, slots
 from optsweep.sweep.errors import SweepError
 from optsweep.sweep.grid import GridSource
+from optsweep.sweep.process_pool import ProcessPool
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class CellSteps:
     study: Optional[Step] = None
     confirmation: Optional[Step] = None
     settled: bool = False  # the study needs nothing more: its confirmation may start
+    unopened: bool = False  # its study is to run but not opened yet
 
 
 @dataclass
@@ -80,58 +83,83 @@ class Pool:
     slots: int
     cells: List[CellSteps] = field(default_factory=list)
     defaults: List[Step] = field(default_factory=list)
+    unopened_defaults: List[Tuple[str, List[str]]] = field(default_factory=list)
     ok: bool = True
 
     # --- the schedule ---------------------------------------------------------------------------
 
     def active(self) -> Sequence[Any]:
-        for cell in self.cells:
-            self._advance(cell)
-        for step in self.defaults:
-            self._close_if_done(step)
         open_ = [c.confirmation for c in self.cells if c.confirmation and not c.confirmation.closed]
         open_ += [c.study for c in self.cells if c.study and not c.study.closed]
         open_ += [step for step in self.defaults if not step.closed]
         return [step.source for step in open_]
 
+    def advance(self) -> bool:
+        """Close the steps that ended, open the confirmations of the studies that settled, and
+        open one more of the steps still unopened (studies first): the slot loop calls it while
+        the runs it just started train, so that composing a step costs no slot time. True when a
+        source was opened."""
+        opened = False
+        for cell in self.cells:
+            opened = self._advance(cell) or opened
+        for step in self.defaults:
+            self._close_if_done(step)
+        cell = next((c for c in self.cells if c.unopened), None)
+        if cell is not None:
+            cell.unopened = False
+            cell.study = self.study(cell.cell)
+            cell.settled = cell.study is None  # refused (said): nothing to confirm
+            return True
+        if self.unopened_defaults:
+            step = self.grid(*self.unopened_defaults.pop(0))
+            if step is not None:
+                self.defaults.append(step)
+            return True
+        return opened
+
     def done(self) -> bool:
-        return all(c.settled and (c.confirmation is None or c.confirmation.closed)
-                   for c in self.cells) and all(step.closed for step in self.defaults)
+        return not self.unopened_defaults and all(
+            c.settled and (c.confirmation is None or c.confirmation.closed) for c in self.cells
+        ) and all(step.closed for step in self.defaults)
 
     def cap(self) -> int:
         """Trials in flight per study: ``in_flight``, or the slots shared by the studies still
-        asking for trials."""
+        asking for trials (those not opened yet among them)."""
         if self.cfg.in_flight:
             return int(self.cfg.in_flight)
-        asking = sum(1 for c in self.cells if c.study and not c.study.closed
-                     and c.study.source.wants_slots)
+        asking = sum(1 for c in self.cells if c.unopened or (
+            c.study and not c.study.closed and c.study.source.wants_slots))
         return max(1, math.ceil(self.slots / max(1, asking)))
 
     # --- steps ------------------------------------------------------------------------------------
 
-    def _advance(self, cell: CellSteps) -> None:
-        """Close the cell's study once settled and open its confirmation."""
+    def _advance(self, cell: CellSteps) -> bool:
+        """Close the cell's study once settled and open its confirmation (True: opened)."""
         study = cell.study
+        if cell.unopened:
+            return False
         if study is not None and not study.closed and study.source.exhausted:
             if not self._settled(cell, study):
-                return
+                return False
             self._close(study)
         if cell.settled or (study is not None and not study.closed):
             if cell.confirmation is not None:
                 self._close_if_done(cell.confirmation)
-            return
+            return False
         cell.settled = True
         out = plan.confirmation_dir(self.cfg, cell.cell)
-        if not plan.sweep_done(out, self.cfg.seeds):
-            try:
-                arguments = confirm_arguments(self.cfg, cell.cell, self.overrides, out)
-            except Exception as exc:  # ConfirmError: no trial of the study finished
-                print(f"optsweep.benchmark: {cell.cell.workload}/{cell.cell.optimizer}: {exc}",
-                      file=sys.stderr)
-                self.ok = False
-                return
-            cell.confirmation = self.grid(f"{cell.cell.workload}/{cell.cell.optimizer} "
-                                          "confirmation", arguments)
+        if plan.sweep_done(out, self.cfg.seeds):
+            return False
+        try:
+            arguments = confirm_arguments(self.cfg, cell.cell, self.overrides, out)
+        except Exception as exc:  # ConfirmError: no trial of the study finished
+            print(f"optsweep.benchmark: {cell.cell.workload}/{cell.cell.optimizer}: {exc}",
+                  file=sys.stderr)
+            self.ok = False
+            return False
+        cell.confirmation = self.grid(f"{cell.cell.workload}/{cell.cell.optimizer} "
+                                      "confirmation", arguments)
+        return cell.confirmation is not None
 
     def _settled(self, cell: CellSteps, study: Step) -> bool:
         """The study has every trial counted and none in flight on any machine; while trials
@@ -274,7 +302,7 @@ def run(cfg: DictConfig, overrides: List[str], study_seeds: Dict[str, int]) -> O
     pool = Pool(cfg, overrides, loader, runner.slots)
     ended = False
     try:
-        open_steps(pool, study_seeds)
+        plan_steps(pool, study_seeds)
         slot_time = slots.run_sources(pool, runner, POLL_S)
         ended = True
     except SweepError as exc:  # the pool's own end: workers that cannot start
@@ -303,37 +331,36 @@ def unfinished(cfg: DictConfig, study_seeds: Dict[str, int]) -> bool:
 
 def start_runner(loader: Any, config: DictConfig) -> Optional[runners.Runner]:
     """The runner of ``hydra.launcher`` with ``hydra.sweeper.n_jobs`` slots (None: the launcher
-    only runs batches). Its own sweep runs no job: each job names its step's."""
+    only runs batches); for Hydra's basic launcher, one slot in one worker process of the pool's
+    own, not this process (as the benchmark's steps never ran in its process): the worker imports
+    the task while the studies open, and this process opens steps and tells trials while it
+    trains. Its own sweep runs no job: each job names its step's."""
     sweeper = config.hydra.sweeper
     own = runners.Sweep("", HydraContext(config_loader=loader,
                                          callbacks=_hydra_private.callbacks(config)),
                         config, task_function())
+    if str(config.hydra.launcher.get("_target_", "")) == launchers.BASIC:
+        return ProcessPool(own, 1, list(sweeper.preload), lend_cores=False)
     launcher = Plugins.instance().instantiate_launcher(
         config=config, hydra_context=own.hydra_context, task_function=own.task_function)
     return launchers.runner_for(launcher, own, int(sweeper.n_jobs), list(sweeper.preload),
                               bool(sweeper.lend_cores))
 
 
-def open_steps(pool: Pool, study_seeds: Dict[str, int]) -> None:
-    """Every study not settled yet and every defaults grid not finished; the confirmations open
-    as their studies settle (``Pool.active``)."""
+def plan_steps(pool: Pool, study_seeds: Dict[str, int]) -> None:
+    """Every study not settled yet and every defaults grid not finished, to be opened one by one
+    as the pool goes (``Pool.advance``); the confirmations open as their studies settle."""
     from optsweep.confirm import new_seeds
 
     cfg = pool.cfg
     for cell in plan.cells(cfg):
-        entry = CellSteps(cell)
-        if not plan.study_done(cfg, cell) or plan.study_unsettled(cfg, cell):
-            entry.study = pool.study(cell)
-            entry.settled = entry.study is None  # refused (said): nothing to confirm
-        pool.cells.append(entry)
+        pool.cells.append(CellSteps(cell, unopened=not plan.study_done(cfg, cell)
+                                    or bool(plan.study_unsettled(cfg, cell))))
     if not cfg.defaults_baseline:
         return
     for workload, seed in study_seeds.items():
         seeds = new_seeds([seed], cfg.seeds)
-        if plan.sweep_done(BenchmarkDir(cfg.dir).defaults_dir(workload),
-                           len(cfg.optimizers) * len(seeds)):
-            continue
-        step = pool.grid(f"{workload} defaults", plan.defaults_command(
-            cfg, workload, seeds, pool.overrides)[len(COMMAND):])
-        if step is not None:
-            pool.defaults.append(step)
+        if not plan.sweep_done(BenchmarkDir(cfg.dir).defaults_dir(workload),
+                               len(cfg.optimizers) * len(seeds)):
+            pool.unopened_defaults.append((f"{workload} defaults", plan.defaults_command(
+                cfg, workload, seeds, pool.overrides)[len(COMMAND):]))

@@ -41,12 +41,15 @@ def sweep_job(cfg: DictConfig, hydra_cfg: DictConfig) -> float:
         place_on_gpu(cfg, hydra_cfg)
     choices = dict(hydra_cfg.runtime.choices)
     in_trial = trial.current_trial() is not None
+    before = RunDir(run_dir).summary()
     try:
         outcome = run_task(cfg, run_dir, on_epoch=_report_epochs(cfg) if in_trial else None,
                            choices=choices)
     except Exception as exc:  # one job's failure is a result of the sweep, not its end
         outcome = record_failure(cfg, run_dir, exc, choices)
-    record_pool_facts(RunDir(run_dir))
+    if RunDir(run_dir).summary() != before:  # not a finished run left as it was
+        record_pool_facts(RunDir(run_dir))
+    _ran_with.clear()
     return _trial_answer(outcome) if in_trial else outcome.objective
 
 

@@ -129,6 +129,10 @@ class Schedule(Protocol):
 
     def active(self) -> Sequence[Source]: ...
 
+    def advance(self) -> bool:
+        """Its own work between claims (closing and opening sources), done while the jobs just
+        started run; True when a new source may have jobs to start."""
+
     def done(self) -> bool:
         """Nothing is left to run (a schedule may wait on work elsewhere: another machine's)."""
 
@@ -191,6 +195,9 @@ class _One:
     def active(self) -> Sequence[Source]:
         return [self.source]
 
+    def advance(self) -> bool:
+        return False
+
     def done(self) -> bool:
         return self.source.exhausted
 
@@ -214,6 +221,8 @@ def run_sources(schedule: Schedule, runner: runners.Runner,
                 owners[id(job)] = (job, source)
                 running, free = running + 1, free - 1
                 clock.launched()
+        if schedule.advance() and free:
+            continue  # a new source may fill the free slots at once
         if not running:
             if schedule.done():
                 break
