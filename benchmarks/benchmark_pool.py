@@ -16,6 +16,11 @@ Cases (``--cases``, comma-separated):
   without the CPU deciding it;
 - ``demo1``: ``preset=demo`` (real training on digits) at 1 slot (the basic launcher);
 - ``demo2``: ``preset=demo`` at 2 slots of 1 thread each (joblib, ``trainer.num_threads=1``);
+- ``demo1_long``, ``demo2_long``: the same with 6 epochs a run instead of 2 (``--modes pool``
+  skips the per-step baseline);
+- ``slurm``: one submitit job per run against the joblib pool's long-lived workers, at 2 slots on
+  the single-node SLURM cluster the engine tests start (tests/engines.py; Debian's slurm-wlm and
+  munge): each run's cost beyond its own time;
 - ``caps``: the in-flight cap's effect on what TPE finds: ``--cap-repeats`` simulated benchmarks
   (adam and sgd, budget 14, 4 slots, a short sleep so that trials overlap) per cap in ``--caps``,
   each with its own sampler seed, printing the mean and lowest noise-free test accuracy of the
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -39,8 +45,11 @@ import sys
 import time
 from pathlib import Path
 
-from optsweep import contract
-from optsweep.rundir import BenchmarkDir
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the checkout's optsweep, and tests.engines for the slurm case
+
+from optsweep import contract  # noqa: E402
+from optsweep.rundir import BenchmarkDir  # noqa: E402
 
 SIMULATED = ["workloads=[simulated]", "optimizers=[adam,sgd,lion,soap]", "budget=12", "seeds=3"]
 JOBLIB = ["hydra/launcher=joblib"]
@@ -58,6 +67,10 @@ def cases(args: argparse.Namespace) -> dict[str, tuple[int, list[str]]]:
                           *slots_overrides(4)]),
         "demo1": (1, ["preset=demo"]),
         "demo2": (2, ["preset=demo", "trainer.num_threads=1", *slots_overrides(2)]),
+        # the same with runs three times as long: what is left once the fixed costs weigh less
+        "demo1_long": (1, ["preset=demo", "trainer.epochs=6"]),
+        "demo2_long": (2, ["preset=demo", "trainer.epochs=6", "trainer.num_threads=1",
+                           *slots_overrides(2)]),
     }
 
 
@@ -66,7 +79,7 @@ def run(out: Path, arguments: list[str]) -> tuple[float, str]:
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "optsweep.benchmark", f"dir={out}", *arguments],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env={**os.environ, "MPLBACKEND": "Agg"})
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(arguments)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -86,9 +99,10 @@ def processes(out: Path, output: str, slots: int, pool: bool, joblib: bool) -> i
     return 1 + steps * (1 + (slots if joblib else 0))
 
 
-def measure(case: str, slots: int, arguments: list[str], root: Path) -> dict[str, dict]:
+def measure(case: str, slots: int, arguments: list[str], root: Path,
+            modes: list[str]) -> dict[str, dict]:
     results = {}
-    for mode in ("steps", "pool"):
+    for mode in modes:
         out = root / f"{case}_{mode}"
         wall, output = run(out, [*arguments, f"pool={mode == 'pool'}"])
         n, seconds = runs_seconds(out)
@@ -99,8 +113,9 @@ def measure(case: str, slots: int, arguments: list[str], root: Path) -> dict[str
         print(f"{case:9} {mode:5} slots {slots}: wall {wall:7.1f} s, {n} runs' own time "
               f"{seconds:7.1f} s, share of slots x wall {results[mode]['share']:.3f}, "
               f"{results[mode]['processes']} processes started", flush=True)
-    ratio = results["pool"]["wall_s"] / results["steps"]["wall_s"]
-    print(f"{case:9} pool / steps wall time: {ratio:.3f}", flush=True)
+    if len(results) == 2:
+        ratio = results["pool"]["wall_s"] / results["steps"]["wall_s"]
+        print(f"{case:9} pool / steps wall time: {ratio:.3f}", flush=True)
     return results
 
 
@@ -126,9 +141,32 @@ def caps(args: argparse.Namespace, root: Path) -> None:
               flush=True)
 
 
+SLURM_NODE = ["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0",
+              "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
+              "hydra.launcher.timeout_min=30", "hydra.launcher.partition=debug"]
+
+
+def slurm(root: Path) -> None:
+    from tests.engines import slurm_cluster
+
+    arguments = ["workloads=[simulated]", "optimizers=[adam,sgd]", "space=lr_only", "budget=6",
+                 "seeds=2", "simulate.epoch_seconds=0.5", "hydra.sweeper.n_jobs=2"]
+    with slurm_cluster() as env:
+        for name, launcher in (("joblib", JOBLIB), ("slurm", SLURM_NODE)):
+            os.environ.update(env if name == "slurm" else {})
+            out = root / f"slurm_{name}"
+            wall, _ = run(out, [*arguments, *launcher])
+            n, seconds = runs_seconds(out)
+            busy = float((BenchmarkDir(out).read_slot_time() or {})["busy_slot_s"])
+            print(f"slurm     {name:6} 2 slots: wall {wall:6.1f} s, {n} runs' own time "
+                  f"{seconds:6.1f} s, share {seconds / (2 * wall):.3f}, each run's cost beyond "
+                  f"its own time {(busy - seconds) / n:.2f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", default="simulated,demo1,demo2,caps")
+    parser.add_argument("--modes", default="steps,pool", help="steps, pool or both")
     parser.add_argument("--epoch-seconds", type=float, default=2.0,
                         help="simulated: seconds slept per epoch (x the step cost)")
     parser.add_argument("--caps", type=lambda s: [int(v) for v in s.split(",")], default=[1, 4])
@@ -139,7 +177,9 @@ def main() -> None:
     wanted = args.cases.split(",")
     for case, (slots, arguments) in cases(args).items():
         if case in wanted:
-            measure(case, slots, arguments, args.out)
+            measure(case, slots, arguments, args.out, args.modes.split(","))
+    if "slurm" in wanted:
+        slurm(args.out)
     if "caps" in wanted:
         caps(args, args.out)
     print("load after:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
