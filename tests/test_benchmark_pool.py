@@ -22,6 +22,7 @@ from optsweep import contract
 from optsweep.benchmark import __main__ as benchmark_main
 from optsweep.benchmark import pool
 from optsweep.rundir import BenchmarkDir, RunDir
+from optsweep.sweep import launchers
 from optsweep.sweep.grid import GridSource
 from optsweep.sweep.runners import Sweep
 from tests import processes
@@ -209,3 +210,17 @@ def test_a_studys_cap_shares_the_slots_among_the_studies_still_asking(slots, ask
     done = SimpleNamespace(closed=False, source=SimpleNamespace(wants_slots=False))
     schedule.cells = [pool.CellSteps(None, study=study) for study in [*studies, done]]
     assert schedule.cap() == cap
+
+
+@pytest.mark.parametrize("launcher_jobs, sweeper_jobs, said", [
+    (4, 1, True),  # the per-step commands' grids ran 4 at once: the pool runs 1
+    (2, 2, False), (-1, 3, False),  # joblib's default: every core
+])
+def test_a_joblib_n_jobs_other_than_the_pools_slots_is_said(launcher_jobs, sweeper_jobs, said):
+    config = OmegaConf.create({"hydra": {
+        "launcher": {"_target_": launchers.JOBLIB, "n_jobs": launcher_jobs},
+        "sweeper": {"n_jobs": sweeper_jobs}}})
+    message = pool.unused_launcher_jobs(config)
+    assert bool(message) == said
+    if said:
+        assert f"hydra.sweeper.n_jobs={launcher_jobs}" in message

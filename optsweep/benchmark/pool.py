@@ -22,7 +22,6 @@ left to it (its lease), and a confirmation waits for the trials other machines s
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 import time
@@ -44,8 +43,6 @@ from optsweep.sweep import launchers, runners, slots
 from optsweep.sweep.errors import SweepError
 from optsweep.sweep.grid import GridSource
 from optsweep.sweep.process_pool import ProcessPool
-
-log = logging.getLogger(__name__)
 
 COMMAND = ("python", "-m", "optsweep", "-m")  # a step's arguments follow these
 POLL_S = 2.0  # how often a schedule that waits on other machines looks again
@@ -174,7 +171,7 @@ class Pool:
         study.waiting_since = study.waiting_since or now
         alive = any(lease.has_live_record(folder / job) for job in waiting)
         if alive or now - study.waiting_since < lease.STALE_S:
-            study.source.full = False  # ask again: a dead worker's trial may be queued again
+            study.source.ask_again()  # a dead worker's trial may be queued again
             return False
         print(f"optsweep.benchmark: {cell.cell.workload}/{cell.cell.optimizer}: trials "
               f"{', '.join(waiting) or '(not started yet)'} are still training elsewhere or were "
@@ -227,7 +224,7 @@ class Pool:
             config=step.config, hydra_context=self.context(step), task_function=task_function())
         task_overrides = OmegaConf.to_container(step.config.hydra.overrides.task, resolve=False)
         try:
-            step.run = sweeper.open(list(task_overrides))  # type: ignore[arg-type]
+            step.run = sweeper.open(list(task_overrides))
         except SweepError as exc:
             print(exc, file=sys.stderr)
             self.ok = False
@@ -339,12 +336,27 @@ def start_runner(loader: Any, config: DictConfig) -> Optional[runners.Runner]:
     own = runners.Sweep("", HydraContext(config_loader=loader,
                                          callbacks=_hydra_private.callbacks(config)),
                         config, task_function())
-    if str(config.hydra.launcher.get("_target_", "")) == launchers.BASIC:
+    target = str(config.hydra.launcher.get("_target_", ""))
+    if target == launchers.BASIC:
         return ProcessPool(own, 1, list(sweeper.preload), lend_cores=False)
+    unused = unused_launcher_jobs(config)
+    if unused:
+        print(f"optsweep.benchmark: {unused}", file=sys.stderr, flush=True)
     launcher = Plugins.instance().instantiate_launcher(
         config=config, hydra_context=own.hydra_context, task_function=own.task_function)
     return launchers.runner_for(launcher, own, int(sweeper.n_jobs), list(sweeper.preload),
                               bool(sweeper.lend_cores))
+
+
+def unused_launcher_jobs(config: DictConfig) -> Optional[str]:
+    """The joblib launcher's ``n_jobs`` set to other than the pool's slots (the sweeper's
+    ``n_jobs``): said, since the per-step commands ran their grids with it."""
+    asked = int(config.hydra.launcher.get("n_jobs", -1) or -1)
+    slots = int(config.hydra.sweeper.n_jobs)
+    if str(config.hydra.launcher.get("_target_", "")) != launchers.JOBLIB or asked in (-1, slots):
+        return None
+    return (f"the pool runs hydra.sweeper.n_jobs={slots} slots; hydra.launcher.n_jobs={asked} is "
+            f"not used (set hydra.sweeper.n_jobs={asked} for {asked} runs at once)")
 
 
 def plan_steps(pool: Pool, study_seeds: Dict[str, int]) -> None:

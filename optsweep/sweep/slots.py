@@ -171,6 +171,11 @@ class StudySource:
             log.error("too many failures: no more trials are launched; waiting for the %d "
                       "still running", self.running)
 
+    def ask_again(self) -> None:
+        """Claim again, though the study had nothing more to give (trials that other workers
+        run may die, and their settings be queued again)."""
+        self.full = False
+
     @property
     def wants_slots(self) -> bool:
         return not (self.full or self.stopping)
