@@ -1,5 +1,5 @@
-"""The sweeper's two ways of running trials: slots (a trial's end starts the next one at once) and,
-for a launcher that only runs batches, batches.
+"""Two ways of running jobs: slots (a job's end starts the next one at once, for one study's
+trials or for every source of a benchmark) and, for a launcher that only runs batches, batches.
 
 Slots: up to ``n_jobs`` trials run at once; when one ends (complete, pruned, failed, or its job
 died) its result is told to Optuna and, under the study lock, the next trial is asked and submitted
