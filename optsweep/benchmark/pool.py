@@ -204,7 +204,7 @@ class Pool:
     def compose(self, label: str, arguments: List[str]) -> Optional[Step]:
         """A step's sweep composed and started as ``Hydra.multirun`` starts one (None: its
         callbacks refused it: said in one line by them)."""
-        print(f"+ {label}: {' '.join(COMMAND[1:])} {' '.join(arguments)}", flush=True)
+        print(f"+ {label}: {' '.join(COMMAND)} {' '.join(arguments)}", flush=True)
         config = compose_multirun(self.loader, arguments)
         HydraConfig.instance().set_config(config)
         callbacks = _hydra_private.callbacks(config)

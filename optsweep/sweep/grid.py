@@ -12,7 +12,6 @@ and started here only if that process dies (its lease goes stale) before the run
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -23,31 +22,29 @@ from optsweep.sweep.runners import Ended, Job, Sweep
 log = logging.getLogger(__name__)
 
 
-def trained_elsewhere(run_dir: Path) -> bool:
-    """Another live process holds the run's lease: it trains the run now."""
-    return lease.is_live(lease.read_lease(run_dir), time.time())
-
-
 class GridSource:
     """The jobs of ``sweep`` (each job's overrides, in the basic sweeper's order) that are not
-    final yet, each started once; ``failed``: the jobs that ended here with an error."""
+    final yet, each started once here."""
 
     def __init__(self, sweep: Sweep, jobs: Sequence[Sequence[str]]) -> None:
         self.sweep = sweep
         self.folder = Path(str(sweep.config.hydra.sweep.dir))
         self.pending: Dict[int, Tuple[str, ...]] = {
-            number: tuple(overrides) for number, overrides in enumerate(jobs)
-            if RunDir(self.folder / str(number)).status() not in contract.FINAL}
+            number: tuple(overrides) for number, overrides in enumerate(jobs)}
         self.running = 0
-        self.failed: List[int] = []
+        self._forget_final()
+
+    def _forget_final(self) -> None:
+        """Leave out the jobs whose run is final: from an earlier command, or another process."""
+        self.pending = {n: overrides for n, overrides in self.pending.items()
+                        if RunDir(self.folder / str(n)).status() not in contract.FINAL}
 
     def _startable(self) -> List[int]:
-        for number in [n for n in self.pending
-                       if RunDir(self.folder / str(n)).status() in contract.FINAL]:
-            del self.pending[number]  # another process finished it meanwhile
-        return [n for n in self.pending if not trained_elsewhere(self.folder / str(n))]
+        """Its pending jobs whose run no other live process trains (by the run's lease)."""
+        return [n for n in self.pending if not lease.has_live_record(self.folder / str(n))]
 
     def claim(self, free: int) -> List[Job]:
+        self._forget_final()
         jobs = [Job(n, self.pending.pop(n), "", self.sweep) for n in self._startable()[:free]]
         for job in jobs:
             log.info("%s job %d: %s", self.folder, job.number, " ".join(job.overrides))
@@ -57,11 +54,11 @@ class GridSource:
     def finish(self, end: Ended, busy: int, slots: int) -> None:
         self.running -= 1
         run_dir = self.folder / str(end.job.number)
-        if RunDir(run_dir).status() == contract.Status.UNFINISHED and trained_elsewhere(run_dir):
+        if RunDir(run_dir).status() == contract.Status.UNFINISHED \
+                and lease.has_live_record(run_dir):
             self.pending[end.job.number] = end.job.overrides  # its trainer may die: look again
         elif end.error is not None:
             log.warning("%s job %d failed: %s", self.folder, end.job.number, end.error)
-            self.failed.append(end.job.number)
 
     @property
     def wants_slots(self) -> bool:
@@ -70,7 +67,3 @@ class GridSource:
     @property
     def exhausted(self) -> bool:
         return self.running == 0 and not self.pending
-
-    def waiting_elsewhere(self) -> List[int]:
-        """Its jobs that other live processes train now."""
-        return sorted(self.pending) if self.running == 0 else []
